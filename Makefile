@@ -1,0 +1,82 @@
+# cmf — build, run and test. `make run` and `make test` are the two set-up commands (README.md).
+CC      ?= cc
+PKGS    := libmicrohttpd jansson yaml-0.1 libpq libcrypto
+WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wimplicit-fallthrough -Wvla
+STD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = $(STD) $(WARN) $(HARDEN) $(CFLAGS) -I. $(shell pkg-config --cflags $(PKGS))
+LDFLAGS_H := -pie -Wl,-z,relro,-z,now
+LIBS    = $(shell pkg-config --libs $(PKGS)) -lpthread
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LIBS   = $(shell pkg-config --libs check)
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g
+
+# Library sources: everything but the CLI entry point.
+LIB_SRCS := $(sort $(wildcard cmf/*.c db/*.c crypto/*.c k8s/*.c))
+LIB_SRCS := $(filter-out cmf/main.c,$(LIB_SRCS))
+MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+GEN_SRCS := build/gen/migrations.c
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
+SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
+HEADERS := $(wildcard cmf/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h)
+
+.PHONY: all run test unit unit-san api deps clean bench fuzz
+
+all: build/cmf
+
+build/gen/migrations.c: $(MIGRATIONS) db/embed.sh
+	@mkdir -p $(dir $@)
+	sh db/embed.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+build/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+build/obj/gen/migrations.o: build/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+LIB_OBJS := $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) build/obj/gen/migrations.o
+
+build/cmf: build/obj/cmf/main.o $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_H) -o $@ $^ $(LIBS)
+
+# A unit test names the sources it links on a line `/* links: crypto/*.c cmf/log.c */`, and may
+# #include the .c it tests (to reach static functions); that file is then not linked a second time.
+build/unit/%: tests/unit/%.c $(LIB_SRCS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS_H) -o $@ $< $(call unit_deps,$<) $(LIBS) $(CHECK_LIBS)
+
+build/san/%: tests/unit/%.c $(LIB_SRCS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) -I. $(shell pkg-config --cflags $(PKGS)) $(CHECK_CFLAGS) $(SAN_FLAGS) \
+	  -o $@ $< $(call unit_deps,$<) $(LIBS) $(CHECK_LIBS)
+
+unit_deps = $(filter-out $(shell sed -n 's/^#include "\(.*\.c\)"/\1/p' $(1)),\
+  $(wildcard $(shell sed -n 's|^/\* links: \(.*\) \*/|\1|p' $(1))))
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
+
+unit-san: $(SAN_BINS)
+	@set -e; for t in $(SAN_BINS); do echo "== $$t (ASan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  CK_FORK=no $$t; done
+
+deps:
+	@sh tests/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all unit unit-san fuzz-replay
+	@sh tests/run-api.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run-dev.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,61 @@
+/* cmf configuration: a YAML file (libyaml) plus CMF_* environment overrides, validated in one place. */
+#ifndef CMF_CONFIG_H
+#define CMF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Every setting, with its YAML path, environment variable and default:
+ *
+ *   server.listen                  CMF_LISTEN                     "127.0.0.1:8080"  (host:port, [v6]:port)
+ *   server.threads                 CMF_SERVER_THREADS             8       (1..256)
+ *   server.maxBodyBytes            CMF_SERVER_MAX_BODY_BYTES      1048576 (1024..67108864)
+ *   server.connectionTimeoutSeconds CMF_SERVER_CONNECTION_TIMEOUT_SECONDS 30 (1..3600)
+ *   server.drainSeconds            CMF_SERVER_DRAIN_SECONDS       10      (0..600)
+ *   database.url                   CMF_DATABASE_URL               required (libpq URI or conninfo)
+ *   database.passwordFile          CMF_DATABASE_PASSWORD_FILE     ""      (optional; file holding the password)
+ *   database.startupTimeoutSeconds CMF_DATABASE_STARTUP_TIMEOUT_SECONDS 30 (0..3600)
+ *   encryption.enabled             CMF_ENCRYPTION_ENABLED         true
+ *   encryption.key.file            CMF_ENCRYPTION_KEY_FILE        ""  (required when encryption.enabled)
+ *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
+ *
+ * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
+ * range, booleans are exactly true/false (YAML plain scalars, or the env strings "true"/"false"),
+ * strings are scalars. A mapping where a scalar is expected (or the reverse) is a type error.
+ */
+struct cmf_config {
+	char *listen;
+	int threads;
+	long max_body_bytes;
+	int connection_timeout_seconds;
+	int drain_seconds;
+	char *database_url;
+	char *database_password_file;
+	int database_startup_timeout_seconds;
+	bool encryption_enabled;
+	char *encryption_key_file;
+	char *log_level;
+	/* Where each value came from, for messages: "FILE:LINE", "environment CMF_X" or "default". */
+};
+
+/*
+ * Load configuration: defaults, then the YAML file at `path` (NULL: no file), then the environment
+ * (`envp`-style lookup through getenv). Then validate cross-field rules (database.url present,
+ * encryption.key.file present when encryption.enabled).
+ * On failure returns -1, *out is NULL, and `err` (size errlen) holds one message naming the problem:
+ *   "cmf.yaml:7: unknown key 'encryption.key.path'"
+ *   "cmf.yaml:3: server.threads: expected an integer from 1 to 256, found 'many'"
+ *   "environment CMF_ENCRYPTION_ENABLED: expected true or false, found 'yes'"
+ *   "database.url is required: set it in the configuration file or CMF_DATABASE_URL"
+ *   "cmf.yaml: cannot open: No such file or directory"
+ *   "cmf.yaml:4:3: YAML syntax error: mapping values are not allowed in this context"
+ * Errors report the file name as given, the 1-based line, and the dotted key.
+ * On success returns 0 and *out owns a new config (free with cmf_config_free).
+ */
+int cmf_config_load(const char *path, struct cmf_config **out, char *err, size_t errlen);
+
+/* Frees every string (database_url may hold a password, so it is wiped); NULL is a no-op. */
+void cmf_config_free(struct cmf_config *cfg);
+
+#endif

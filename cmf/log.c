@@ -1,0 +1,92 @@
+/* cmf logging: timestamped single-line records written with one write(2) so threads never interleave. */
+#include "cmf/log.h"
+
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile int log_level = CMF_LOG_INFO;
+
+void
+cmf_log_set_level(enum cmf_log_level level)
+{
+	log_level = level;
+}
+
+static const char *
+level_name(enum cmf_log_level level)
+{
+	switch (level) {
+	case CMF_LOG_DEBUG:
+		return "DEBUG";
+	case CMF_LOG_INFO:
+		return "INFO";
+	case CMF_LOG_WARN:
+		return "WARN";
+	case CMF_LOG_ERROR:
+		return "ERROR";
+	}
+	return "?";
+}
+
+static void
+log_v(enum cmf_log_level level, const char *fmt, va_list ap)
+{
+	/* 4 KiB: longer lines are truncated; a log line is a summary, never a payload. */
+	char line[4096];
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	r = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+		     level_name(level));
+	if (r < 0)
+		return;
+	n = (size_t)r;
+	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	if (r < 0)
+		return;
+	n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r : sizeof(line) - n - 2;
+	for (size_t i = 0; i < n; i++)
+		if (line[i] == '\n' || line[i] == '\r')
+			line[i] = ' ';
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, n) < 0) {
+		/* Nowhere left to report a failed log write. */
+	}
+}
+
+void
+cmf_log(enum cmf_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((int)level < log_level)
+		return;
+	va_start(ap, fmt);
+	log_v(level, fmt, ap);
+	va_end(ap);
+}
+
+void
+cmf_log_openssl(const char *func)
+{
+	char buf[256];
+	unsigned long e;
+	int any = 0;
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		cmf_error("%s: OpenSSL: %s", func, buf);
+		any = 1;
+	}
+	if (!any)
+		cmf_error("%s: OpenSSL failed without an error on its queue", func);
+}

@@ -1,0 +1,34 @@
+/* k8s: reading secrets that Kubernetes mounts as files (the kubelet's atomic-writer layout). */
+#ifndef CMF_K8S_H
+#define CMF_K8S_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	K8S_OK = 0,
+	K8S_ERR_INTERNAL = -1,
+	K8S_ERR_ALLOC = -2,
+	K8S_ERR_NOT_FOUND = -3,   /* no such file (or a dangling ..data symlink) */
+	K8S_ERR_ACCESS = -4,      /* permission denied */
+	K8S_ERR_NOT_REGULAR = -5, /* a directory, device, fifo... */
+	K8S_ERR_TOO_LARGE = -6,   /* larger than the cap given */
+	K8S_ERR_IO = -7,          /* read error */
+};
+
+const char *k8s_strerror(int err);
+
+/*
+ * Read a mounted secret file whole. The path is opened (following symlinks, as the kubelet's
+ * `<dir>/<property> -> ..data/<property>` layout needs), then checked with fstat on the open descriptor:
+ * it must be a regular file of at most `max` bytes. When the file grants any permission to "other",
+ * *loose_perms is set to 1 (the caller warns); otherwise 0. (Group read is what the chart's
+ * fsGroup + defaultMode 0440 gives, so it is not flagged.)
+ * On success *out is a malloc'd buffer of *outlen bytes that the caller must wipe (OPENSSL_cleanse)
+ * and free; on failure *out is NULL, *outlen 0, and errno-derived detail goes to `why` (size whylen,
+ * may be NULL), e.g. "/etc/cmf/key/encryption-key: No such file or directory". Read buffers are wiped.
+ */
+int k8s_secret_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, int *loose_perms,
+			 char *why, size_t whylen);
+
+#endif
