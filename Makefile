@@ -24,7 +24,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
 HEADERS := $(wildcard cmf/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h)
 
-.PHONY: all run test unit unit-san api deps clean bench fuzz
+.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay
 
 all: build/cmf
 
@@ -80,3 +80,26 @@ run: deps
 
 clean:
 	rm -rf build
+
+# libFuzzer harnesses: tests/fuzz/fuzz_NAME.c (with a `/* links: ... */` line), seed corpus in
+# tests/fuzz/corpus/NAME/. `make test` replays every corpus under ASan+UBSan through replay_main.c
+# (no libFuzzer runtime needed); `make fuzz` builds real libFuzzer binaries with clang.
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,build/fuzz-replay/%,$(FUZZ_SRCS))
+
+build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB_SRCS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) -I. $(shell pkg-config --cflags $(PKGS)) $(SAN_FLAGS) \
+	  -o $@ $< tests/fuzz/replay_main.c $(call unit_deps,$<) $(LIBS)
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@set -e; for t in $(FUZZ_REPLAY); do n=$${t#build/fuzz-replay/fuzz_}; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $$t tests/fuzz/corpus/$$n/*; done
+
+fuzz: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang $(STD) -I. $(shell pkg-config --cflags $(PKGS)) -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(call unit_deps,$<) $(LIBS)
