@@ -45,7 +45,8 @@ LIB_OBJS := $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) build/obj/gen/migrations.o
 build/cmf: build/obj/cmf/main.o $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_H) -o $@ $^ $(LIBS)
 
-# A unit test names the sources it links on a line `/* links: crypto/*.c cmf/log.c */`, and may
+# A unit test names the sources it links on a line `// links: crypto/*.c cmf/log.c` (a line comment:
+# `/*` inside a block comment trips -Wcomment), and may
 # #include the .c it tests (to reach static functions); that file is then not linked a second time.
 build/unit/%: tests/unit/%.c $(LIB_SRCS) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -57,7 +58,7 @@ build/san/%: tests/unit/%.c $(LIB_SRCS) $(HEADERS)
 	  -o $@ $< $(call unit_deps,$<) $(LIBS) $(CHECK_LIBS)
 
 unit_deps = $(filter-out $(shell sed -n 's/^#include "\(.*\.c\)"/\1/p' $(1)),\
-  $(wildcard $(shell sed -n 's|^/\* links: \(.*\) \*/|\1|p' $(1))))
+  $(wildcard $(shell sed -n -e 's|^// links: \(.*\)$$|\1|p' -e 's|^/\* links: \(.*\) \*/|\1|p' $(1))))
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done

@@ -1,0 +1,338 @@
+/* db connections: libpq connect/reconnect, lazily prepared statements, and the one transaction runner. */
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmf/log.h"
+#include "db/internal.h"
+
+/*
+ * Attempts for one transaction: serialization failures under light contention clear within a few
+ * retries; past this the caller gets DB_ERR_BUSY (503) rather than an unbounded wait.
+ */
+#define DB_TX_MAX_ATTEMPTS 8
+
+/* Statement texts, indexed by enum db_stmt. Columns of a secret row, in db/secrets.c's order. */
+#define SECRET_COLS                                                                               \
+	"name, uid::text, version, labels::text, annotations::text, sealed, data, "               \
+	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "           \
+	"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+static const struct {
+	const char *name;
+	const char *sql;
+	int nparams;
+} stmts[ST__COUNT] = {
+	[ST_PING] = { "ping", "SELECT 1", 0 },
+	[ST_HAS_TABLE] = { "has_table", "SELECT to_regclass($1::text) IS NOT NULL", 1 },
+	[ST_MIG_MAX] = { "mig_max", "SELECT coalesce(max(version), 0) FROM cmf_schema_migrations", 0 },
+	[ST_MIG_INSERT] = { "mig_insert",
+			    "INSERT INTO cmf_schema_migrations (version, name) VALUES ($1::integer, $2)", 2 },
+	[ST_STATE_GET] = { "state_get", "SELECT enabled, key_id FROM cmf_encryption_state WHERE id = 1", 0 },
+	[ST_STATE_INSERT] = { "state_insert",
+			      "INSERT INTO cmf_encryption_state (id, enabled, key_id) VALUES (1, $1::boolean, $2)",
+			      2 },
+	[ST_DEKS_GET] = { "deks_get", "SELECT term, wrapped FROM cmf_deks ORDER BY term", 0 },
+	[ST_DEK_INSERT] = { "dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2 },
+	[ST_DEK_COUNT] = { "dek_count",
+			   "UPDATE cmf_deks SET encryptions = encryptions + 1 WHERE term = $1::integer "
+			   "RETURNING encryptions",
+			   1 },
+	[ST_SECRET_INSERT] = { "secret_insert",
+			       "INSERT INTO cmf_secrets (name, uid, version, labels, annotations, sealed, data, "
+			       "created_at, updated_at) VALUES ($1, $2::uuid, 1, $3::jsonb, $4::jsonb, $5::boolean, "
+			       "$6::bytea, now(), now()) RETURNING " SECRET_COLS,
+			       6 },
+	[ST_SECRET_GET] = { "secret_get", "SELECT " SECRET_COLS " FROM cmf_secrets WHERE name = $1", 1 },
+	[ST_SECRET_LOCK] = { "secret_lock", "SELECT uid::text, version FROM cmf_secrets WHERE name = $1 FOR UPDATE",
+			     1 },
+	[ST_SECRET_UPDATE] = { "secret_update",
+			       "UPDATE cmf_secrets SET version = $2::bigint, labels = $3::jsonb, "
+			       "annotations = $4::jsonb, sealed = $5::boolean, data = $6::bytea, updated_at = now() "
+			       "WHERE name = $1 RETURNING " SECRET_COLS,
+			       6 },
+	[ST_SECRET_DELETE] = { "secret_delete", "DELETE FROM cmf_secrets WHERE name = $1", 1 },
+	[ST_SECRET_LIST] = { "secret_list",
+			     "SELECT " SECRET_COLS " FROM cmf_secrets ORDER BY name LIMIT $1::bigint OFFSET $2::bigint",
+			     2 },
+	[ST_SECRET_COUNT] = { "secret_count", "SELECT count(*) FROM cmf_secrets", 0 },
+	/* 0x636d66 = "cmf": one application-wide lock key for initialization and migrations. */
+	[ST_ADVISORY_LOCK] = { "advisory_lock", "SELECT pg_advisory_xact_lock(6516070)", 0 },
+	[ST_ADVISORY_LOCK_SHARED] = { "advisory_lock_shared", "SELECT pg_advisory_xact_lock_shared(6516070)", 0 },
+};
+
+const char *
+db_strerror(int err)
+{
+	switch (err) {
+	case DB_OK:
+		return "success";
+	case DB_ERR_INTERNAL:
+		return "internal database error";
+	case DB_ERR_ALLOC:
+		return "out of memory";
+	case DB_ERR_UNAVAILABLE:
+		return "database unavailable";
+	case DB_ERR_CONFLICT:
+		return "already exists";
+	case DB_ERR_NOT_FOUND:
+		return "not found";
+	case DB_ERR_BUSY:
+		return "database busy (concurrent updates), retry";
+	case DB_ERR_MODE_MISMATCH:
+		return "encryption mode differs from the database's";
+	case DB_ERR_KEY_MISMATCH:
+		return "encryption key differs from the database's";
+	case DB_ERR_NOT_INITIALIZED:
+		return "database not initialized";
+	case DB_ERR_SCHEMA_NEWER:
+		return "database schema is newer than this binary";
+	case DB_ERR_CORRUPT:
+		return "stored data failed to decrypt or parse";
+	case DB_ERR_KEY_UNAVAILABLE:
+		return "encryption key unavailable";
+	case DB_ERR_NONCE_BUDGET:
+		return "data key reached its encryption limit";
+	}
+	return "unknown database error";
+}
+
+static void
+wipe_str(char *s)
+{
+	if (s != NULL) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Connect (or reconnect) now. Statements are re-prepared lazily on the new session. */
+static int
+conn_connect(struct db_conn *c)
+{
+	/*
+	 * connect_timeout 5 s: a request waiting on an unreachable server fails fast with 503 instead of
+	 * holding a worker thread for libpq's default of forever.
+	 */
+	const char *keys[] = { "connect_timeout", "application_name", "dbname", "password", NULL };
+	const char *vals[] = { "5", "cmf", c->url, c->password, NULL };
+
+	if (c->password == NULL)
+		keys[3] = NULL;
+	if (c->pg != NULL)
+		PQfinish(c->pg);
+	memset(c->prepared, 0, sizeof(c->prepared));
+	c->pg = PQconnectdbParams(keys, vals, 1);
+	if (c->pg == NULL)
+		return DB_ERR_ALLOC;
+	if (PQstatus(c->pg) != CONNECTION_OK) {
+		/* libpq's message names host/port and the reason; it never contains the password. */
+		cmf_warn("database connection failed: %s", PQerrorMessage(c->pg));
+		return DB_ERR_UNAVAILABLE;
+	}
+	return DB_OK;
+}
+
+int
+db_conn_open(const char *url, const char *password, struct db_conn **out)
+{
+	struct db_conn *c = NULL;
+	int r;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return DB_ERR_ALLOC;
+	c->url = strdup(url != NULL ? url : "");
+	c->password = password != NULL ? strdup(password) : NULL;
+	if (c->url == NULL || (password != NULL && c->password == NULL)) {
+		db_conn_close(c);
+		return DB_ERR_ALLOC;
+	}
+	r = conn_connect(c);
+	if (r == DB_ERR_ALLOC) {
+		db_conn_close(c);
+		return r;
+	}
+	*out = c;
+	return r;
+}
+
+void
+db_conn_close(struct db_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->pg != NULL)
+		PQfinish(c->pg);
+	wipe_str(c->url);
+	wipe_str(c->password);
+	free(c);
+}
+
+/* Reconnect when the session is gone; 0 when usable. */
+static int
+conn_ensure(struct db_conn *c)
+{
+	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
+		return DB_OK;
+	return conn_connect(c);
+}
+
+/* Map a failed result to a DB_ERR_* code, logging what PostgreSQL said (never the parameters). */
+static int
+result_error(struct db_conn *c, const char *what, PGresult *res)
+{
+	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (msg == NULL)
+		msg = PQerrorMessage(c->pg);
+	if (state == NULL || PQstatus(c->pg) != CONNECTION_OK || strncmp(state, "08", 2) == 0) {
+		cmf_warn("%s: database connection lost: %s", what, msg);
+		return DB_ERR_UNAVAILABLE;
+	}
+	if (strcmp(state, "23505") == 0) {
+		cmf_debug("%s: unique violation", what);
+		return DB_ERR_CONFLICT;
+	}
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
+		cmf_debug("%s: SQLSTATE %s, will retry", what, state);
+		return DB_ERR_BUSY;
+	}
+	/* 57P01..57P03: the server is shutting down or starting: treat as unavailable, not a bug. */
+	if (strncmp(state, "57P", 3) == 0) {
+		cmf_warn("%s: database unavailable (SQLSTATE %s): %s", what, state, msg);
+		return DB_ERR_UNAVAILABLE;
+	}
+	cmf_error("%s: SQLSTATE %s: %s", what, state, msg);
+	return DB_ERR_INTERNAL;
+}
+
+int
+db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res)
+{
+	/* No statement takes more than 8 parameters; the arrays are sized for that. */
+	const char *values[8];
+	int lengths[8], formats[8];
+	PGresult *r = NULL;
+	int rc;
+
+	*res = NULL;
+	if (nparams != stmts[st].nparams || nparams > 8)
+		return DB_ERR_INTERNAL;
+	if (!c->prepared[st]) {
+		r = PQprepare(c->pg, stmts[st].name, stmts[st].sql, nparams, NULL);
+		if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+			rc = result_error(c, stmts[st].name, r);
+			PQclear(r);
+			return rc;
+		}
+		PQclear(r);
+		c->prepared[st] = 1;
+	}
+	for (int i = 0; i < nparams; i++) {
+		values[i] = params[i].value;
+		lengths[i] = params[i].binary ? params[i].len : 0;
+		formats[i] = params[i].binary ? 1 : 0;
+	}
+	r = PQexecPrepared(c->pg, stmts[st].name, nparams, values, lengths, formats, 0);
+	if (r == NULL ||
+	    (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)) {
+		rc = result_error(c, stmts[st].name, r);
+		PQclear(r);
+		return rc;
+	}
+	*res = r;
+	return DB_OK;
+}
+
+int
+db_exec_script(struct db_conn *c, const char *what, const char *sql)
+{
+	PGresult *r = PQexec(c->pg, sql);
+	int rc = DB_OK;
+
+	if (r == NULL || (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK))
+		rc = result_error(c, what, r);
+	PQclear(r);
+	return rc;
+}
+
+int
+db_ping(struct db_conn *c)
+{
+	PGresult *res = NULL;
+	int r;
+
+	r = conn_ensure(c);
+	if (r != DB_OK)
+		return r;
+	r = db_exec(c, ST_PING, NULL, 0, &res);
+	PQclear(res);
+	/* A session killed by a server restart shows up only on use: reconnect once and ask again. */
+	if (r == DB_ERR_UNAVAILABLE && conn_connect(c) == DB_OK) {
+		r = db_exec(c, ST_PING, NULL, 0, &res);
+		PQclear(res);
+	}
+	return r == DB_OK ? DB_OK : DB_ERR_UNAVAILABLE;
+}
+
+static void
+backoff(int attempt)
+{
+	/* 1, 2, 4 ... 64 ms, plus up to 1 ms jitter from the clock: contention clears quickly. */
+	struct timespec now, ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (1L << (attempt < 6 ? attempt : 6)) * 1000000L + now.tv_nsec % 1000000L;
+	nanosleep(&ts, NULL);
+}
+
+int
+db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
+{
+	static const char *const begins[] = {
+		[DB_TX_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		[DB_TX_WRITE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
+		[DB_TX_LOCKED] = "BEGIN ISOLATION LEVEL READ COMMITTED",
+		[DB_TX_LOCKED_READ] = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY",
+	};
+	const char *begin = begins[mode];
+	int reconnects = 0;
+	int r = DB_ERR_BUSY;
+
+	for (int attempt = 0; attempt < DB_TX_MAX_ATTEMPTS; attempt++) {
+		r = conn_ensure(c);
+		if (r != DB_OK)
+			return r;
+		r = db_exec_script(c, "BEGIN", begin);
+		if (r == DB_OK) {
+			r = body(c, cls);
+			if (r == DB_OK) {
+				c->in_commit = 1;
+				r = db_exec_script(c, "COMMIT", "COMMIT");
+				c->in_commit = 0;
+				if (r == DB_OK)
+					return DB_OK;
+				if (r == DB_ERR_UNAVAILABLE)
+					return r; /* the outcome of COMMIT is unknown: never replay it */
+			} else if (PQstatus(c->pg) == CONNECTION_OK) {
+				(void)db_exec_script(c, "ROLLBACK", "ROLLBACK");
+			}
+		}
+		if (r == DB_ERR_UNAVAILABLE) {
+			/* Lost before COMMIT: the server rolled back. Reconnect and replay once. */
+			if (reconnects++ > 0 || conn_connect(c) != DB_OK)
+				return DB_ERR_UNAVAILABLE;
+			continue;
+		}
+		if (r != DB_ERR_BUSY)
+			return r;
+		backoff(attempt);
+	}
+	cmf_warn("transaction still conflicting after %d attempts", DB_TX_MAX_ATTEMPTS);
+	return DB_ERR_BUSY;
+}

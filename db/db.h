@@ -1,0 +1,150 @@
+/* db: the PostgreSQL store — connections, the one transaction runner, migrations + mode lock, secrets. */
+#ifndef CMF_DB_H
+#define CMF_DB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "crypto/crypto.h"
+
+/*
+ * Return codes: 0 on success or one of these. PostgreSQL's error text is logged by db/ with the
+ * function name and SQLSTATE, never SQL parameters (they may be ciphertexts); it is never part of
+ * these codes or of any client-visible message.
+ */
+enum {
+	DB_OK = 0,
+	DB_ERR_INTERNAL = -1,          /* unexpected PostgreSQL error (logged) */
+	DB_ERR_ALLOC = -2,
+	DB_ERR_UNAVAILABLE = -3,       /* PostgreSQL unreachable (connection failure, SQLSTATE class 08) */
+	DB_ERR_CONFLICT = -4,          /* unique violation (23505) */
+	DB_ERR_NOT_FOUND = -5,
+	DB_ERR_BUSY = -6,              /* serialization failure / deadlock still failing after retries */
+	DB_ERR_MODE_MISMATCH = -7,     /* encryption.enabled differs from the database's recorded mode */
+	DB_ERR_KEY_MISMATCH = -8,      /* master key is not the one the database was initialized with */
+	DB_ERR_NOT_INITIALIZED = -9,   /* (check only) the database has never been initialized */
+	DB_ERR_SCHEMA_NEWER = -10,     /* the database has migrations this binary does not know */
+	DB_ERR_CORRUPT = -11,          /* a stored value fails to decrypt or parse (tampering, bad row) */
+	DB_ERR_KEY_UNAVAILABLE = -12,  /* encryption is enabled but no keyring is loaded */
+	DB_ERR_NONCE_BUDGET = -13,     /* the current DEK reached its encryption limit */
+};
+
+const char *db_strerror(int err);
+
+/* ---- Connections ---------------------------------------------------------------------------------- */
+
+/* One connection; not thread-safe: each worker thread owns one. */
+struct db_conn;
+
+/*
+ * Open a connection. `url` is a libpq URI or conninfo string (borrowed); `password` (may be NULL,
+ * borrowed) overrides any password in it. Both are copied and the copies wiped on close.
+ * The connection is made now; if that fails, the handle is still returned (so it can reconnect
+ * later) and the return code is DB_ERR_UNAVAILABLE. DB_ERR_ALLOC leaves *out NULL.
+ */
+int db_conn_open(const char *url, const char *password, struct db_conn **out);
+
+/* Close and free; NULL is a no-op. */
+void db_conn_close(struct db_conn *c);
+
+/* Reconnect if needed and run `SELECT 1`: 0 if PostgreSQL answers, DB_ERR_UNAVAILABLE otherwise. */
+int db_ping(struct db_conn *c);
+
+/*
+ * The transaction runner. `body` runs between BEGIN and COMMIT and returns 0 or a DB_ERR_* code;
+ * it may run several times (after a serialization failure 40001 or deadlock 40P01, up to
+ * DB_TX_MAX_ATTEMPTS attempts), so it must reset its outputs on entry and have no side effects
+ * outside the database. A non-zero return rolls back. A lost connection before COMMIT was sent
+ * reconnects and retries; lost during COMMIT returns DB_ERR_UNAVAILABLE (outcome unknown).
+ * DB_TX_READ is REPEATABLE READ READ ONLY (one snapshot); DB_TX_WRITE is SERIALIZABLE.
+ * DB_TX_LOCKED and DB_TX_LOCKED_READ are READ COMMITTED for bodies whose first statement takes an
+ * advisory lock: under a snapshot isolation level the snapshot would be taken by the lock statement
+ * itself, so a waiter would not see what the lock holder committed.
+ */
+typedef int (*db_tx_body)(struct db_conn *c, void *cls);
+enum db_tx_mode { DB_TX_READ = 0, DB_TX_WRITE = 1, DB_TX_LOCKED = 2, DB_TX_LOCKED_READ = 3 };
+int db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls);
+
+/* ---- Initialization: migrations and the encryption-mode lock ------------------------------------ */
+
+struct db_init_result {
+	bool initialized_now;      /* this call made the first initialization */
+	int migrations_applied;    /* count applied by this call */
+	int migrations_pending;    /* (check) count that init would apply */
+	int schema_version;        /* after the call */
+	size_t dek_count;
+	unsigned dek_term;         /* current DEK term (0 when disabled) */
+};
+
+/*
+ * Bring the database to this binary's schema and verify the encryption mode, in ONE transaction under
+ * a transaction-scoped advisory lock, so concurrent starts produce exactly one initialization:
+ *  1. lock; refuse a schema newer than this binary (DB_ERR_SCHEMA_NEWER);
+ *  2. if the mode was recorded: compare encryption_enabled (DB_ERR_MODE_MISMATCH) and, when enabled,
+ *     the master key id (DB_ERR_KEY_MISMATCH), then unwrap every DEK with `master` (a failure is also
+ *     DB_ERR_KEY_MISMATCH) — all before anything is written;
+ *  3. apply pending migrations (each recorded in cmf_schema_migrations);
+ *  4. on first initialization record the mode (+ key id) and, when enabled, create DEK term 1.
+ * `master` is borrowed; NULL iff !encryption_enabled. When `check_only`, nothing is written: the
+ * transaction is read-only, pending migrations are counted, and an uninitialized database is
+ * DB_ERR_NOT_INITIALIZED. `why` (size whylen) receives the operator-facing sentence for every error,
+ * e.g. "cannot change the encryption mode: the database was initialized with
+ * encryption.enabled=false, the configuration has encryption.enabled=true".
+ * On success (and when enabled) *keyring receives the loaded keyring (caller frees); else NULL.
+ */
+int db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key *master, bool check_only,
+	    struct crypto_keyring **keyring, struct db_init_result *res, char *why, size_t whylen);
+
+/* ---- Secrets ---------------------------------------------------------------------------------------- */
+
+/*
+ * How values are protected, decided at start (the mode lock) and shared read-only by all threads:
+ * enabled with a keyring (NULL keyring while enabled → DB_ERR_KEY_UNAVAILABLE), or disabled (plaintext).
+ */
+struct db_sealer {
+	bool enabled;
+	const struct crypto_keyring *keyring; /* borrowed */
+};
+
+/* A stored secret as read back. All members owned by the struct. */
+struct db_secret {
+	char *name;
+	char uid[37];
+	long long version;
+	char created[32]; /* RFC 3339 UTC with milliseconds */
+	char updated[32];
+	json_t *labels;       /* object */
+	json_t *annotations;  /* object */
+	json_t *data;         /* object of decrypted string values: plaintext — handle with care */
+};
+
+/* Free (data values wiped through jansson's free hook, see cmf/main.c); NULL is a no-op. */
+void db_secret_free(struct db_secret *s);
+
+/*
+ * Create. `labels`, `annotations`, `data` are borrowed objects (data values strings). The data is
+ * serialized, sealed with AAD "secret/<uid>/<version>" and stored; version starts at 1.
+ * DB_ERR_CONFLICT if the name exists. On success *out is the stored secret (caller frees).
+ */
+int db_secret_create(struct db_conn *c, const struct db_sealer *s, const char *name, json_t *labels,
+		     json_t *annotations, json_t *data, struct db_secret **out);
+
+/* Replace labels, annotations and data; version + 1. DB_ERR_NOT_FOUND if absent. */
+int db_secret_update(struct db_conn *c, const struct db_sealer *s, const char *name, json_t *labels,
+		     json_t *annotations, json_t *data, struct db_secret **out);
+
+/* Read one, decrypted. DB_ERR_NOT_FOUND if absent, DB_ERR_CORRUPT if it fails to open. */
+int db_secret_get(struct db_conn *c, const struct db_sealer *s, const char *name, struct db_secret **out);
+
+/*
+ * One page ordered by name: `limit` rows after skipping `offset`, plus the total count, from one
+ * snapshot. *items is a malloc'd array of *n secrets (free each, then the array).
+ */
+int db_secret_list(struct db_conn *c, const struct db_sealer *s, long long offset, int limit,
+		   struct db_secret ***items, size_t *n, long long *total);
+
+/* Delete. DB_ERR_NOT_FOUND if absent. */
+int db_secret_delete(struct db_conn *c, const char *name);
+
+#endif

@@ -1,0 +1,312 @@
+/* db initialization: embedded migrations and the encryption-mode lock, in one locked transaction. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmf/log.h"
+#include "db/internal.h"
+
+struct init_tx {
+	/* inputs */
+	bool enabled;
+	const struct crypto_key *master;
+	bool check_only;
+	char *why;
+	size_t whylen;
+	/* outputs, reset at the start of every attempt */
+	struct crypto_keyring *kr;
+	struct db_init_result res;
+};
+
+static int
+has_table(struct db_conn *c, const char *name, bool *out)
+{
+	struct db_param p[] = { { name, 0, 0 } };
+	PGresult *res = NULL;
+	int r;
+
+	r = db_exec(c, ST_HAS_TABLE, p, 1, &res);
+	if (r == DB_OK)
+		*out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return r;
+}
+
+static int
+schema_version(struct db_conn *c, int *version)
+{
+	PGresult *res = NULL;
+	bool exists = false;
+	int r;
+
+	*version = 0;
+	r = has_table(c, "cmf_schema_migrations", &exists);
+	if (r != DB_OK || !exists)
+		return r;
+	r = db_exec(c, ST_MIG_MAX, NULL, 0, &res);
+	if (r == DB_OK)
+		*version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return r;
+}
+
+/* Load and unwrap every DEK; a DEK that does not open under `master` means the wrong master key. */
+static int
+load_keyring(struct init_tx *t, struct db_conn *c)
+{
+	PGresult *res = NULL;
+	int r;
+
+	r = crypto_keyring_new(&t->kr);
+	if (r != CRYPTO_OK)
+		return DB_ERR_ALLOC;
+	r = db_exec(c, ST_DEKS_GET, NULL, 0, &res);
+	if (r != DB_OK)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		long term = strtol(PQgetvalue(res, i, 0), NULL, 10);
+		size_t len = 0;
+		unsigned char *wrapped = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 1), &len);
+		int cr;
+
+		if (wrapped == NULL) {
+			r = DB_ERR_ALLOC;
+			break;
+		}
+		cr = crypto_keyring_add_wrapped(t->kr, t->master, (uint32_t)term, wrapped, len);
+		PQfreemem(wrapped);
+		if (cr == CRYPTO_ERR_MAC_INVALID) {
+			snprintf(t->why, t->whylen,
+				 "the configured encryption key does not decrypt the database's keyring (data key term "
+				 "%ld): it is not the key this database was initialized with, or the keyring was altered",
+				 term);
+			r = DB_ERR_KEY_MISMATCH;
+			break;
+		}
+		if (cr != CRYPTO_OK) {
+			snprintf(t->why, t->whylen, "cannot load data key term %ld: %s", term, crypto_strerror(cr));
+			r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_CORRUPT;
+			break;
+		}
+	}
+	PQclear(res);
+	if (r == DB_OK && crypto_keyring_count(t->kr) == 0) {
+		snprintf(t->why, t->whylen,
+			 "the database records encryption as enabled but holds no data key: the keyring was deleted");
+		r = DB_ERR_CORRUPT;
+	}
+	return r;
+}
+
+/* Compare the recorded mode (if any) with the configuration. *recorded tells whether one exists. */
+static int
+check_mode(struct init_tx *t, struct db_conn *c, bool *recorded)
+{
+	char kid[CRYPTO_KEY_ID_SIZE] = "";
+	PGresult *res = NULL;
+	bool exists = false, db_enabled;
+	int r;
+
+	*recorded = false;
+	r = has_table(c, "cmf_encryption_state", &exists);
+	if (r != DB_OK || !exists)
+		return r;
+	r = db_exec(c, ST_STATE_GET, NULL, 0, &res);
+	if (r != DB_OK)
+		return r;
+	if (PQntuples(res) == 0)
+		goto out;
+	*recorded = true;
+	db_enabled = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (db_enabled != t->enabled) {
+		snprintf(t->why, t->whylen,
+			 "cannot change the encryption mode: the database was initialized with encryption.enabled=%s, "
+			 "the configuration has encryption.enabled=%s",
+			 db_enabled ? "true" : "false", t->enabled ? "true" : "false");
+		r = DB_ERR_MODE_MISMATCH;
+		goto out;
+	}
+	if (!t->enabled)
+		goto out;
+	if (crypto_key_id(t->master, kid) != CRYPTO_OK) {
+		r = DB_ERR_INTERNAL;
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), kid) != 0) {
+		snprintf(t->why, t->whylen,
+			 "cannot change the encryption key: the database was initialized with the key whose key id "
+			 "is %s, the configured key has key id %s",
+			 PQgetvalue(res, 0, 1), kid);
+		r = DB_ERR_KEY_MISMATCH;
+		goto out;
+	}
+	r = load_keyring(t, c);
+out:
+	PQclear(res);
+	return r;
+}
+
+static int
+apply_migrations(struct init_tx *t, struct db_conn *c, int from)
+{
+	char ver[16];
+	int r;
+
+	r = db_exec_script(c, "create migrations table",
+			   "CREATE TABLE IF NOT EXISTS cmf_schema_migrations ("
+			   " version integer PRIMARY KEY, name text NOT NULL,"
+			   " applied_at timestamptz NOT NULL DEFAULT now())");
+	if (r != DB_OK)
+		return r;
+	for (size_t i = 0; i < db_migrations_count; i++) {
+		const struct db_migration *m = &db_migrations[i];
+		struct db_param p[] = { { ver, 0, 0 }, { m->name, 0, 0 } };
+		PGresult *res = NULL;
+
+		if (m->version <= from)
+			continue;
+		r = db_exec_script(c, m->name, m->sql);
+		if (r != DB_OK) {
+			snprintf(t->why, t->whylen, "migration %s failed: %s", m->name, db_strerror(r));
+			return r;
+		}
+		snprintf(ver, sizeof(ver), "%d", m->version);
+		r = db_exec(c, ST_MIG_INSERT, p, 2, &res);
+		PQclear(res);
+		if (r != DB_OK)
+			return r;
+		t->res.migrations_applied++;
+		t->res.schema_version = m->version;
+	}
+	return DB_OK;
+}
+
+/* First initialization: record the mode and, when enabled, create and store DEK term 1. */
+static int
+record_mode(struct init_tx *t, struct db_conn *c)
+{
+	char kid[CRYPTO_KEY_ID_SIZE];
+	uint8_t *wrapped = NULL;
+	size_t wlen = 0;
+	PGresult *res = NULL;
+	int r;
+
+	if (t->enabled) {
+		if (crypto_key_id(t->master, kid) != CRYPTO_OK)
+			return DB_ERR_INTERNAL;
+		if (crypto_keyring_new(&t->kr) != CRYPTO_OK)
+			return DB_ERR_ALLOC;
+		r = crypto_keyring_create(t->kr, t->master, 1, &wrapped, &wlen);
+		if (r != CRYPTO_OK) {
+			snprintf(t->why, t->whylen, "cannot create the first data key: %s", crypto_strerror(r));
+			return r == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_INTERNAL;
+		}
+	}
+	{
+		struct db_param p[] = { { t->enabled ? "true" : "false", 0, 0 }, { t->enabled ? kid : NULL, 0, 0 } };
+
+		r = db_exec(c, ST_STATE_INSERT, p, 2, &res);
+		PQclear(res);
+	}
+	if (r == DB_OK && t->enabled) {
+		struct db_param p[] = { { "1", 0, 0 }, { (const char *)wrapped, (int)wlen, 1 } };
+
+		r = db_exec(c, ST_DEK_INSERT, p, 2, &res);
+		PQclear(res);
+	}
+	free(wrapped);
+	if (r == DB_OK)
+		t->res.initialized_now = true;
+	return r;
+}
+
+static int
+init_body(struct db_conn *c, void *cls)
+{
+	struct init_tx *t = cls;
+	PGresult *res = NULL;
+	bool recorded = false;
+	int known = db_migrations_count > 0 ? db_migrations[db_migrations_count - 1].version : 0;
+	int version = 0, r;
+
+	crypto_keyring_free(t->kr);
+	t->kr = NULL;
+	memset(&t->res, 0, sizeof(t->res));
+	if (t->why != NULL && t->whylen > 0)
+		t->why[0] = '\0';
+
+	/* Serializes concurrent starts: the second waits here, then sees the first one's work. */
+	r = db_exec(c, t->check_only ? ST_ADVISORY_LOCK_SHARED : ST_ADVISORY_LOCK, NULL, 0, &res);
+	PQclear(res);
+	if (r != DB_OK)
+		return r;
+	r = schema_version(c, &version);
+	if (r != DB_OK)
+		return r;
+	t->res.schema_version = version;
+	if (version > known) {
+		snprintf(t->why, t->whylen,
+			 "the database schema is at version %d but this cmf binary knows versions up to %d: run a "
+			 "newer cmf (downgrades are not supported)",
+			 version, known);
+		return DB_ERR_SCHEMA_NEWER;
+	}
+	/* Every refusal happens here, before the first write. */
+	r = check_mode(t, c, &recorded);
+	if (r != DB_OK)
+		return r;
+	if (t->check_only) {
+		for (size_t i = 0; i < db_migrations_count; i++)
+			if (db_migrations[i].version > version)
+				t->res.migrations_pending++;
+		if (!recorded) {
+			snprintf(t->why, t->whylen,
+				 "the database has not been initialized: run `cmf init` (or start `cmf serve`) once");
+			return DB_ERR_NOT_INITIALIZED;
+		}
+		goto done;
+	}
+	r = apply_migrations(t, c, version);
+	if (r != DB_OK)
+		return r;
+	if (!recorded) {
+		r = record_mode(t, c);
+		if (r != DB_OK)
+			return r;
+	}
+done:
+	t->res.dek_count = t->kr != NULL ? crypto_keyring_count(t->kr) : 0;
+	t->res.dek_term = t->kr != NULL ? crypto_keyring_current_term(t->kr) : 0;
+	return DB_OK;
+}
+
+int
+db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key *master, bool check_only,
+	struct crypto_keyring **keyring, struct db_init_result *res, char *why, size_t whylen)
+{
+	char scratch[8];
+	struct init_tx t = {
+		.enabled = encryption_enabled,
+		.master = master,
+		.check_only = check_only,
+		.why = why != NULL ? why : scratch,
+		.whylen = why != NULL ? whylen : sizeof(scratch),
+	};
+	int r;
+
+	*keyring = NULL;
+	memset(res, 0, sizeof(*res));
+	if (encryption_enabled != (master != NULL))
+		return DB_ERR_INTERNAL;
+	r = db_tx_run(c, check_only ? DB_TX_LOCKED_READ : DB_TX_LOCKED, init_body, &t);
+	if (r != DB_OK) {
+		if (t.why[0] == '\0')
+			snprintf(t.why, t.whylen, "database initialization failed: %s", db_strerror(r));
+		crypto_keyring_free(t.kr);
+		return r;
+	}
+	*res = t.res;
+	*keyring = t.kr;
+	return DB_OK;
+}

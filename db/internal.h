@@ -1,0 +1,68 @@
+/* db internals shared by the db module only: the connection struct, prepared statements, migrations. */
+#ifndef CMF_DB_INTERNAL_H
+#define CMF_DB_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "db/db.h"
+
+/* Every SQL statement cmf runs (besides migrations and BEGIN/COMMIT), prepared once per connection. */
+enum db_stmt {
+	ST_PING,
+	ST_HAS_TABLE,
+	ST_MIG_MAX,
+	ST_MIG_INSERT,
+	ST_STATE_GET,
+	ST_STATE_INSERT,
+	ST_DEKS_GET,
+	ST_DEK_INSERT,
+	ST_DEK_COUNT,
+	ST_SECRET_INSERT,
+	ST_SECRET_GET,
+	ST_SECRET_LOCK,
+	ST_SECRET_UPDATE,
+	ST_SECRET_DELETE,
+	ST_SECRET_LIST,
+	ST_SECRET_COUNT,
+	ST_ADVISORY_LOCK,
+	ST_ADVISORY_LOCK_SHARED,
+	ST__COUNT
+};
+
+struct db_conn {
+	PGconn *pg;
+	char *url;
+	char *password;
+	unsigned char prepared[ST__COUNT];
+	int in_commit; /* set while COMMIT is in flight: a lost connection then has an unknown outcome */
+};
+
+/* A parameter: text (len 0 → strlen) or binary bytes. */
+struct db_param {
+	const char *value;
+	int len;
+	int binary;
+};
+
+/*
+ * Run a prepared statement with text results. Returns 0 with *res (PQclear it) for
+ * PGRES_TUPLES_OK/PGRES_COMMAND_OK; otherwise logs (function, statement name, SQLSTATE, server
+ * message — never parameters), clears, and maps: 23505 → DB_ERR_CONFLICT, 40001/40P01 →
+ * DB_ERR_BUSY, class 08 or a dead connection → DB_ERR_UNAVAILABLE, else DB_ERR_INTERNAL.
+ */
+int db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res);
+
+/* Run a parameterless SQL script (migrations, BEGIN/COMMIT/ROLLBACK); same error mapping. */
+int db_exec_script(struct db_conn *c, const char *what, const char *sql);
+
+/* Embedded migrations, generated from db/migrations/NNNN_name.sql by db/embed.sh. */
+struct db_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct db_migration db_migrations[];
+extern const size_t db_migrations_count;
+
+#endif

@@ -1,0 +1,195 @@
+/* k8s secret files: read a kubelet-mounted secret whole, checked on the open descriptor, never logged. */
+#include "k8s/k8s.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+/*
+ * Read chunk size while the file turns out longer than fstat said (it grew after the fstat); 4 KiB is a
+ * page, and secret files are small, so this path is rare and short.
+ */
+#define K8S_GROW_STEP 4096
+
+const char *
+k8s_strerror(int err)
+{
+	switch (err) {
+	case K8S_OK:
+		return "success";
+	case K8S_ERR_INTERNAL:
+		return "internal error";
+	case K8S_ERR_ALLOC:
+		return "out of memory";
+	case K8S_ERR_NOT_FOUND:
+		return "secret file not found";
+	case K8S_ERR_ACCESS:
+		return "permission denied on secret file";
+	case K8S_ERR_NOT_REGULAR:
+		return "secret path is not a regular file";
+	case K8S_ERR_TOO_LARGE:
+		return "secret file is too large";
+	case K8S_ERR_IO:
+		return "error reading secret file";
+	}
+	return "unknown k8s error";
+}
+
+static int
+k8s_errno_code(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+		return K8S_ERR_NOT_FOUND;
+	case EACCES:
+	case EPERM:
+		return K8S_ERR_ACCESS;
+	case ENOMEM:
+		return K8S_ERR_ALLOC;
+	case ENXIO:
+		/* O_NONBLOCK open of a fifo without a writer, a socket, or a device without its driver. */
+		return K8S_ERR_NOT_REGULAR;
+	default:
+		return K8S_ERR_IO;
+	}
+}
+
+/* Move `len` bytes into a new buffer of `cap` bytes, wiping and freeing the old one (realloc would not). */
+static uint8_t *
+k8s_grow(uint8_t *old, size_t len, size_t cap)
+{
+	uint8_t *n = malloc(cap);
+
+	if (n != NULL && len > 0)
+		memcpy(n, old, len);
+	if (n != NULL) {
+		OPENSSL_cleanse(old, len);
+		free(old);
+	}
+	return n;
+}
+
+int
+k8s_secret_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, int *loose_perms,
+		     char *why, size_t whylen)
+{
+	struct stat st;
+	uint8_t *buf = NULL, *nb;
+	size_t cap = 0, len = 0, limit;
+	int fd = -1, e, r = K8S_ERR_INTERNAL;
+
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (loose_perms != NULL)
+		*loose_perms = 0;
+	if (out == NULL || outlen == NULL || path == NULL) {
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "invalid argument");
+		return K8S_ERR_INTERNAL;
+	}
+	*out = NULL;
+	*outlen = 0;
+
+	/*
+	 * Follows symlinks (the kubelet's <dir>/<key> -> ..data/<key> layout). O_NONBLOCK so a fifo does not
+	 * block the open; it has no effect on the regular file we expect. O_NOCTTY for a stray tty path.
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+		e = errno;
+		r = k8s_errno_code(e);
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "%s: %s", path, strerror(e));
+		goto out;
+	}
+	if (fstat(fd, &st) != 0) {
+		e = errno;
+		r = k8s_errno_code(e);
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "%s: %s", path, strerror(e));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = K8S_ERR_NOT_REGULAR;
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)max) {
+		r = K8S_ERR_TOO_LARGE;
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "%s: larger than %zu bytes", path, max);
+		goto out;
+	}
+	if (loose_perms != NULL)
+		*loose_perms = (st.st_mode & S_IRWXO) != 0;
+
+	/* One byte past the cap is read at most: enough to tell that the file grew beyond it. */
+	limit = max < SIZE_MAX ? max + 1 : SIZE_MAX;
+	/* The size fstat gave plus one byte, so reaching EOF needs no second buffer in the usual case. */
+	cap = (size_t)st.st_size + 1;
+	if ((buf = malloc(cap)) == NULL) {
+		r = K8S_ERR_ALLOC;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			size_t ncap;
+
+			if (cap >= limit) {
+				r = K8S_ERR_TOO_LARGE;
+				if (why != NULL && whylen > 0)
+					snprintf(why, whylen, "%s: larger than %zu bytes", path, max);
+				goto out;
+			}
+			ncap = limit - cap < K8S_GROW_STEP ? limit : cap + K8S_GROW_STEP;
+			if ((nb = k8s_grow(buf, len, ncap)) == NULL) {
+				r = K8S_ERR_ALLOC;
+				goto out;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			e = errno;
+			r = K8S_ERR_IO;
+			if (why != NULL && whylen > 0)
+				snprintf(why, whylen, "%s: %s", path, strerror(e));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max) {
+		r = K8S_ERR_TOO_LARGE;
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "%s: larger than %zu bytes", path, max);
+		goto out;
+	}
+	*out = buf;
+	*outlen = len;
+	buf = NULL;
+	r = K8S_OK;
+out:
+	if (buf != NULL)
+		OPENSSL_cleanse(buf, cap);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	if (r != K8S_OK && loose_perms != NULL)
+		*loose_perms = 0;
+	return r;
+}
