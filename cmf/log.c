@@ -32,7 +32,7 @@ level_name(enum cmf_log_level level)
 	return "?";
 }
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 log_v(enum cmf_log_level level, const char *fmt, va_list ap)
 {
 	/* 4 KiB: longer lines are truncated; a log line is a summary, never a payload. */

@@ -1,0 +1,243 @@
+/* cmf Secrets API (/cmf/api/v1/secrets): CMF's shapes; spec.data values are never returned, only masked. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmf/log.h"
+#include "cmf/reply.h"
+#include "cmf/resource.h"
+#include "cmf/router.h"
+
+/* What every read shows in place of a data value (CMF masks the same way). */
+#define MASK "****"
+
+/* A Secret as returned: data keys kept, each value masked. */
+static json_t *
+secret_json(const struct db_secret *s)
+{
+	json_t *masked = json_object(), *v;
+	const char *k;
+	char version[24];
+
+	json_object_foreach (s->data, k, v)
+		json_object_set_new(masked, k, json_string(MASK));
+	snprintf(version, sizeof(version), "%lld", s->version);
+	/* status.version is a string in CMF's schema (SecretStatus.version). */
+	return json_pack("{s:s,s:s,s:o,s:{s:o},s:{s:s,s:[]}}", "apiVersion", CMF_API_VERSION, "kind", "Secret",
+			 "metadata",
+			 cmf_resource_metadata_json(s->name, s->uid, s->created, s->updated, s->labels, s->annotations),
+			 "spec", "data", masked, "status", "version", version, "environments");
+}
+
+/* Parse and check a Secret body; on success *body holds it and the borrowed fields point into it. */
+struct secret_input {
+	json_t *body;
+	const char *name;
+	json_t *labels, *annotations;
+	json_t *data; /* borrowed from body */
+};
+
+static void
+input_clear(struct secret_input *in)
+{
+	json_decref(in->body);
+	json_decref(in->labels);
+	json_decref(in->annotations);
+	memset(in, 0, sizeof(*in));
+}
+
+static int
+secret_input(struct cmf_request *req, struct cmf_response *resp, struct secret_input *in)
+{
+	static const char *const top_keys[] = { "spec", NULL };
+	static const char *const spec_keys[] = { "data", NULL };
+	json_t *spec, *v;
+	const char *k;
+
+	memset(in, 0, sizeof(*in));
+	if (cmf_resource_body(req, resp, &in->body) != 0)
+		return -1;
+	if (cmf_resource_envelope(in->body, "Secret", top_keys, resp, &in->name, &in->labels, &in->annotations) != 0)
+		goto bad;
+	spec = json_object_get(in->body, "spec");
+	if (spec == NULL) {
+		cmf_reply_error(resp, 400, "spec is required");
+		goto bad;
+	}
+	if (cmf_resource_object_check(spec, "spec", spec_keys, resp) != 0)
+		goto bad;
+	in->data = json_object_get(spec, "data");
+	if (in->data == NULL) {
+		cmf_reply_error(resp, 400, "spec.data is required");
+		goto bad;
+	}
+	if (!json_is_object(in->data)) {
+		cmf_reply_error(resp, 400, "spec.data must be an object of strings");
+		goto bad;
+	}
+	json_object_foreach (in->data, k, v) {
+		if (k[0] == '\0') {
+			cmf_reply_error(resp, 400, "spec.data: keys must not be empty");
+			goto bad;
+		}
+		/* The key is echoed (it names a property), never the value. */
+		if (!json_is_string(v)) {
+			cmf_reply_error(resp, 400, "spec.data.%.64s must be a string", k);
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	input_clear(in);
+	return -1;
+}
+
+void
+cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	struct secret_input in;
+	struct db_secret *s = NULL;
+	struct db_sealer sealer;
+	char what[300];
+	struct db_conn *c;
+	int r;
+
+	(void)args;
+	if (secret_input(req, resp, &in) != 0)
+		return;
+	snprintf(what, sizeof(what), "secret '%s'", in.name);
+	c = cmf_app_conn(req->app);
+	if (c == NULL) {
+		cmf_reply_error(resp, 500, "internal error");
+		goto out;
+	}
+	cmf_app_sealer_acquire(req->app, &sealer);
+	r = db_secret_create(c, &sealer, in.name, in.labels, in.annotations, in.data, &s);
+	cmf_app_sealer_release(req->app);
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, what);
+		goto out;
+	}
+	cmf_info("secret %s created (uid %s, version 1)", s->name, s->uid);
+	cmf_reply_json(resp, 200, secret_json(s));
+out:
+	db_secret_free(s);
+	input_clear(&in);
+}
+
+void
+cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	struct secret_input in;
+	struct db_secret *s = NULL;
+	struct db_sealer sealer;
+	char what[300];
+	struct db_conn *c;
+	int r;
+
+	if (secret_input(req, resp, &in) != 0)
+		return;
+	if (strcmp(in.name, args[0]) != 0) {
+		cmf_reply_error(resp, 422, "metadata.name '%s' does not match the secret name '%.253s' in the path", in.name,
+				args[0]);
+		goto out;
+	}
+	snprintf(what, sizeof(what), "secret '%s'", in.name);
+	c = cmf_app_conn(req->app);
+	if (c == NULL) {
+		cmf_reply_error(resp, 500, "internal error");
+		goto out;
+	}
+	cmf_app_sealer_acquire(req->app, &sealer);
+	r = db_secret_update(c, &sealer, in.name, in.labels, in.annotations, in.data, &s);
+	cmf_app_sealer_release(req->app);
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, what);
+		goto out;
+	}
+	cmf_info("secret %s updated (uid %s, version %lld)", s->name, s->uid, s->version);
+	cmf_reply_json(resp, 200, secret_json(s));
+out:
+	db_secret_free(s);
+	input_clear(&in);
+}
+
+void
+cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	struct db_secret *s = NULL;
+	struct db_sealer sealer;
+	char what[300];
+	struct db_conn *c = cmf_app_conn(req->app);
+	int r;
+
+	snprintf(what, sizeof(what), "secret '%.253s'", args[0]);
+	if (c == NULL) {
+		cmf_reply_error(resp, 500, "internal error");
+		return;
+	}
+	cmf_app_sealer_acquire(req->app, &sealer);
+	r = db_secret_get(c, &sealer, args[0], &s);
+	cmf_app_sealer_release(req->app);
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, what);
+		return;
+	}
+	cmf_reply_json(resp, 200, secret_json(s));
+	db_secret_free(s);
+}
+
+void
+cmf_api_secrets_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	struct db_secret **items = NULL;
+	struct db_sealer sealer;
+	struct db_conn *c;
+	long long page, total = 0;
+	size_t n = 0;
+	json_t *arr;
+	int size, r;
+
+	(void)args;
+	if (cmf_resource_page(req, resp, &page, &size) != 0)
+		return;
+	c = cmf_app_conn(req->app);
+	if (c == NULL) {
+		cmf_reply_error(resp, 500, "internal error");
+		return;
+	}
+	cmf_app_sealer_acquire(req->app, &sealer);
+	r = db_secret_list(c, &sealer, page * size, size, &items, &n, &total);
+	cmf_app_sealer_release(req->app);
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, "secrets");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(arr, secret_json(items[i]));
+		db_secret_free(items[i]);
+	}
+	free(items);
+	cmf_reply_json(resp, 200, cmf_resource_page_json(page, size, total, arr));
+}
+
+void
+cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	struct db_conn *c = cmf_app_conn(req->app);
+	char what[300];
+	int r;
+
+	snprintf(what, sizeof(what), "secret '%.253s'", args[0]);
+	if (c == NULL) {
+		cmf_reply_error(resp, 500, "internal error");
+		return;
+	}
+	r = db_secret_delete(c, args[0]);
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, what);
+		return;
+	}
+	cmf_info("secret %.253s deleted", args[0]);
+	cmf_reply_empty(resp, 204);
+}

@@ -1,0 +1,60 @@
+/* cmf HTTP: the libmicrohttpd daemon, request bodies, responses, the access log and draining. */
+#ifndef CMF_HTTP_H
+#define CMF_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cmf/app.h"
+
+/* Path segments beyond this are 404 before routing: no route is deeper than 8. */
+#define CMF_HTTP_MAX_SEGMENTS 16
+
+/* Headers a handler may add; a response carries few. */
+#define CMF_HTTP_MAX_HEADERS 6
+
+/* One request as handlers see it. Everything is borrowed for the duration of the handler call. */
+struct cmf_request {
+	struct cmf_app *app;
+	const char *method;
+	const char *path;                        /* decoded path, without the query string */
+	const char *segs[CMF_HTTP_MAX_SEGMENTS]; /* path split on '/', empty segments kept */
+	size_t nsegs;
+	const char *content_type; /* NULL if absent */
+	const char *body;         /* NOT NUL-terminated; may be NULL when body_len is 0 */
+	size_t body_len;
+	char request_id[33];
+	void *conn; /* struct MHD_Connection *, for cmf_request_query */
+};
+
+/* A query parameter's value (decoded), or NULL if absent. */
+const char *cmf_request_query(const struct cmf_request *req, const char *name);
+
+/* A request header's value, or NULL if absent. */
+const char *cmf_request_header(const struct cmf_request *req, const char *name);
+
+/* What a handler produces. The body is owned and wiped when freed (it may carry secret values). */
+struct cmf_response {
+	unsigned status;
+	char *body;        /* NUL-terminated text, malloc'd; NULL for no body (204) */
+	const char *content_type;
+	struct {
+		const char *name;
+		char *value; /* malloc'd */
+	} headers[CMF_HTTP_MAX_HEADERS];
+	size_t nheaders;
+};
+
+/* Add a header (value copied). Silently ignored beyond CMF_HTTP_MAX_HEADERS (a programming error, logged). */
+void cmf_response_header(struct cmf_response *resp, const char *name, const char *value);
+
+/*
+ * Run the server until SIGTERM or SIGINT: listen on cfg->listen with a pool of cfg->threads
+ * worker threads, then on the signal stop accepting, wait up to cfg->drain_seconds for in-flight
+ * requests to finish, and return 0. Returns -1 (logged) when the daemon cannot start (address in
+ * use, bad address). The caller must have blocked SIGTERM/SIGINT/SIGPIPE in all threads.
+ */
+int cmf_http_serve(struct cmf_app *app);
+
+#endif

@@ -1,0 +1,395 @@
+/* cmf: the command-line entry point — serve, init, check, keygen, version — and the start-up checks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <malloc.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmf/app.h"
+#include "cmf/config.h"
+#include "cmf/http.h"
+#include "cmf/log.h"
+#include "crypto/crypto.h"
+#include "db/db.h"
+#include "k8s/k8s.h"
+
+#ifndef CMF_VERSION
+#define CMF_VERSION "0.1.0"
+#endif
+
+/* Exit statuses (sysexits.h values, documented in README.md). */
+enum {
+	EXIT_OK = 0,
+	EXIT_USAGE = 64,       /* EX_USAGE: bad command line */
+	EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: PostgreSQL unreachable within the start-up timeout */
+	EXIT_SOFTWARE = 70,    /* EX_SOFTWARE: internal error */
+	EXIT_CANTCREAT = 73,   /* EX_CANTCREAT: keygen output cannot be created */
+	EXIT_CONFIG = 78,      /* EX_CONFIG: configuration, key, or database mode/key lock refused */
+};
+
+/* Key files are 16/32 raw bytes or ~45 bytes of base64; 4 KiB leaves room for whitespace, not abuse. */
+#define KEY_FILE_MAX 4096
+/* A database password file holds one password. */
+#define PASSWORD_FILE_MAX 4096
+
+/* Everything a plaintext secret or key touched via jansson is wiped when jansson frees it. */
+static void
+wiping_free(void *p)
+{
+	if (p != NULL) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: cmf serve [--config FILE]    run the API server\n"
+		   "       cmf init [--config FILE]     apply migrations and record the encryption mode, then exit\n"
+		   "       cmf check [--config FILE]    validate configuration, key and database; change nothing\n"
+		   "       cmf keygen --bits 128|256 --out FILE   write a new random AES key (raw bytes, mode 0600)\n"
+		   "       cmf version\n"
+		   "Settings come from the YAML file and CMF_* environment variables (see README.md).\n");
+}
+
+static int
+cmd_version(void)
+{
+	printf("cmf %s (OpenSSL %s, libpq %d, libmicrohttpd %s, jansson %s)\n", CMF_VERSION,
+	       OpenSSL_version(OPENSSL_VERSION_STRING), PQlibVersion(), MHD_get_version(), JANSSON_VERSION);
+	return EXIT_OK;
+}
+
+static int
+cmd_keygen(int argc, char **argv)
+{
+	const char *out = NULL;
+	struct crypto_key *key = NULL;
+	char kid[CRYPTO_KEY_ID_SIZE];
+	int bits = 0, fd = -1, rc = EXIT_SOFTWARE;
+	size_t done = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--bits") == 0 && i + 1 < argc)
+			bits = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else {
+			fprintf(stderr, "cmf keygen: unexpected argument '%s'\n", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if ((bits != 128 && bits != 256) || out == NULL) {
+		fprintf(stderr, "cmf keygen: --bits 128|256 and --out FILE are required\n");
+		return EXIT_USAGE;
+	}
+	if (crypto_key_generate((size_t)bits / 8, &key) != CRYPTO_OK) {
+		fprintf(stderr, "cmf keygen: cannot generate random bytes\n");
+		return EXIT_SOFTWARE;
+	}
+	/* O_EXCL: never overwrite a key file; losing a key loses every secret sealed under it. */
+	fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "cmf keygen: cannot create %s: %s%s\n", out, strerror(errno),
+			errno == EEXIST ? " (refusing to overwrite an existing key)" : "");
+		rc = EXIT_CANTCREAT;
+		goto out;
+	}
+	while (done < crypto_key_len(key)) {
+		ssize_t w = write(fd, crypto_key_bytes(key) + done, crypto_key_len(key) - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			fprintf(stderr, "cmf keygen: cannot write %s: %s\n", out, strerror(errno));
+			unlink(out);
+			rc = EXIT_CANTCREAT;
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (fsync(fd) != 0 || crypto_key_id(key, kid) != CRYPTO_OK) {
+		fprintf(stderr, "cmf keygen: cannot sync %s: %s\n", out, strerror(errno));
+		unlink(out);
+		rc = EXIT_CANTCREAT;
+		goto out;
+	}
+	printf("wrote a %d-bit AES-GCM key to %s (key id %s); back it up: secrets cannot be recovered without it\n",
+	       bits, out, kid);
+	rc = EXIT_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	crypto_key_free(key);
+	return rc;
+}
+
+/* Read and parse the master key; every refusal names the file and the rule broken. */
+static int
+load_master_key(const struct cmf_config *cfg, struct crypto_key **key)
+{
+	char why[512];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int loose = 0, r;
+
+	*key = NULL;
+	r = k8s_secret_read_file(cfg->encryption_key_file, KEY_FILE_MAX, &buf, &len, &loose, why, sizeof(why));
+	if (r != K8S_OK) {
+		cmf_error("cannot read the encryption key (encryption.key.file): %s", why);
+		return -1;
+	}
+	if (loose)
+		cmf_warn("encryption key file %s is readable by other users: restrict it to mode 0400 or 0440",
+			 cfg->encryption_key_file);
+	r = crypto_key_parse(buf, len, key, why, sizeof(why));
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	if (r != CRYPTO_OK) {
+		cmf_error("invalid encryption key in %s: %s", cfg->encryption_key_file, why);
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+load_password(const struct cmf_config *cfg, int *failed)
+{
+	char why[512];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int loose = 0;
+
+	*failed = 0;
+	if (cfg->database_password_file == NULL || cfg->database_password_file[0] == '\0')
+		return NULL;
+	if (k8s_secret_read_file(cfg->database_password_file, PASSWORD_FILE_MAX, &buf, &len, &loose, why,
+				 sizeof(why)) != K8S_OK) {
+		cmf_error("cannot read the database password (database.passwordFile): %s", why);
+		*failed = 1;
+		return NULL;
+	}
+	/* The file's trailing newline (echo, editors) is not part of the password. */
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (memchr(buf, '\0', len) != NULL) {
+		cmf_error("database.passwordFile %s contains a NUL byte", cfg->database_password_file);
+		OPENSSL_cleanse(buf, len);
+		free(buf);
+		*failed = 1;
+		return NULL;
+	}
+	{
+		char *pw = malloc(len + 1);
+
+		if (pw != NULL) {
+			memcpy(pw, buf, len);
+			pw[len] = '\0';
+		} else {
+			*failed = 1;
+		}
+		OPENSSL_cleanse(buf, len);
+		free(buf);
+		return pw;
+	}
+}
+
+/* Connect and initialize (or check), retrying while PostgreSQL is unreachable up to the timeout. */
+static int
+start_database(struct cmf_app *app, const struct crypto_key *master, int check_only, struct db_conn **conn,
+	       struct db_init_result *res)
+{
+	const struct cmf_config *cfg = app->cfg;
+	struct timespec start, now;
+	struct db_conn *c = cmf_app_conn(app);
+	char why[1024];
+	int r, warned = 0;
+
+	*conn = NULL;
+	if (c == NULL)
+		return EXIT_SOFTWARE;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct crypto_keyring *kr = NULL;
+
+		r = db_init(c, app->encryption_enabled, master, check_only, &kr, res, why, sizeof(why));
+		if (r == DB_OK || (check_only && r == DB_ERR_NOT_INITIALIZED)) {
+			app->keyring = kr;
+			*conn = c;
+			return r == DB_OK ? EXIT_OK : -1;
+		}
+		crypto_keyring_free(kr);
+		if (r != DB_ERR_UNAVAILABLE) {
+			cmf_error("%s", why);
+			return r == DB_ERR_MODE_MISMATCH || r == DB_ERR_KEY_MISMATCH || r == DB_ERR_SCHEMA_NEWER ||
+					       r == DB_ERR_CORRUPT
+				       ? EXIT_CONFIG
+				       : EXIT_SOFTWARE;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= cfg->database_startup_timeout_seconds) {
+			cmf_error("PostgreSQL is unreachable (database.url); gave up after %d s "
+				  "(database.startupTimeoutSeconds)",
+				  cfg->database_startup_timeout_seconds);
+			return EXIT_UNAVAILABLE;
+		}
+		if (!warned++)
+			cmf_warn("PostgreSQL is unreachable; retrying for up to %d s", cfg->database_startup_timeout_seconds);
+		sleep(1);
+	}
+}
+
+static void
+warn_disabled(void)
+{
+	cmf_warn("################################################################################");
+	cmf_warn("# ENCRYPTION DISABLED: secrets are stored in PLAINTEXT in the database.         #");
+	cmf_warn("# Development only. A database initialized this way cannot enable it later.   #");
+	cmf_warn("################################################################################");
+}
+
+static int
+cmd_run(const char *cmd, int argc, char **argv)
+{
+	const char *config_path = NULL;
+	struct cmf_config *cfg = NULL;
+	struct crypto_key *master = NULL;
+	struct cmf_app app;
+	struct db_conn *conn = NULL;
+	struct db_init_result res;
+	char err[1024];
+	char *password = NULL;
+	int check_only = strcmp(cmd, "check") == 0;
+	int rc = EXIT_SOFTWARE, failed = 0;
+	sigset_t set;
+
+	memset(&app, 0, sizeof(app));
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			config_path = argv[++i];
+		} else {
+			fprintf(stderr, "cmf %s: unexpected argument '%s'\n", cmd, argv[i]);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (cmf_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
+		cmf_error("configuration refused: %s", err);
+		return EXIT_CONFIG;
+	}
+	if (strcmp(cfg->log_level, "debug") == 0)
+		cmf_log_set_level(CMF_LOG_DEBUG);
+	else if (strcmp(cfg->log_level, "warn") == 0)
+		cmf_log_set_level(CMF_LOG_WARN);
+	else if (strcmp(cfg->log_level, "error") == 0)
+		cmf_log_set_level(CMF_LOG_ERROR);
+	app.cfg = cfg;
+	app.encryption_enabled = cfg->encryption_enabled;
+	pthread_rwlock_init(&app.key_lock, NULL);
+
+	/* Block the stop signals before any thread exists, so only cmf_http_serve's sigwait sees them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (cfg->encryption_enabled) {
+		if (load_master_key(cfg, &master) != 0) {
+			rc = EXIT_CONFIG;
+			goto out;
+		}
+		crypto_key_id(master, app.key_id);
+		cmf_info("encryption enabled: AES-%zu-GCM master key loaded from %s, key id %s",
+			 crypto_key_len(master) * 8, cfg->encryption_key_file, app.key_id);
+	} else {
+		warn_disabled();
+		if (cfg->encryption_key_file != NULL && cfg->encryption_key_file[0] != '\0')
+			cmf_warn("encryption.key.file is set (%s) but encryption.enabled is false: the key is NOT used",
+				 cfg->encryption_key_file);
+	}
+	password = load_password(cfg, &failed);
+	if (failed) {
+		rc = EXIT_CONFIG;
+		goto out;
+	}
+	cmf_app_set_db_password(password);
+
+	rc = start_database(&app, master, check_only, &conn, &res);
+	if (rc > 0)
+		goto out;
+	if (check_only) {
+		if (rc < 0)
+			printf("check: configuration and key are valid; the database is not initialized yet: `cmf init` "
+			       "would record encryption.enabled=%s%s%s and apply %d migration(s)\n",
+			       cfg->encryption_enabled ? "true" : "false", cfg->encryption_enabled ? " with key id " : "",
+			       cfg->encryption_enabled ? app.key_id : "", res.migrations_pending);
+		else
+			printf("check: OK: configuration valid, database initialized with encryption.enabled=%s%s%s, "
+			       "schema version %d, %d migration(s) pending, %zu data key(s)\n",
+			       cfg->encryption_enabled ? "true" : "false", cfg->encryption_enabled ? ", key id " : "",
+			       cfg->encryption_enabled ? app.key_id : "", res.schema_version, res.migrations_pending,
+			       res.dek_count);
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (res.initialized_now)
+		cmf_info("initialized the database: encryption.enabled=%s%s%s (this mode is now locked)",
+			 cfg->encryption_enabled ? "true" : "false", cfg->encryption_enabled ? ", key id " : "",
+			 cfg->encryption_enabled ? app.key_id : "");
+	if (res.migrations_applied > 0)
+		cmf_info("applied %d migration(s); schema version %d", res.migrations_applied, res.schema_version);
+	cmf_info("database ready: schema version %d, %zu data key(s), current term %u", res.schema_version,
+		 res.dek_count, res.dek_term);
+	/* The master key's job ends with unwrapping the keyring: wipe it now. */
+	crypto_key_free(master);
+	master = NULL;
+	if (strcmp(cmd, "init") == 0) {
+		rc = EXIT_OK;
+		goto out;
+	}
+	rc = cmf_http_serve(&app) == 0 ? EXIT_OK : EXIT_CONFIG;
+out:
+	crypto_key_free(master);
+	crypto_keyring_free(app.keyring);
+	if (password != NULL) {
+		OPENSSL_cleanse(password, strlen(password));
+		free(password);
+	}
+	cmf_config_free(cfg);
+	(void)conn;
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	json_set_alloc_funcs(malloc, wiping_free);
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
+		return cmd_version();
+	if (strcmp(argv[1], "keygen") == 0)
+		return cmd_keygen(argc - 2, argv + 2);
+	if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "init") == 0 || strcmp(argv[1], "check") == 0)
+		return cmd_run(argv[1], argc - 2, argv + 2);
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "cmf: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,82 @@
+/* cmf replies: every HTTP answer's body is built here, errors in CMF's {"errors":[{"message"}]} shape. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmf/log.h"
+#include "cmf/reply.h"
+
+/* Sent when even building an error body fails: a fixed string that cannot fail. */
+static const char fallback_body[] = "{\"errors\":[{\"message\":\"internal error\"}]}";
+
+void
+cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json)
+{
+	char *text = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
+
+	json_decref(json);
+	free(resp->body);
+	resp->body = text;
+	resp->status = status;
+	resp->content_type = "application/json";
+	if (text == NULL) {
+		cmf_error("%s: cannot serialize a %u reply", __func__, status);
+		resp->status = 500;
+		resp->body = strdup(fallback_body);
+	}
+}
+
+void
+cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...)
+{
+	/* Client messages are one sentence; 1 KiB bounds one built from a long name. */
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (status == 503)
+		cmf_response_header(resp, "Retry-After", "1");
+	cmf_reply_json(resp, status, json_pack("{s:[{s:s}]}", "errors", "message", msg));
+}
+
+void
+cmf_reply_empty(struct cmf_response *resp, unsigned status)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->status = status;
+}
+
+void
+cmf_reply_db_error(struct cmf_response *resp, int db_err, const char *what)
+{
+	switch (db_err) {
+	case DB_ERR_NOT_FOUND:
+		cmf_reply_error(resp, 404, "%s not found", what);
+		return;
+	case DB_ERR_CONFLICT:
+		cmf_reply_error(resp, 409, "%s already exists", what);
+		return;
+	case DB_ERR_UNAVAILABLE:
+		cmf_reply_error(resp, 503, "database unavailable");
+		return;
+	case DB_ERR_BUSY:
+		cmf_reply_error(resp, 503, "database busy with concurrent updates; retry");
+		return;
+	case DB_ERR_KEY_UNAVAILABLE:
+		cmf_reply_error(resp, 503, "encryption key unavailable");
+		return;
+	case DB_ERR_NONCE_BUDGET:
+		cmf_reply_error(resp, 503, "the data encryption key reached its usage limit and must be rotated");
+		return;
+	case DB_ERR_CORRUPT:
+		cmf_reply_error(resp, 500, "stored data for %s failed its integrity check; see the server log", what);
+		return;
+	default:
+		cmf_reply_error(resp, 500, "internal error");
+		return;
+	}
+}

@@ -1,0 +1,61 @@
+/* cmf resources: what every CMF-shaped resource handler shares — body parsing, envelope, names, paging. */
+#ifndef CMF_RESOURCE_H
+#define CMF_RESOURCE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "cmf/http.h"
+
+#define CMF_API_VERSION "cmf.confluent.io/v1"
+
+/* DNS-1123 subdomain names of 4 to 253 characters (CMF's rule; 253 is the DNS name limit). */
+#define CMF_NAME_MIN 4
+#define CMF_NAME_MAX 253
+
+/* Page sizes: 20 is Spring Data's default (CMF is a Spring service); 100 bounds one decrypting page. */
+#define CMF_PAGE_SIZE_DEFAULT 20
+#define CMF_PAGE_SIZE_MAX 100
+
+/*
+ * Parse the request body as JSON or YAML (by Content-Type) into an object. On failure replies
+ * (415 unsupported type, 400 empty/malformed naming the position) and returns -1.
+ * On success *out is a new reference.
+ */
+int cmf_resource_body(struct cmf_request *req, struct cmf_response *resp, json_t **out);
+
+/*
+ * 0 when `name` is a valid resource name, else -1 with a sentence in `why` naming `field` and the
+ * rule broken, e.g. "metadata.name 'Ab' must be 4 to 253 characters".
+ */
+int cmf_resource_name_check(const char *field, const char *name, char *why, size_t whylen);
+
+/*
+ * Check the envelope of a CMF resource body: apiVersion == CMF_API_VERSION and kind == `kind`
+ * (both required strings), only the top-level keys in `top_keys` (NULL-terminated; apiVersion,
+ * kind, metadata, status are always allowed — status is read-only and ignored), metadata an object
+ * with only name/labels/annotations and the read-only uid/creationTimestamp/updateTimestamp,
+ * metadata.name a valid name, labels/annotations objects of strings (absent → empty objects).
+ * On failure replies 400 naming the field and returns -1. On success the borrowed pointers are set
+ * (*labels and *annotations are new references the caller decref's).
+ */
+int cmf_resource_envelope(json_t *body, const char *kind, const char *const *top_keys, struct cmf_response *resp,
+			  const char **name, json_t **labels, json_t **annotations);
+
+/*
+ * Check that `obj` (at dotted path `field`) is an object and has no keys outside `allowed`
+ * (NULL-terminated). Replies 400 and returns -1 otherwise.
+ */
+int cmf_resource_object_check(json_t *obj, const char *field, const char *const *allowed, struct cmf_response *resp);
+
+/* Read `page` (≥ 0) and `size` (1..CMF_PAGE_SIZE_MAX) query parameters; replies 400 and returns -1 if bad. */
+int cmf_resource_page(struct cmf_request *req, struct cmf_response *resp, long long *page, int *size);
+
+/* {pageable:{page,size,sort:{...}}, metadata:{size:total}, items} — `items` is stolen. */
+json_t *cmf_resource_page_json(long long page, int size, long long total, json_t *items);
+
+/* metadata {name, uid, creationTimestamp, updateTimestamp, labels, annotations} (borrowed JSON copied). */
+json_t *cmf_resource_metadata_json(const char *name, const char *uid, const char *created, const char *updated,
+				   json_t *labels, json_t *annotations);
+
+#endif

@@ -1,0 +1,22 @@
+/* cmf router: a static table of (method, path pattern) → handler; 404 and 405 decided here. */
+#ifndef CMF_ROUTER_H
+#define CMF_ROUTER_H
+
+#include "cmf/http.h"
+
+/* A handler: `args` are the path segments matched by "*" in its pattern, in order. */
+typedef void (*cmf_handler)(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+
+/* Route `req` and run its handler; unknown paths → 404, known paths with another method → 405 + Allow. */
+void cmf_router_dispatch(struct cmf_request *req, struct cmf_response *resp);
+
+/* Handlers, one file per resource (cmf/api_*.c). */
+void cmf_api_healthz(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_readyz(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secrets_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+
+#endif
