@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install the Debian packages cmf needs to build, run and test, when missing (root, Debian/Ubuntu).
+set -eu
+PKGS="gcc clang make pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev libpq-dev libssl-dev check
+postgresql postgresql-client python3 python3-pytest curl ca-certificates"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing Debian packages:$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "not root: install them yourself (apt-get install$missing)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
