@@ -209,7 +209,7 @@ body_key_for_message(const char *key, size_t key_len, char *dst, size_t dstlen)
 		return;
 	if (n > dstlen - 1)
 		n = dstlen - 1;
-	/* Back off to a character boundary: never end on a UTF-8 lead or continuation byte of a cut character. */
+	/* A character cut by the limit is dropped whole: back off over its continuation bytes and its lead byte. */
 	if (n < key_len) {
 		while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
 			n--;

@@ -36,7 +36,6 @@ struct cmf_config {
 	bool encryption_enabled;
 	char *encryption_key_file;
 	char *log_level;
-	/* Where each value came from, for messages: "FILE:LINE", "environment CMF_X" or "default". */
 };
 
 /*
@@ -52,6 +51,7 @@ struct cmf_config {
  *   "cmf.yaml:4:3: YAML syntax error: mapping values are not allowed in this context"
  * Errors report the file name as given, the 1-based line, and the dotted key.
  * On success returns 0 and *out owns a new config (free with cmf_config_free).
+ * Reads the environment with getenv: call it before starting threads.
  */
 int cmf_config_load(const char *path, struct cmf_config **out, char *err, size_t errlen);
 

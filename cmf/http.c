@@ -338,11 +338,13 @@ cmf_http_serve(struct cmf_app *app)
 	}
 	if (v6)
 		flags |= MHD_USE_IPv6;
-	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	/* The logger goes first: libmicrohttpd reports errors in later options through it. */
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+			     (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 			     (unsigned)cfg->connection_timeout_seconds, MHD_OPTION_CONNECTION_LIMIT,
 			     (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+			     MHD_OPTION_END);
 	if (d == NULL) {
 		cmf_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
 		return -1;

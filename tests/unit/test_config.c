@@ -1,0 +1,489 @@
+/* links: cmf/config.c cmf/log.c */
+/* Tests for cmf/config.c: defaults, the YAML file, CMF_* overrides, and every error form with its file:line:key. */
+#include "cmf/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/unit/check_main.h"
+
+static const char *const all_env[] = {
+	"CMF_LISTEN",
+	"CMF_SERVER_THREADS",
+	"CMF_SERVER_MAX_BODY_BYTES",
+	"CMF_SERVER_CONNECTION_TIMEOUT_SECONDS",
+	"CMF_SERVER_DRAIN_SECONDS",
+	"CMF_DATABASE_URL",
+	"CMF_DATABASE_PASSWORD_FILE",
+	"CMF_DATABASE_STARTUP_TIMEOUT_SECONDS",
+	"CMF_ENCRYPTION_ENABLED",
+	"CMF_ENCRYPTION_KEY_FILE",
+	"CMF_LOG_LEVEL",
+};
+
+/* Each test runs inside a fresh temporary directory, so messages name "cmf.yaml" as given. */
+static char tmpdir[64];
+static char oldcwd[4096];
+static char err[512];
+static struct cmf_config *cfg;
+
+static void
+clear_env(void)
+{
+	for (size_t i = 0; i < sizeof(all_env) / sizeof(all_env[0]); i++)
+		unsetenv(all_env[i]);
+}
+
+static void
+setup(void)
+{
+	clear_env();
+	ck_assert_ptr_nonnull(getcwd(oldcwd, sizeof(oldcwd)));
+	strcpy(tmpdir, "/tmp/cmf-test-config-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	ck_assert_int_eq(chdir(tmpdir), 0);
+	cfg = NULL;
+	err[0] = '\0';
+}
+
+static void
+teardown(void)
+{
+	cmf_config_free(cfg);
+	cfg = NULL;
+	unlink("cmf.yaml");
+	rmdir("adir");
+	ck_assert_int_eq(chdir(oldcwd), 0);
+	ck_assert_int_eq(rmdir(tmpdir), 0);
+	clear_env();
+}
+
+static void
+write_yaml(const char *text)
+{
+	FILE *f = fopen("cmf.yaml", "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Writes `text` to cmf.yaml and loads it. */
+static int
+load_yaml(const char *text)
+{
+	cmf_config_free(cfg);
+	cfg = NULL;
+	write_yaml(text);
+	return cmf_config_load("cmf.yaml", &cfg, err, sizeof(err));
+}
+
+/* Loads `text`, expects failure with exactly `want`. */
+static void
+expect_error(const char *text, const char *want)
+{
+	int rc = load_yaml(text);
+
+	ck_assert_msg(rc == -1, "expected failure for:\n%s", text);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, want);
+}
+
+static void
+set_required_env(void)
+{
+	setenv("CMF_DATABASE_URL", "postgres://cmf@db/cmf", 1);
+	setenv("CMF_ENCRYPTION_KEY_FILE", "/etc/cmf/key", 1);
+}
+
+START_TEST(test_defaults_without_file)
+{
+	set_required_env();
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_str_eq(cfg->listen, "127.0.0.1:8080");
+	ck_assert_int_eq(cfg->threads, 8);
+	ck_assert_int_eq(cfg->max_body_bytes, 1048576);
+	ck_assert_int_eq(cfg->connection_timeout_seconds, 30);
+	ck_assert_int_eq(cfg->drain_seconds, 10);
+	ck_assert_str_eq(cfg->database_url, "postgres://cmf@db/cmf");
+	ck_assert_str_eq(cfg->database_password_file, "");
+	ck_assert_int_eq(cfg->database_startup_timeout_seconds, 30);
+	ck_assert(cfg->encryption_enabled);
+	ck_assert_str_eq(cfg->encryption_key_file, "/etc/cmf/key");
+	ck_assert_str_eq(cfg->log_level, "info");
+}
+END_TEST
+
+static const char full_yaml[] = "# cmf configuration\n"
+				"server:\n"
+				"  listen: \"[::1]:9443\"\n"
+				"  threads: 16\n"
+				"  maxBodyBytes: 2048\n"
+				"  connectionTimeoutSeconds: 60\n"
+				"  drainSeconds: 0\n"
+				"database:\n"
+				"  url: postgres://cmf:s3cr3t@db:5432/cmf?sslmode=require\n"
+				"  passwordFile: /run/secrets/pg\n"
+				"  startupTimeoutSeconds: 120\n"
+				"encryption:\n"
+				"  enabled: True\n"
+				"  key:\n"
+				"    file: '/etc/cmf/master.key'\n"
+				"log:\n"
+				"  level: debug\n";
+
+START_TEST(test_full_file)
+{
+	ck_assert_int_eq(load_yaml(full_yaml), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_str_eq(cfg->listen, "[::1]:9443");
+	ck_assert_int_eq(cfg->threads, 16);
+	ck_assert_int_eq(cfg->max_body_bytes, 2048);
+	ck_assert_int_eq(cfg->connection_timeout_seconds, 60);
+	ck_assert_int_eq(cfg->drain_seconds, 0);
+	ck_assert_str_eq(cfg->database_url, "postgres://cmf:s3cr3t@db:5432/cmf?sslmode=require");
+	ck_assert_str_eq(cfg->database_password_file, "/run/secrets/pg");
+	ck_assert_int_eq(cfg->database_startup_timeout_seconds, 120);
+	ck_assert(cfg->encryption_enabled);
+	ck_assert_str_eq(cfg->encryption_key_file, "/etc/cmf/master.key");
+	ck_assert_str_eq(cfg->log_level, "debug");
+}
+END_TEST
+
+START_TEST(test_env_overrides_file)
+{
+	setenv("CMF_LISTEN", "0.0.0.0:8081", 1);
+	setenv("CMF_SERVER_THREADS", "4", 1);
+	setenv("CMF_SERVER_MAX_BODY_BYTES", "67108864", 1);
+	setenv("CMF_SERVER_CONNECTION_TIMEOUT_SECONDS", "3600", 1);
+	setenv("CMF_SERVER_DRAIN_SECONDS", "600", 1);
+	setenv("CMF_DATABASE_URL", "host=pg dbname=cmf", 1);
+	setenv("CMF_DATABASE_PASSWORD_FILE", "", 1);
+	setenv("CMF_DATABASE_STARTUP_TIMEOUT_SECONDS", "0", 1);
+	setenv("CMF_ENCRYPTION_ENABLED", "false", 1);
+	setenv("CMF_ENCRYPTION_KEY_FILE", "/other/key", 1);
+	setenv("CMF_LOG_LEVEL", "error", 1);
+	ck_assert_int_eq(load_yaml(full_yaml), 0);
+	ck_assert_str_eq(cfg->listen, "0.0.0.0:8081");
+	ck_assert_int_eq(cfg->threads, 4);
+	ck_assert_int_eq(cfg->max_body_bytes, 67108864);
+	ck_assert_int_eq(cfg->connection_timeout_seconds, 3600);
+	ck_assert_int_eq(cfg->drain_seconds, 600);
+	ck_assert_str_eq(cfg->database_url, "host=pg dbname=cmf");
+	ck_assert_str_eq(cfg->database_password_file, ""); /* set but empty counts as set */
+	ck_assert_int_eq(cfg->database_startup_timeout_seconds, 0);
+	ck_assert(!cfg->encryption_enabled);
+	ck_assert_str_eq(cfg->encryption_key_file, "/other/key");
+	ck_assert_str_eq(cfg->log_level, "error");
+}
+END_TEST
+
+START_TEST(test_env_type_errors)
+{
+	set_required_env();
+	setenv("CMF_ENCRYPTION_ENABLED", "yes", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "environment CMF_ENCRYPTION_ENABLED: expected true or false, found 'yes'");
+	unsetenv("CMF_ENCRYPTION_ENABLED");
+
+	setenv("CMF_SERVER_THREADS", "", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "environment CMF_SERVER_THREADS: expected an integer from 1 to 256, found ''");
+	setenv("CMF_SERVER_THREADS", "-1", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "environment CMF_SERVER_THREADS: expected an integer from 1 to 256, found '-1'");
+	setenv("CMF_SERVER_THREADS", " 8", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "environment CMF_SERVER_THREADS: expected an integer from 1 to 256, found ' 8'");
+	setenv("CMF_SERVER_THREADS", "99999999999999999999999999999999999999999999999999", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "environment CMF_SERVER_THREADS: expected an integer from 1 to 256, found "
+			      "'9999999999999999999999999999999999999999...'");
+	setenv("CMF_SERVER_THREADS", "0256", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg->threads, 256);
+}
+END_TEST
+
+START_TEST(test_env_error_wins_over_valid_file)
+{
+	setenv("CMF_SERVER_DRAIN_SECONDS", "601", 1);
+	ck_assert_int_eq(load_yaml(full_yaml), -1);
+	ck_assert_str_eq(err, "environment CMF_SERVER_DRAIN_SECONDS: expected an integer from 0 to 600, found '601'");
+}
+END_TEST
+
+START_TEST(test_unknown_keys)
+{
+	expect_error("bogus: 1\n", "cmf.yaml:1: unknown key 'bogus'");
+	expect_error("database:\n  url: x\nencryption:\n  enabled: true\n  key:\n"
+		     "    file: /k\n    path: /k\n",
+		     "cmf.yaml:7: unknown key 'encryption.key.path'");
+	/* a typo in a section name */
+	expect_error("database:\n  url: x\nencryptoin:\n  enabled: false\n", "cmf.yaml:3: unknown key 'encryptoin'");
+	/* a setting name used as a section and the reverse */
+	expect_error("listen: 1.2.3.4:80\n", "cmf.yaml:1: unknown key 'listen'");
+	expect_error("server:\n  server:\n    listen: x\n", "cmf.yaml:2: unknown key 'server.server'");
+	/* a dotted key is not a path */
+	expect_error("server.listen: 1.2.3.4:80\n", "cmf.yaml:1: unknown key 'server.listen'");
+	/* the value of an unknown key is never echoed */
+	expect_error("database:\n  uri: postgres://u:s3cr3t@h/db\n", "cmf.yaml:2: unknown key 'database.uri'");
+}
+END_TEST
+
+START_TEST(test_integer_errors)
+{
+	expect_error("server:\n  listen: 127.0.0.1:80\n  threads: many\n",
+		     "cmf.yaml:3: server.threads: expected an integer from 1 to 256, found 'many'");
+	expect_error("server:\n  threads: 257\n",
+		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found '257'");
+	expect_error("server:\n  threads: 0\n", "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found '0'");
+	expect_error("server:\n  maxBodyBytes: 1023\n",
+		     "cmf.yaml:2: server.maxBodyBytes: expected an integer from 1024 to 67108864, found '1023'");
+	expect_error("server:\n  threads: \"8\"\n",
+		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found quoted string '8'");
+	expect_error("server:\n  threads: 8.0\n",
+		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found '8.0'");
+	expect_error("server:\n  threads: 0x10\n",
+		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found '0x10'");
+	expect_error("server:\n  threads:\n",
+		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found ''");
+	expect_error("server:\n  drainSeconds: -1\n",
+		     "cmf.yaml:2: server.drainSeconds: expected an integer from 0 to 600, found '-1'");
+}
+END_TEST
+
+START_TEST(test_boolean_errors)
+{
+	expect_error("encryption:\n  enabled: yes\n",
+		     "cmf.yaml:2: encryption.enabled: expected true or false, found 'yes'");
+	expect_error("encryption:\n  enabled: on\n",
+		     "cmf.yaml:2: encryption.enabled: expected true or false, found 'on'");
+	expect_error("encryption:\n  enabled: 1\n",
+		     "cmf.yaml:2: encryption.enabled: expected true or false, found '1'");
+	expect_error("encryption:\n  enabled: 'false'\n",
+		     "cmf.yaml:2: encryption.enabled: expected true or false, found quoted string 'false'");
+	setenv("CMF_DATABASE_URL", "postgres://x", 1);
+	ck_assert_int_eq(load_yaml("encryption:\n  enabled: FALSE\n"), 0);
+	ck_assert(!cfg->encryption_enabled);
+}
+END_TEST
+
+START_TEST(test_shape_errors)
+{
+	/* a mapping or sequence where a scalar is expected */
+	expect_error("server:\n  threads:\n    min: 1\n",
+		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found a mapping");
+	expect_error("log:\n  level: [debug]\n", "cmf.yaml:2: log.level: expected a string, found a sequence");
+	/* a scalar where a mapping is expected */
+	expect_error("encryption: true\n", "cmf.yaml:1: encryption: expected a mapping, found a scalar");
+	expect_error("encryption:\n  key: /etc/key\n", "cmf.yaml:2: encryption.key: expected a mapping, found a scalar");
+	expect_error("server:\n  - listen\n", "cmf.yaml:2: server: expected a mapping, found a sequence");
+	/* the top level */
+	expect_error("- server\n", "cmf.yaml:1: the top level must be a mapping of settings");
+	expect_error("just text\n", "cmf.yaml:1: the top level must be a mapping of settings");
+	/* duplicates, of settings and of sections */
+	expect_error("server:\n  threads: 2\n  threads: 3\n", "cmf.yaml:3: duplicate key 'server.threads'");
+	expect_error("server:\n  threads: 2\nlog:\n  level: info\nserver:\n  drainSeconds: 1\n",
+		     "cmf.yaml:5: duplicate key 'server'");
+	/* anchors, tags, several documents */
+	expect_error("server:\n  threads: &t 2\n", "cmf.yaml:2: YAML anchors and aliases are not supported");
+	expect_error("server:\n  threads: !!int 2\n", "cmf.yaml:2: YAML tags are not supported");
+	expect_error("server:\n  threads: 2\n---\nserver:\n  threads: 3\n", "cmf.yaml:3: more than one YAML document");
+	expect_error("server:\n  ? [a, b]\n  : 1\n", "cmf.yaml:2: keys must be scalars");
+}
+END_TEST
+
+START_TEST(test_yaml_syntax_error)
+{
+	expect_error("server:\n  threads: 2\n  listen: a: b\n",
+		     "cmf.yaml:3:12: YAML syntax error: mapping values are not allowed in this context");
+	expect_error("server:\n  threads: 2\n bad\n",
+		     "cmf.yaml:3:2: YAML syntax error: did not find expected key (while parsing a block mapping at line 1)");
+}
+END_TEST
+
+START_TEST(test_strings_never_echoed)
+{
+	const char *cases[] = {
+		"database:\n  url:\n    - postgres://u:s3cr3t@h/db\n",
+		"database:\n  url: {postgres://u:s3cr3t@h/db: 1}\n",
+		"database:\n  url: postgres://u:s3cr3t@h/db\n  url: postgres://u:s3cr3t@h/db\n",
+		"database:\n  url: postgres://u:s3cr3t@h/db\n  bad: [\n",
+		"database:\n  url: \"postgres://u:s3cr3t@h/db\n",
+		"database:\n  url: postgres://u:s3cr3t@h/db\n\tpasswordFile: x\n",
+		"database:\n  url: postgres://u:s3cr3t@h/db\nserver:\n  listen: nope\n",
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(load_yaml(cases[i]), -1);
+		ck_assert_msg(err[0] != '\0', "case %zu: empty message", i);
+		ck_assert_msg(strstr(err, "s3cr3t") == NULL, "case %zu echoes the password: %s", i, err);
+	}
+	/* null for a string */
+	expect_error("database:\n  url: ~\n", "cmf.yaml:2: database.url: expected a string, found null");
+	expect_error("database:\n  url:\n", "cmf.yaml:2: database.url: expected a string, found null");
+	/* a quoted empty string is a string (then refused by validation) */
+	expect_error("database:\n  url: ''\n",
+		     "database.url is required: set it in the configuration file or CMF_DATABASE_URL");
+}
+END_TEST
+
+START_TEST(test_required_settings)
+{
+	expect_error("log:\n  level: info\n",
+		     "database.url is required: set it in the configuration file or CMF_DATABASE_URL");
+	setenv("CMF_DATABASE_URL", "", 1);
+	expect_error("database:\n  url: postgres://x\n",
+		     "database.url is required: set it in the configuration file or CMF_DATABASE_URL");
+	unsetenv("CMF_DATABASE_URL");
+	expect_error("database:\n  url: postgres://x\nencryption:\n  enabled: true\n",
+		     "encryption.key.file is required when encryption.enabled is true: set it in the "
+		     "configuration file or CMF_ENCRYPTION_KEY_FILE");
+	/* disabled without a key file is fine */
+	ck_assert_int_eq(load_yaml("database:\n  url: postgres://x\nencryption:\n  enabled: false\n"), 0);
+	ck_assert(!cfg->encryption_enabled);
+	ck_assert_str_eq(cfg->encryption_key_file, "");
+	/* the key file from the environment satisfies the file's enabled: true */
+	setenv("CMF_ENCRYPTION_KEY_FILE", "/k", 1);
+	ck_assert_int_eq(load_yaml("database:\n  url: postgres://x\nencryption:\n  enabled: true\n"), 0);
+	ck_assert_str_eq(cfg->encryption_key_file, "/k");
+}
+END_TEST
+
+START_TEST(test_listen)
+{
+	static const char *const good[] = {
+		"127.0.0.1:8080", "0.0.0.0:1", "localhost:65535", "cmf.svc.cluster.local:443",
+		"[::]:8080", "[::1]:80", "[fe80::1%eth0]:8080", "[::ffff:10.0.0.1]:9000",
+	};
+	static const char *const bad[] = {
+		"8080", ":8080", "host:", "host:0", "host:65536", "host:123456", "host:80x", "::1:8080",
+		"[::1]8080", "[]:80", "[::1]:", "[zz::1]:80", "a b:80", "", "[1.2.3.4]:80",
+	};
+
+	set_required_env();
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		setenv("CMF_LISTEN", good[i], 1);
+		cmf_config_free(cfg);
+		cfg = NULL;
+		ck_assert_msg(cmf_config_load(NULL, &cfg, err, sizeof(err)) == 0, "%s: %s", good[i], err);
+		ck_assert_str_eq(cfg->listen, good[i]);
+	}
+	cmf_config_free(cfg);
+	cfg = NULL;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[256];
+
+		setenv("CMF_LISTEN", bad[i], 1);
+		ck_assert_msg(cmf_config_load(NULL, &cfg, err, sizeof(err)) == -1, "accepted %s", bad[i]);
+		snprintf(want, sizeof(want),
+			 "environment CMF_LISTEN: expected host:port or [v6]:port with a port from 1 to 65535, "
+			 "found '%s'",
+			 bad[i]);
+		ck_assert_str_eq(err, want);
+	}
+	unsetenv("CMF_LISTEN");
+	expect_error("server:\n  listen: localhost\n",
+		     "cmf.yaml:2: server.listen: expected host:port or [v6]:port with a port from 1 to 65535, "
+		     "found 'localhost'");
+}
+END_TEST
+
+START_TEST(test_log_level)
+{
+	set_required_env();
+	expect_error("log:\n  level: verbose\n",
+		     "cmf.yaml:2: log.level: expected one of debug, info, warn, error, found 'verbose'");
+	expect_error("log:\n  level: INFO\n", "cmf.yaml:2: log.level: expected one of debug, info, warn, error, found 'INFO'");
+	setenv("CMF_LOG_LEVEL", "trace", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "environment CMF_LOG_LEVEL: expected one of debug, info, warn, error, found 'trace'");
+	setenv("CMF_LOG_LEVEL", "warn", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_str_eq(cfg->log_level, "warn");
+}
+END_TEST
+
+START_TEST(test_file_errors)
+{
+	char want[256];
+
+	ck_assert_int_eq(cmf_config_load("missing.yaml", &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_null(cfg);
+	snprintf(want, sizeof(want), "missing.yaml: cannot open: %s", strerror(ENOENT));
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(mkdir("adir", 0700), 0);
+	ck_assert_int_eq(cmf_config_load("adir", &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "adir: not a regular file");
+}
+END_TEST
+
+START_TEST(test_empty_files)
+{
+	static const char *const empty[] = {
+		"", "# only a comment\n\n# another\n", "---\n", "---\n...\n", "~\n",
+		"server:\n  # every setting commented out\n", "server: {}\nlog:\n",
+	};
+
+	set_required_env();
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		ck_assert_msg(load_yaml(empty[i]) == 0, "case %zu: %s", i, err);
+		ck_assert_int_eq(cfg->threads, 8);
+		ck_assert_str_eq(cfg->log_level, "info");
+	}
+}
+END_TEST
+
+START_TEST(test_flow_style_and_quoting)
+{
+	ck_assert_int_eq(load_yaml("{database: {url: \"host=db password='x y'\"}, encryption: {enabled: false},"
+				   " server: {threads: 3}}\n"),
+			 0);
+	ck_assert_str_eq(cfg->database_url, "host=db password='x y'");
+	ck_assert_int_eq(cfg->threads, 3);
+}
+END_TEST
+
+START_TEST(test_free_null)
+{
+	cmf_config_free(NULL);
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("config");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_defaults_without_file);
+	tcase_add_test(tc, test_full_file);
+	tcase_add_test(tc, test_env_overrides_file);
+	tcase_add_test(tc, test_env_type_errors);
+	tcase_add_test(tc, test_env_error_wins_over_valid_file);
+	tcase_add_test(tc, test_unknown_keys);
+	tcase_add_test(tc, test_integer_errors);
+	tcase_add_test(tc, test_boolean_errors);
+	tcase_add_test(tc, test_shape_errors);
+	tcase_add_test(tc, test_yaml_syntax_error);
+	tcase_add_test(tc, test_strings_never_echoed);
+	tcase_add_test(tc, test_required_settings);
+	tcase_add_test(tc, test_listen);
+	tcase_add_test(tc, test_log_level);
+	tcase_add_test(tc, test_file_errors);
+	tcase_add_test(tc, test_empty_files);
+	tcase_add_test(tc, test_flow_style_and_quoting);
+	tcase_add_test(tc, test_free_null);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CMF_CHECK_MAIN(config_suite)
