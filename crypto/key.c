@@ -267,10 +267,16 @@ out:
 	return twice;
 }
 
-/* Whether every byte is printable base64 (or hex) text, which a random raw key practically never is. */
+/*
+ * Whether the bytes are printable base64 (or hex) text, perhaps with trailing whitespace, which a random
+ * raw key practically never is.
+ */
 static int
 key_looks_textual(const uint8_t *buf, size_t len)
 {
+	len = key_rstrip(buf, len);
+	if (len == 0)
+		return 0;
 	for (size_t i = 0; i < len; i++)
 		if (!key_is_b64_char(buf[i]) && buf[i] != '=')
 			return 0;
