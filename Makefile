@@ -24,7 +24,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
 HEADERS := $(wildcard cmf/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h)
 
-.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay
+.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check
 
 all: build/cmf
 
@@ -71,8 +71,14 @@ unit-san: $(SAN_BINS)
 deps:
 	@sh tests/deps.sh
 
+# The tree must also be warning-free under clang (the default build is gcc): a syntax-only pass.
+clang-check: $(GEN_SRCS)
+	@for f in cmf/main.c $(LIB_SRCS) $(GEN_SRCS) $(UNIT_SRCS) $(FUZZ_SRCS); do \
+	  clang $(STD) $(WARN) -I. $(shell pkg-config --cflags $(PKGS) check) -fsyntax-only $$f || exit 1; done
+	@echo "clang-check: clean" 
+
 test: deps
-	@$(MAKE) --no-print-directory all unit unit-san fuzz-replay
+	@$(MAKE) --no-print-directory all clang-check unit unit-san fuzz-replay
 	@sh tests/run-api.sh
 
 run: deps
