@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CMF = os.environ.get("CMF_BIN", os.path.join(ROOT, "build", "cmf"))
 PG_SH = os.path.join(ROOT, "tests", "pg.sh")
 
