@@ -96,7 +96,7 @@ cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const
 {
 	struct secret_input in;
 	struct db_secret *s = NULL;
-	struct db_sealer sealer;
+	struct cmf_sealer_hold hold;
 	char what[300];
 	struct db_conn *c;
 	int r;
@@ -110,9 +110,9 @@ cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const
 		cmf_reply_error(resp, 500, "internal error");
 		goto out;
 	}
-	cmf_app_sealer_acquire(req->app, &sealer);
-	r = db_secret_create(c, &sealer, in.name, in.labels, in.annotations, in.data, &s);
-	cmf_app_sealer_release(req->app);
+	cmf_app_sealer_acquire(req->app, &hold);
+	r = db_secret_create(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
+	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
 		goto out;
@@ -129,7 +129,7 @@ cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const
 {
 	struct secret_input in;
 	struct db_secret *s = NULL;
-	struct db_sealer sealer;
+	struct cmf_sealer_hold hold;
 	char what[300];
 	struct db_conn *c;
 	int r;
@@ -147,9 +147,9 @@ cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const
 		cmf_reply_error(resp, 500, "internal error");
 		goto out;
 	}
-	cmf_app_sealer_acquire(req->app, &sealer);
-	r = db_secret_update(c, &sealer, in.name, in.labels, in.annotations, in.data, &s);
-	cmf_app_sealer_release(req->app);
+	cmf_app_sealer_acquire(req->app, &hold);
+	r = db_secret_update(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
+	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
 		goto out;
@@ -165,7 +165,7 @@ void
 cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
 {
 	struct db_secret *s = NULL;
-	struct db_sealer sealer;
+	struct cmf_sealer_hold hold;
 	char what[300];
 	struct db_conn *c = cmf_app_conn(req->app);
 	int r;
@@ -175,9 +175,9 @@ cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const ch
 		cmf_reply_error(resp, 500, "internal error");
 		return;
 	}
-	cmf_app_sealer_acquire(req->app, &sealer);
-	r = db_secret_get(c, &sealer, args[0], &s);
-	cmf_app_sealer_release(req->app);
+	cmf_app_sealer_acquire(req->app, &hold);
+	r = db_secret_get(c, &hold.sealer, args[0], &s);
+	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
 		return;
@@ -190,7 +190,7 @@ void
 cmf_api_secrets_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
 {
 	struct db_secret **items = NULL;
-	struct db_sealer sealer;
+	struct cmf_sealer_hold hold;
 	struct db_conn *c;
 	long long page, total = 0;
 	size_t n = 0;
@@ -205,9 +205,9 @@ cmf_api_secrets_list(struct cmf_request *req, struct cmf_response *resp, const c
 		cmf_reply_error(resp, 500, "internal error");
 		return;
 	}
-	cmf_app_sealer_acquire(req->app, &sealer);
-	r = db_secret_list(c, &sealer, page * size, size, &items, &n, &total);
-	cmf_app_sealer_release(req->app);
+	cmf_app_sealer_acquire(req->app, &hold);
+	r = db_secret_list(c, &hold.sealer, page * size, size, &items, &n, &total);
+	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, "secrets");
 		return;

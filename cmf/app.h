@@ -9,18 +9,27 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 
+/* Key files are 16/32 raw bytes or ~45 bytes of base64; 4 KiB leaves room for whitespace, not abuse. */
+#define CMF_KEY_FILE_MAX 4096
+
+/* A counted reference to a loaded keyring; the last release wipes it (crypto_keyring_free). */
+struct cmf_keyring_ref;
+
 struct cmf_app {
 	const struct cmf_config *cfg;  /* borrowed from main */
 	bool encryption_enabled;       /* the locked mode */
 	char key_id[CRYPTO_KEY_ID_SIZE];
-	/*
-	 * The loaded keyring, NULL while the key is unavailable. Requests hold key_lock for reading
-	 * while they use it; whoever replaces or wipes it holds it for writing.
-	 */
-	pthread_rwlock_t key_lock;
-	struct crypto_keyring *keyring;
-	const char *key_unavailable_reason; /* static text when keyring is NULL with encryption on */
+	/* Everything below is guarded by key_mutex; use the functions, not the fields. */
+	pthread_mutex_t key_mutex;
+	struct cmf_keyring_ref *keyring;        /* NULL while the key is unavailable */
+	char key_unavailable_reason[512];       /* why, while keyring is NULL with encryption on */
 };
+
+/* Initialize the app's lock and state (cfg borrowed). */
+void cmf_app_init(struct cmf_app *app, const struct cmf_config *cfg);
+
+/* Drop the app's keyring (wiped once no request holds it) and destroy the lock. */
+void cmf_app_cleanup(struct cmf_app *app);
 
 /*
  * The calling thread's database connection, opened on first use with the configured URL and
@@ -32,12 +41,44 @@ struct db_conn *cmf_app_conn(struct cmf_app *app);
 /* Set the password read at start (borrowed for the process lifetime; may be NULL). */
 void cmf_app_set_db_password(const char *password);
 
+/* The database password set above (NULL if none), for connections opened outside worker threads. */
+const char *cmf_app_db_password(void);
+
+/* A request's hold on the keyring: `sealer` is valid until cmf_app_sealer_release. */
+struct cmf_sealer_hold {
+	struct db_sealer sealer;
+	struct cmf_keyring_ref *ref;
+};
+
 /*
- * Take the key lock for reading and fill `sealer`; call cmf_app_sealer_release when done with it.
- * With encryption enabled and no keyring, sealer->keyring is NULL (the store answers
- * DB_ERR_KEY_UNAVAILABLE).
+ * Take a reference to the current keyring (or none while the key is unavailable: then, with
+ * encryption enabled, sealer.keyring is NULL and the store answers DB_ERR_KEY_UNAVAILABLE). Holding it
+ * never blocks a revocation: that drops the app's reference, and the last holder wipes the keyring.
  */
-void cmf_app_sealer_acquire(struct cmf_app *app, struct db_sealer *sealer);
-void cmf_app_sealer_release(struct cmf_app *app);
+void cmf_app_sealer_acquire(struct cmf_app *app, struct cmf_sealer_hold *hold);
+void cmf_app_sealer_release(struct cmf_app *app, struct cmf_sealer_hold *hold);
+
+/* Install `kr` (taken over) as the current keyring, dropping any previous one. */
+void cmf_app_keyring_set(struct cmf_app *app, struct crypto_keyring *kr);
+
+/*
+ * Make the key unavailable: drop the current keyring (wiped as soon as in-flight requests release it)
+ * and record `reason` for /readyz. Returns true if a keyring was loaded (a transition).
+ */
+bool cmf_app_keyring_revoke(struct cmf_app *app, const char *reason);
+
+/* Whether a keyring is loaded; when not, copy the reason into `reason` (size len). */
+bool cmf_app_keyring_loaded(struct cmf_app *app, char *reason, size_t len);
+
+/*
+ * Watch the mounted master key (encryption.key.file) every encryption.key.reloadIntervalSeconds,
+ * from a thread of its own: a key file that disappears, becomes unreadable or holds another key
+ * revokes the keyring; the right key coming back reloads the keyring from the database. Both
+ * transitions are logged. Returns 0, or -1 (logged) if the thread cannot start.
+ */
+int cmf_keywatch_start(struct cmf_app *app);
+
+/* Stop and join the watcher (no-op if not started). */
+void cmf_keywatch_stop(void);
 
 #endif

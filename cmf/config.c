@@ -64,6 +64,9 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "encryption.enabled", "CMF_ENCRYPTION_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(encryption_enabled) },
 	{ "encryption.key.file", "CMF_ENCRYPTION_KEY_FILE", CFG_STRING, 0, 0, "", 0,
 	  CFG_OFF(encryption_key_file) },
+	/* 1..60 s: how often the mounted key is re-checked; revocation is noticed within one interval. */
+	{ "encryption.key.reloadIntervalSeconds", "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS", CFG_INT, 1, 60, NULL, 2,
+	  CFG_OFF(encryption_key_reload_interval_seconds) },
 	{ "log.level", "CMF_LOG_LEVEL", CFG_STRING, 0, 0, "info", 0, CFG_OFF(log_level) },
 };
 

@@ -18,6 +18,7 @@
  *   database.startupTimeoutSeconds CMF_DATABASE_STARTUP_TIMEOUT_SECONDS 30 (0..3600)
  *   encryption.enabled             CMF_ENCRYPTION_ENABLED         true
  *   encryption.key.file            CMF_ENCRYPTION_KEY_FILE        ""  (required when encryption.enabled)
+ *   encryption.key.reloadIntervalSeconds CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS 2 (1..60)
  *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
  *
  * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
@@ -35,6 +36,7 @@ struct cmf_config {
 	int database_startup_timeout_seconds;
 	bool encryption_enabled;
 	char *encryption_key_file;
+	int encryption_key_reload_interval_seconds;
 	char *log_level;
 };
 

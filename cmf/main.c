@@ -36,8 +36,6 @@ enum {
 	EXIT_CONFIG = 78,      /* EX_CONFIG: configuration, key, or database mode/key lock refused */
 };
 
-/* Key files are 16/32 raw bytes or ~45 bytes of base64; 4 KiB leaves room for whitespace, not abuse. */
-#define KEY_FILE_MAX 4096
 /* A database password file holds one password. */
 #define PASSWORD_FILE_MAX 4096
 
@@ -144,7 +142,7 @@ load_master_key(const struct cmf_config *cfg, struct crypto_key **key)
 	int loose = 0, r;
 
 	*key = NULL;
-	r = k8s_secret_read_file(cfg->encryption_key_file, KEY_FILE_MAX, &buf, &len, &loose, why, sizeof(why));
+	r = k8s_secret_read_file(cfg->encryption_key_file, CMF_KEY_FILE_MAX, &buf, &len, &loose, why, sizeof(why));
 	if (r != K8S_OK) {
 		cmf_error("cannot read the encryption key (encryption.key.file): %s", why);
 		return -1;
@@ -224,7 +222,7 @@ start_database(struct cmf_app *app, const struct crypto_key *master, int check_o
 
 		r = db_init(c, app->encryption_enabled, master, check_only, &kr, res, why, sizeof(why));
 		if (r == DB_OK || (check_only && r == DB_ERR_NOT_INITIALIZED)) {
-			app->keyring = kr;
+			cmf_app_keyring_set(app, kr);
 			*conn = c;
 			return r == DB_OK ? EXIT_OK : -1;
 		}
@@ -293,9 +291,7 @@ cmd_run(const char *cmd, int argc, char **argv)
 		cmf_log_set_level(CMF_LOG_WARN);
 	else if (strcmp(cfg->log_level, "error") == 0)
 		cmf_log_set_level(CMF_LOG_ERROR);
-	app.cfg = cfg;
-	app.encryption_enabled = cfg->encryption_enabled;
-	pthread_rwlock_init(&app.key_lock, NULL);
+	cmf_app_init(&app, cfg);
 
 	/* Block the stop signals before any thread exists, so only cmf_http_serve's sigwait sees them. */
 	sigemptyset(&set);
@@ -358,10 +354,16 @@ cmd_run(const char *cmd, int argc, char **argv)
 		rc = EXIT_OK;
 		goto out;
 	}
+	if (cfg->encryption_enabled && cmf_keywatch_start(&app) != 0) {
+		rc = EXIT_SOFTWARE;
+		goto out;
+	}
 	rc = cmf_http_serve(&app) == 0 ? EXIT_OK : EXIT_CONFIG;
+	cmf_keywatch_stop();
 out:
 	crypto_key_free(master);
-	crypto_keyring_free(app.keyring);
+	if (app.cfg != NULL)
+		cmf_app_cleanup(&app);
 	if (password != NULL) {
 		OPENSSL_cleanse(password, strlen(password));
 		free(password);

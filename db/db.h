@@ -96,6 +96,14 @@ struct db_init_result {
 int db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key *master, bool check_only,
 	    struct crypto_keyring **keyring, struct db_init_result *res, char *why, size_t whylen);
 
+/*
+ * Load the keyring again with `master` (borrowed) in a read-only transaction, after the same checks as
+ * db_init (recorded key id, every DEK unwraps): how a server resumes once its key is restored.
+ * DB_ERR_KEY_MISMATCH (with `why`) when `master` is not the database's key. *keyring as in db_init.
+ */
+int db_keyring_load(struct db_conn *c, const struct crypto_key *master, struct crypto_keyring **keyring, char *why,
+		    size_t whylen);
+
 /* ---- Secrets ---------------------------------------------------------------------------------------- */
 
 /*

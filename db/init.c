@@ -310,3 +310,46 @@ db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key *mas
 	*keyring = t.kr;
 	return DB_OK;
 }
+
+static int
+keyring_body(struct db_conn *c, void *cls)
+{
+	struct init_tx *t = cls;
+	bool recorded = false;
+	int r;
+
+	crypto_keyring_free(t->kr);
+	t->kr = NULL;
+	r = check_mode(t, c, &recorded);
+	if (r == DB_OK && !recorded) {
+		snprintf(t->why, t->whylen, "the database has not been initialized");
+		r = DB_ERR_NOT_INITIALIZED;
+	}
+	return r;
+}
+
+int
+db_keyring_load(struct db_conn *c, const struct crypto_key *master, struct crypto_keyring **keyring, char *why,
+		size_t whylen)
+{
+	char scratch[8];
+	struct init_tx t = {
+		.enabled = true,
+		.master = master,
+		.why = why != NULL ? why : scratch,
+		.whylen = why != NULL ? whylen : sizeof(scratch),
+	};
+	int r;
+
+	*keyring = NULL;
+	t.why[0] = '\0';
+	r = db_tx_run(c, DB_TX_READ, keyring_body, &t);
+	if (r != DB_OK) {
+		if (t.why[0] == '\0')
+			snprintf(t.why, t.whylen, "cannot load the keyring: %s", db_strerror(r));
+		crypto_keyring_free(t.kr);
+		return r;
+	}
+	*keyring = t.kr;
+	return DB_OK;
+}

@@ -31,4 +31,30 @@ const char *k8s_strerror(int err);
 int k8s_secret_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, int *loose_perms,
 			 char *why, size_t whylen);
 
+/*
+ * Watching a mounted secret file. The kubelet updates a Secret volume by writing a new timestamped
+ * directory and renaming the `..data` symlink onto it, so every update gives the path a new inode;
+ * an in-place edit (outside Kubernetes) changes its times. A watch remembers the identity (device,
+ * inode, size, mode, mtime, ctime — from fstat on the descriptor it read) of the last good read.
+ */
+struct k8s_watch;
+
+enum { K8S_WATCH_UNCHANGED = 1, K8S_WATCH_CHANGED = 2 }; /* positive: distinct from K8S_OK */
+
+/* A watch of `path` (copied) for files of at most `max` bytes. Nothing is read yet. */
+int k8s_watch_new(const char *path, size_t max, struct k8s_watch **out);
+
+/*
+ * Poll once. The same identity as the last good read → K8S_WATCH_UNCHANGED, nothing read, *out NULL.
+ * Otherwise the file is read whole under k8s_secret_read_file's rules → K8S_WATCH_CHANGED with *out
+ * (caller wipes and frees) — the first poll always reports CHANGED. A failure returns the negative
+ * K8S_ERR_* code with `why`, and the watch forgets the identity: the next good read is CHANGED.
+ */
+int k8s_watch_poll(struct k8s_watch *w, uint8_t **out, size_t *outlen, int *loose_perms, char *why, size_t whylen);
+
+/* Forget the last identity, so the next poll reads and reports CHANGED (to retry acting on it). */
+void k8s_watch_forget(struct k8s_watch *w);
+
+void k8s_watch_free(struct k8s_watch *w);
+
 #endif

@@ -77,9 +77,43 @@ k8s_grow(uint8_t *old, size_t len, size_t cap)
 	return n;
 }
 
-int
-k8s_secret_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, int *loose_perms,
-		     char *why, size_t whylen)
+/* What identifies one version of a mounted file: a kubelet swap gives a new inode, an edit a new time. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	mode_t mode;
+	struct timespec mtime, ctime;
+};
+
+static void
+file_id_of(const struct stat *st, struct file_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mode = st->st_mode;
+	id->mtime = st->st_mtim;
+	id->ctime = st->st_ctim;
+}
+
+static int
+file_id_equal(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mode == b->mode &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/*
+ * Read `path` whole. The identity comes from fstat on the open descriptor, so it describes exactly the
+ * bytes read even while the kubelet swaps ..data. When `skip_if` matches it, nothing is read and
+ * K8S_WATCH_UNCHANGED is returned.
+ */
+static int
+secret_read(const char *path, size_t max, const struct file_id *skip_if, struct file_id *id, uint8_t **out,
+	    size_t *outlen, int *loose_perms, char *why, size_t whylen)
 {
 	struct stat st;
 	uint8_t *buf = NULL, *nb;
@@ -130,6 +164,12 @@ k8s_secret_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen
 	}
 	if (loose_perms != NULL)
 		*loose_perms = (st.st_mode & S_IRWXO) != 0;
+	if (id != NULL)
+		file_id_of(&st, id);
+	if (skip_if != NULL && id != NULL && file_id_equal(skip_if, id)) {
+		r = K8S_WATCH_UNCHANGED;
+		goto out;
+	}
 
 	/* One byte past the cap is read at most: enough to tell that the file grew beyond it. */
 	limit = max < SIZE_MAX ? max + 1 : SIZE_MAX;
@@ -189,7 +229,72 @@ out:
 	free(buf);
 	if (fd >= 0)
 		close(fd);
-	if (r != K8S_OK && loose_perms != NULL)
+	if (r < 0 && loose_perms != NULL)
 		*loose_perms = 0;
 	return r;
+}
+
+int
+k8s_secret_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, int *loose_perms,
+		     char *why, size_t whylen)
+{
+	return secret_read(path, max, NULL, NULL, out, outlen, loose_perms, why, whylen);
+}
+
+struct k8s_watch {
+	char *path;
+	size_t max;
+	int have_id; /* the last poll read the file: `id` describes what was read */
+	struct file_id id;
+};
+
+int
+k8s_watch_new(const char *path, size_t max, struct k8s_watch **out)
+{
+	struct k8s_watch *w;
+
+	*out = NULL;
+	if (path == NULL)
+		return K8S_ERR_INTERNAL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return K8S_ERR_ALLOC;
+	if ((w->path = strdup(path)) == NULL) {
+		free(w);
+		return K8S_ERR_ALLOC;
+	}
+	w->max = max;
+	*out = w;
+	return K8S_OK;
+}
+
+int
+k8s_watch_poll(struct k8s_watch *w, uint8_t **out, size_t *outlen, int *loose_perms, char *why, size_t whylen)
+{
+	struct file_id id;
+	int r;
+
+	r = secret_read(w->path, w->max, w->have_id ? &w->id : NULL, &id, out, outlen, loose_perms, why, whylen);
+	if (r == K8S_OK) {
+		w->id = id;
+		w->have_id = 1;
+		return K8S_WATCH_CHANGED;
+	}
+	if (r < 0)
+		w->have_id = 0; /* whatever comes back next is news */
+	return r;
+}
+
+void
+k8s_watch_forget(struct k8s_watch *w)
+{
+	w->have_id = 0;
+}
+
+void
+k8s_watch_free(struct k8s_watch *w)
+{
+	if (w == NULL)
+		return;
+	free(w->path);
+	free(w);
 }

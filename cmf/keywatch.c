@@ -1,0 +1,155 @@
+/* cmf key watch: re-reads the mounted master key; revokes the keyring when it goes, reloads it when back. */
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmf/app.h"
+#include "cmf/log.h"
+#include "k8s/k8s.h"
+
+static pthread_mutex_t watch_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_cond;
+static pthread_t watch_thread;
+static bool watch_started, watch_stopping;
+
+static void
+revoke(struct cmf_app *app, const char *reason)
+{
+	if (cmf_app_keyring_revoke(app, reason))
+		cmf_warn("encryption key unavailable: %s; the keyring is wiped from memory and requests that need "
+			 "encryption get 503 until the key is restored",
+			 reason);
+}
+
+/* Reload the keyring with the restored master key. Returns 0, or -1 to retry at the next poll. */
+static int
+restore(struct cmf_app *app, const struct crypto_key *master, struct db_conn **conn)
+{
+	struct crypto_keyring *kr = NULL;
+	char why[512], reason[640];
+	int r;
+
+	if (*conn == NULL && db_conn_open(app->cfg->database_url, cmf_app_db_password(), conn) == DB_ERR_ALLOC)
+		return -1;
+	r = db_keyring_load(*conn, master, &kr, why, sizeof(why));
+	if (r != DB_OK) {
+		snprintf(reason, sizeof(reason), "the key file is back but the keyring cannot be loaded: %s", why);
+		cmf_app_keyring_revoke(app, reason);
+		cmf_warn("%s; retrying", reason);
+		return -1;
+	}
+	cmf_app_keyring_set(app, kr);
+	cmf_info("encryption key restored (key id %s): the keyring is loaded again and secrets are served", app->key_id);
+	return 0;
+}
+
+static void
+poll_once(struct cmf_app *app, struct k8s_watch *w, struct db_conn **conn)
+{
+	char why[512], reason[640], kid[CRYPTO_KEY_ID_SIZE];
+	struct crypto_key *key = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int loose = 0, r;
+
+	r = k8s_watch_poll(w, &buf, &len, &loose, why, sizeof(why));
+	if (r == K8S_WATCH_UNCHANGED)
+		return;
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "the key file cannot be read: %s", why);
+		revoke(app, reason);
+		return;
+	}
+	r = crypto_key_parse(buf, len, &key, why, sizeof(why));
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	if (r != CRYPTO_OK) {
+		snprintf(reason, sizeof(reason), "the key file %s no longer holds a valid key: %s",
+			 app->cfg->encryption_key_file, why);
+		revoke(app, reason);
+		return;
+	}
+	if (crypto_key_id(key, kid) != CRYPTO_OK) {
+		crypto_key_free(key);
+		k8s_watch_forget(w);
+		return;
+	}
+	if (strcmp(kid, app->key_id) != 0) {
+		snprintf(reason, sizeof(reason),
+			 "the mounted key (key id %s) is not the key this database was initialized with (key id %s)", kid,
+			 app->key_id);
+		revoke(app, reason);
+	} else if (!cmf_app_keyring_loaded(app, NULL, 0)) {
+		if (restore(app, key, conn) != 0)
+			k8s_watch_forget(w);
+	} else {
+		cmf_debug("key file %s changed but holds the same key (key id %s)", app->cfg->encryption_key_file, kid);
+	}
+	crypto_key_free(key);
+}
+
+static void *
+watch_main(void *arg)
+{
+	struct cmf_app *app = arg;
+	struct k8s_watch *w = NULL;
+	struct db_conn *conn = NULL;
+
+	if (k8s_watch_new(app->cfg->encryption_key_file, CMF_KEY_FILE_MAX, &w) != K8S_OK) {
+		cmf_error("%s: cannot start watching %s", __func__, app->cfg->encryption_key_file);
+		return NULL;
+	}
+	pthread_mutex_lock(&watch_mutex);
+	while (!watch_stopping) {
+		struct timespec deadline;
+
+		pthread_mutex_unlock(&watch_mutex);
+		poll_once(app, w, &conn);
+		pthread_mutex_lock(&watch_mutex);
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += app->cfg->encryption_key_reload_interval_seconds;
+		while (!watch_stopping && pthread_cond_timedwait(&watch_cond, &watch_mutex, &deadline) == 0)
+			;
+	}
+	pthread_mutex_unlock(&watch_mutex);
+	k8s_watch_free(w);
+	db_conn_close(conn);
+	return NULL;
+}
+
+int
+cmf_keywatch_start(struct cmf_app *app)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&watch_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	watch_stopping = false;
+	if (pthread_create(&watch_thread, NULL, watch_main, app) != 0) {
+		cmf_error("%s: cannot start the key watch thread", __func__);
+		return -1;
+	}
+	watch_started = true;
+	cmf_info("watching the encryption key file %s every %d s", app->cfg->encryption_key_file,
+		 app->cfg->encryption_key_reload_interval_seconds);
+	return 0;
+}
+
+void
+cmf_keywatch_stop(void)
+{
+	if (!watch_started)
+		return;
+	pthread_mutex_lock(&watch_mutex);
+	watch_stopping = true;
+	pthread_cond_signal(&watch_cond);
+	pthread_mutex_unlock(&watch_mutex);
+	pthread_join(watch_thread, NULL);
+	pthread_cond_destroy(&watch_cond);
+	watch_started = false;
+}
