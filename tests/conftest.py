@@ -237,3 +237,53 @@ def cmf_factory(workdir, pg, db):
 @pytest.fixture
 def cmf(cmf_factory):
     return cmf_factory().start()
+
+
+class KubeletSecretVolume:
+    """A directory laid out as the kubelet's atomic writer lays out a Secret volume:
+    ..<timestamp>/<file> holds the payload, ..data -> ..<timestamp> is swapped by rename(2), and each
+    user-visible <file> is a symlink to ..data/<file>."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(path, exist_ok=True)
+        self.n = 0
+
+    def write(self, files, remove_links=True, mode=0o440):
+        self.n += 1
+        ts = "..%s_%d" % (time.strftime("%Y_%m_%d_%H_%M_%S"), self.n)
+        tsdir = os.path.join(self.path, ts)
+        os.mkdir(tsdir)
+        for name, content in files.items():
+            p = os.path.join(tsdir, name)
+            with open(p, "wb") as f:
+                f.write(content)
+            os.chmod(p, mode)
+        data = os.path.join(self.path, "..data")
+        old = os.readlink(data) if os.path.islink(data) else None
+        tmp = os.path.join(self.path, "..data_tmp")
+        os.symlink(ts, tmp)
+        os.rename(tmp, data)  # the atomic swap
+        for name in files:
+            link = os.path.join(self.path, name)
+            if not os.path.islink(link):
+                os.symlink(os.path.join("..data", name), link)
+        if remove_links:
+            for name in os.listdir(self.path):
+                link = os.path.join(self.path, name)
+                if not name.startswith("..") and name not in files and os.path.islink(link):
+                    os.unlink(link)
+        if old:
+            shutil.rmtree(os.path.join(self.path, old))
+
+
+def wait_for(fn, timeout, interval=0.1):
+    """Poll fn() until it returns a truthy value; return (value, seconds waited) or raise on timeout."""
+    start = time.time()
+    while True:
+        v = fn()
+        if v:
+            return v, time.time() - start
+        if time.time() - start > timeout:
+            raise AssertionError("condition not met within %.1f s" % timeout)
+        time.sleep(interval)

@@ -1,0 +1,120 @@
+"""The master key as a kubelet-mounted Secret: revocation and recovery without a restart, and key
+material not left in process memory."""
+import base64
+import os
+import re
+
+from conftest import KubeletSecretVolume, wait_for
+
+# The issue's bound: revocation and recovery must show within 10 s.
+BOUND = 10
+
+
+def ready_status(c):
+    return c.request("GET", "/readyz").status
+
+
+def start_with_volume(cmf_factory, workdir, raw, **kw):
+    vol = KubeletSecretVolume(os.path.join(workdir, "keyvol"))
+    vol.write({"encryption-key": raw})
+    c = cmf_factory(env={"CMF_ENCRYPTION_KEY_FILE": os.path.join(vol.path, "encryption-key")}, **kw).start()
+    return vol, c
+
+
+def test_revocation_drill(cmf_factory, workdir, pg, db):
+    raw = os.urandom(32)
+    vol, c = start_with_volume(cmf_factory, workdir, raw)
+    assert c.create_secret("drill-secret", {"password": "drill-plaintext"}).status == 200
+    before = pg.dump(db)
+
+    # Remove the key: ..data now points at a directory without it (the symlink dangles).
+    vol.write({}, remove_links=False)
+    _, took = wait_for(lambda: ready_status(c) == 503, BOUND)
+    r = c.request("GET", "/readyz")
+    assert "encryption key unavailable" in r.body.decode() and "cannot be read" in r.body.decode(), r
+    for resp in (c.get_secret("drill-secret"), c.create_secret("new-one", {"a": "b"}),
+                 c.request("GET", "/cmf/api/v1/secrets")):
+        assert resp.status == 503, resp
+        assert resp.error() == "encryption key unavailable"
+        assert b"drill-plaintext" not in resp.body
+    assert c.request("GET", "/healthz").status == 200  # alive: do not restart the pod over this
+    assert pg.dump(db) == before  # nothing stored changed
+    print("revoked after %.1f s" % took)
+
+    # Restore the same key: the service resumes by itself.
+    vol.write({"encryption-key": raw})
+    _, took = wait_for(lambda: ready_status(c) == 200, BOUND)
+    r = c.get_secret("drill-secret")
+    assert r.status == 200 and r.json()["status"]["version"] == "1"
+    assert r.json()["spec"]["data"] == {"password": "****"}
+    assert c.create_secret("after-restore", {"a": "b"}).status == 200
+    print("restored after %.1f s" % took)
+    log = c.log()
+    assert re.search(r"WARN  encryption key unavailable: the key file cannot be read", log), log
+    assert "encryption key restored" in log
+    assert c.proc.poll() is None
+
+
+def test_another_key_or_garbage_revokes_then_recovers(cmf_factory, workdir):
+    raw = os.urandom(32)
+    vol, c = start_with_volume(cmf_factory, workdir, raw)
+    assert c.create_secret("kept-secret", {"a": "b"}).status == 200
+
+    vol.write({"encryption-key": os.urandom(32)})  # a valid key, but not this database's
+    wait_for(lambda: ready_status(c) == 503, BOUND)
+    body = c.request("GET", "/readyz").body.decode()
+    assert "is not the key this database was initialized with" in body, body
+    assert c.get_secret("kept-secret").status == 503
+
+    vol.write({"encryption-key": b"garbage"})
+    wait_for(lambda: "no longer holds a valid key" in c.request("GET", "/readyz").body.decode(), BOUND)
+    assert c.get_secret("kept-secret").status == 503
+
+    # the right key back, base64-encoded this time (still the same key)
+    vol.write({"encryption-key": base64.b64encode(raw) + b"\n"})
+    wait_for(lambda: ready_status(c) == 200, BOUND)
+    assert c.get_secret("kept-secret").status == 200
+
+
+def test_same_key_remounted_is_not_a_transition(cmf_factory, workdir):
+    raw = os.urandom(16)
+    vol, c = start_with_volume(cmf_factory, workdir, raw, )
+    for _ in range(3):
+        vol.write({"encryption-key": raw})
+    import time
+    time.sleep(3)
+    assert ready_status(c) == 200
+    assert "encryption key unavailable" not in c.log()
+
+
+def scan_memory(pid, needles):
+    """Search every readable mapping of process `pid` for any of `needles`; return those found."""
+    found = set()
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if not perms.startswith("r"):
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(lo)
+                chunk = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            for n in needles:
+                if n in chunk:
+                    found.add(n)
+    return found
+
+
+def test_master_key_not_left_in_memory(cmf_factory, workdir):
+    """The master key is used to unwrap the keyring and then wiped; each re-read by the watch is wiped too."""
+    raw = os.urandom(32)
+    vol, c = start_with_volume(cmf_factory, workdir, raw)
+    assert c.create_secret("mem-secret", {"password": "in-memory-marker-%s" % raw.hex()[:8]}).status == 200
+    import time
+    time.sleep(2.5)  # at least one watch poll
+    needles = [raw, base64.b64encode(raw)]
+    assert scan_memory(c.proc.pid, needles) == set()
+    # the scan can find things: the same process does hold the request's masked output strings
+    assert scan_memory(c.proc.pid, [b"mem-secret"]) == {b"mem-secret"}
