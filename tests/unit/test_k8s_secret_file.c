@@ -295,6 +295,72 @@ START_TEST(test_symlink_loop_and_args)
 }
 END_TEST
 
+/* Poll `w` and expect `want`; on CHANGED the content must be `data`. */
+static void
+expect_poll(struct k8s_watch *w, int want, const char *data)
+{
+	uint8_t *out = (uint8_t *)1;
+	size_t outlen = 1;
+	char why[WHY_SIZE];
+	int r = k8s_watch_poll(w, &out, &outlen, NULL, why, sizeof(why));
+
+	ck_assert_msg(r == want, "poll: got %d (%s), want %d", r, why, want);
+	if (r == K8S_WATCH_CHANGED) {
+		ck_assert_uint_eq(outlen, strlen(data));
+		ck_assert(memcmp(out, data, outlen) == 0);
+		free(out);
+	} else {
+		ck_assert_ptr_null(out);
+	}
+}
+
+/* Swap ..data to a new timestamp directory holding `key` = `data` (or no key when data is NULL). */
+static void
+kubelet_swap(int n, const char *data)
+{
+	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX], ts[64], rel[80];
+
+	snprintf(ts, sizeof(ts), "..2026_11_26_08_00_00.%09d", n);
+	ck_assert_int_eq(mkdir(p(dir, ts), 0755), 0);
+	if (data != NULL) {
+		snprintf(rel, sizeof(rel), "%s/key", ts);
+		write_file(p(path, rel), data, strlen(data), 0440);
+	}
+	ck_assert_int_eq(symlink(ts, p(tmp, "..data_tmp")), 0);
+	ck_assert_int_eq(rename(tmp, p(path, "..data")), 0);
+}
+
+START_TEST(test_watch)
+{
+	char path[PATH_MAX];
+	struct k8s_watch *w = NULL;
+
+	kubelet_swap(1, "key-one");
+	ck_assert_int_eq(symlink("..data/key", p(path, "key")), 0);
+	ck_assert_int_eq(k8s_watch_new(path, 64, &w), K8S_OK);
+	expect_poll(w, K8S_WATCH_CHANGED, "key-one"); /* the first poll always reads */
+	expect_poll(w, K8S_WATCH_UNCHANGED, NULL);
+	expect_poll(w, K8S_WATCH_UNCHANGED, NULL);
+	kubelet_swap(2, "key-one"); /* same bytes, new file: reported, the caller compares */
+	expect_poll(w, K8S_WATCH_CHANGED, "key-one");
+	kubelet_swap(3, "key-two");
+	expect_poll(w, K8S_WATCH_CHANGED, "key-two");
+	expect_poll(w, K8S_WATCH_UNCHANGED, NULL);
+	kubelet_swap(4, NULL); /* the property is gone: the link dangles */
+	expect_poll(w, K8S_ERR_NOT_FOUND, NULL);
+	expect_poll(w, K8S_ERR_NOT_FOUND, NULL);
+	kubelet_swap(5, "key-two"); /* back: news again even though identical to the last good read */
+	expect_poll(w, K8S_WATCH_CHANGED, "key-two");
+	expect_poll(w, K8S_WATCH_UNCHANGED, NULL);
+	k8s_watch_forget(w);
+	expect_poll(w, K8S_WATCH_CHANGED, "key-two");
+	/* a permission change is a change (the new mode may make it unreadable for the cmf user) */
+	ck_assert_int_eq(chmod(path, 0400), 0);
+	expect_poll(w, K8S_WATCH_CHANGED, "key-two");
+	k8s_watch_free(w);
+}
+END_TEST
+
 static Suite *
 k8s_secret_file_suite(void)
 {
@@ -311,6 +377,7 @@ k8s_secret_file_suite(void)
 	tcase_add_test(tc, test_permissions);
 	tcase_add_test(tc, test_kubelet_layout);
 	tcase_add_test(tc, test_symlink_loop_and_args);
+	tcase_add_test(tc, test_watch);
 	suite_add_tcase(s, tc);
 	return s;
 }
