@@ -17,21 +17,36 @@ cmf_api_readyz(struct cmf_request *req, struct cmf_response *resp, const char *c
 	struct db_conn *c = cmf_app_conn(app);
 	json_t *errors = json_array(), *warnings = json_array(), *body;
 	char reason[600];
+	bool db_ok, key_ok = true;
 
 	(void)args;
-	if (c == NULL || db_ping(c) != DB_OK)
+	/* Readiness follows the checks themselves, never whether a message could be built. */
+	db_ok = c != NULL && db_ping(c) == DB_OK;
+	if (!db_ok)
 		json_array_append_new(errors, json_pack("{s:s}", "message", "database unavailable"));
-	if (app->encryption_enabled && !cmf_app_keyring_loaded(app, reason, sizeof(reason)))
-		json_array_append_new(errors, json_pack("{s:s+}", "message", "encryption key unavailable: ", reason));
+	if (app->encryption_enabled && !cmf_app_keyring_loaded(app, reason, sizeof(reason))) {
+		json_t *e;
+
+		key_ok = false;
+		/* The reason quotes a file path: keep it valid UTF-8 for jansson. */
+		cmf_utf8_sanitize(reason);
+		e = json_pack("{s:s+}", "message", "encryption key unavailable: ", reason);
+		json_array_append_new(errors, e != NULL ? e : json_pack("{s:s}", "message", "encryption key unavailable"));
+	}
 	if (!app->encryption_enabled)
 		json_array_append_new(warnings, json_string("encryption is DISABLED: secrets are stored in plaintext in "
 							    "the database (development only; cannot be changed later)"));
-	body = json_pack("{s:s,s:{s:b,s:s},s:o}", "status", json_array_size(errors) == 0 ? "ready" : "not ready",
-			 "encryption", "enabled", app->encryption_enabled, "keyId",
-			 app->encryption_enabled ? app->key_id : "", "warnings", warnings);
-	if (json_array_size(errors) == 0) {
+	body = json_pack("{s:s,s:{s:b,s:s},s:o}", "status", db_ok && key_ok ? "ready" : "not ready", "encryption",
+			 "enabled", app->encryption_enabled, "keyId", app->encryption_enabled ? app->key_id : "",
+			 "warnings", warnings);
+	if (db_ok && key_ok) {
 		json_decref(errors);
 		cmf_reply_json(resp, 200, body);
+		return;
+	}
+	if (body == NULL) {
+		json_decref(errors);
+		cmf_reply_error(resp, 503, "not ready");
 		return;
 	}
 	/* CMF's error body, one message per failing check, beside the status for operators. */

@@ -134,10 +134,10 @@ cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const
 	struct db_conn *c;
 	int r;
 
-	if (secret_input(req, resp, &in) != 0)
+	if (cmf_resource_path_name(resp, "secret", args[0]) != 0 || secret_input(req, resp, &in) != 0)
 		return;
 	if (strcmp(in.name, args[0]) != 0) {
-		cmf_reply_error(resp, 422, "metadata.name '%s' does not match the secret name '%.253s' in the path", in.name,
+		cmf_reply_error(resp, 422, "metadata.name '%s' does not match the secret name '%s' in the path", in.name,
 				args[0]);
 		goto out;
 	}
@@ -170,7 +170,9 @@ cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const ch
 	struct db_conn *c = cmf_app_conn(req->app);
 	int r;
 
-	snprintf(what, sizeof(what), "secret '%.253s'", args[0]);
+	if (cmf_resource_path_name(resp, "secret", args[0]) != 0)
+		return;
+	snprintf(what, sizeof(what), "secret '%s'", args[0]);
 	if (c == NULL) {
 		cmf_reply_error(resp, 500, "internal error");
 		return;
@@ -228,7 +230,9 @@ cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const
 	char what[300];
 	int r;
 
-	snprintf(what, sizeof(what), "secret '%.253s'", args[0]);
+	if (cmf_resource_path_name(resp, "secret", args[0]) != 0)
+		return;
+	snprintf(what, sizeof(what), "secret '%s'", args[0]);
 	if (c == NULL) {
 		cmf_reply_error(resp, 500, "internal error");
 		return;
@@ -238,6 +242,6 @@ cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const
 		cmf_reply_db_error(resp, r, what);
 		return;
 	}
-	cmf_info("secret %.253s deleted", args[0]);
+	cmf_info("secret %s deleted", args[0]);
 	cmf_reply_empty(resp, 204);
 }

@@ -46,8 +46,11 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "server.listen", "CMF_LISTEN", CFG_STRING, 0, 0, "127.0.0.1:8080", 0, CFG_OFF(listen) },
 	/* One PostgreSQL connection per worker: 256 is beyond what one PostgreSQL serves well. */
 	{ "server.threads", "CMF_SERVER_THREADS", CFG_INT, 1, 256, NULL, 8, CFG_OFF(threads) },
-	/* 1 KiB holds the smallest resource; 64 MiB bounds the memory one request may pin (1 MiB: a Kubernetes Secret's cap). */
-	{ "server.maxBodyBytes", "CMF_SERVER_MAX_BODY_BYTES", CFG_LONG, 1024, 67108864L, NULL, 1048576L,
+	/*
+	 * 1 KiB holds the smallest resource; 16 MiB is the most cmf seals in one value (CRYPTO_MAX_PLAINTEXT),
+	 * so a larger body could only fail later (default 1 MiB: a Kubernetes Secret's cap).
+	 */
+	{ "server.maxBodyBytes", "CMF_SERVER_MAX_BODY_BYTES", CFG_LONG, 1024, 16777216L, NULL, 1048576L,
 	  CFG_OFF(max_body_bytes) },
 	/* An hour bounds how long an idle or slow client can hold a connection. */
 	{ "server.connectionTimeoutSeconds", "CMF_SERVER_CONNECTION_TIMEOUT_SECONDS", CFG_INT, 1, 3600, NULL,

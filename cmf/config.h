@@ -10,7 +10,7 @@
  *
  *   server.listen                  CMF_LISTEN                     "127.0.0.1:8080"  (host:port, [v6]:port)
  *   server.threads                 CMF_SERVER_THREADS             8       (1..256)
- *   server.maxBodyBytes            CMF_SERVER_MAX_BODY_BYTES      1048576 (1024..67108864)
+ *   server.maxBodyBytes            CMF_SERVER_MAX_BODY_BYTES      1048576 (1024..16777216)
  *   server.connectionTimeoutSeconds CMF_SERVER_CONNECTION_TIMEOUT_SECONDS 30 (1..3600)
  *   server.drainSeconds            CMF_SERVER_DRAIN_SECONDS       10      (0..600)
  *   database.url                   CMF_DATABASE_URL               required (libpq URI or conninfo)

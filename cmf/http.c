@@ -266,6 +266,23 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 	atomic_fetch_sub(&in_flight, 1);
 }
 
+/*
+ * libmicrohttpd's own %-decoding, except that a decoded NUL (%00) becomes 0x7f: a NUL would silently
+ * cut a name short ("abcd%00junk" read as "abcd"), while 0x7f is refused by every name and number check.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	size_t n = MHD_http_unescape(s);
+
+	(void)cls;
+	(void)conn;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\0')
+			s[i] = 0x7f;
+	return n;
+}
+
 __attribute__((format(printf, 2, 0))) static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -344,7 +361,7 @@ cmf_http_serve(struct cmf_app *app)
 			     (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 			     (unsigned)cfg->connection_timeout_seconds, MHD_OPTION_CONNECTION_LIMIT,
 			     (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-			     MHD_OPTION_END);
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 	if (d == NULL) {
 		cmf_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
 		return -1;

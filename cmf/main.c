@@ -34,6 +34,7 @@ enum {
 	EXIT_SOFTWARE = 70,    /* EX_SOFTWARE: internal error */
 	EXIT_CANTCREAT = 73,   /* EX_CANTCREAT: keygen output cannot be created */
 	EXIT_CONFIG = 78,      /* EX_CONFIG: configuration, key, or database mode/key lock refused */
+	EXIT_STOPPED = 143,    /* 128 + SIGTERM: stopped by a signal before serving (start-up wait) */
 };
 
 /* A database password file holds one password. */
@@ -243,7 +244,21 @@ start_database(struct cmf_app *app, const struct crypto_key *master, int check_o
 		}
 		if (!warned++)
 			cmf_warn("PostgreSQL is unreachable; retrying for up to %d s", cfg->database_startup_timeout_seconds);
-		sleep(1);
+		/* Wait a second between tries, but leave at once on SIGTERM/SIGINT (blocked, so queued here). */
+		{
+			struct timespec one = { 1, 0 };
+			sigset_t set;
+			int sig;
+
+			sigemptyset(&set);
+			sigaddset(&set, SIGTERM);
+			sigaddset(&set, SIGINT);
+			sig = sigtimedwait(&set, NULL, &one);
+			if (sig > 0) {
+				cmf_info("received %s while waiting for PostgreSQL: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+				return EXIT_STOPPED;
+			}
+		}
 	}
 }
 

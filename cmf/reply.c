@@ -27,6 +27,48 @@ cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json)
 	}
 }
 
+/* Length of the valid UTF-8 sequence at `s` (RFC 3629: no overlongs, surrogates or > U+10FFFF), or 0. */
+static size_t
+utf8_seq_len(const unsigned char *s)
+{
+	size_t n;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the terminating NUL */
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+void
+cmf_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n = utf8_seq_len(p);
+
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
+}
+
 void
 cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...)
 {
@@ -37,6 +79,7 @@ cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	cmf_utf8_sanitize(msg);
 	if (status == 503)
 		cmf_response_header(resp, "Retry-After", "1");
 	cmf_reply_json(resp, status, json_pack("{s:[{s:s}]}", "errors", "message", msg));
@@ -71,6 +114,10 @@ cmf_reply_db_error(struct cmf_response *resp, int db_err, const char *what)
 		return;
 	case DB_ERR_NONCE_BUDGET:
 		cmf_reply_error(resp, 503, "the data encryption key reached its usage limit and must be rotated");
+		return;
+	case DB_ERR_TOO_LARGE:
+		cmf_reply_error(resp, 413, "the data of %s is larger than %u bytes once serialized", what,
+				(unsigned)CRYPTO_MAX_PLAINTEXT);
 		return;
 	case DB_ERR_CORRUPT:
 		cmf_reply_error(resp, 500, "stored data for %s failed its integrity check; see the server log", what);

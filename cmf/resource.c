@@ -70,6 +70,17 @@ bad:
 	return -1;
 }
 
+int
+cmf_resource_path_name(struct cmf_response *resp, const char *what, const char *name)
+{
+	char why[512];
+
+	if (cmf_resource_name_check("name", name, why, sizeof(why)) == 0)
+		return 0;
+	cmf_reply_error(resp, 404, "%s '%.253s' not found", what, name);
+	return -1;
+}
+
 static int
 key_allowed(const char *key, const char *const *allowed)
 {

@@ -31,6 +31,13 @@ int cmf_resource_body(struct cmf_request *req, struct cmf_response *resp, json_t
 int cmf_resource_name_check(const char *field, const char *name, char *why, size_t whylen);
 
 /*
+ * A resource name taken from the path: 0 if it could name a resource, else replies 404
+ * "<what> '<name>' not found" (no such resource can exist) and returns -1. Keeps bytes that are not
+ * a valid name away from the database.
+ */
+int cmf_resource_path_name(struct cmf_response *resp, const char *what, const char *name);
+
+/*
  * Check the envelope of a CMF resource body: apiVersion == CMF_API_VERSION and kind == `kind`
  * (both required strings), only the top-level keys in `top_keys` (NULL-terminated; apiVersion,
  * kind, metadata, status are always allowed — status is read-only and ignored), metadata an object

@@ -36,9 +36,9 @@ static const struct {
 	[ST_DEKS_GET] = { "deks_get", "SELECT term, wrapped FROM cmf_deks ORDER BY term", 0 },
 	[ST_DEK_INSERT] = { "dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2 },
 	[ST_DEK_COUNT] = { "dek_count",
-			   "UPDATE cmf_deks SET encryptions = encryptions + 1 WHERE term = $1::integer "
+			   "UPDATE cmf_deks SET encryptions = encryptions + $2::bigint WHERE term = $1::integer "
 			   "RETURNING encryptions",
-			   1 },
+			   2 },
 	[ST_SECRET_INSERT] = { "secret_insert",
 			       "INSERT INTO cmf_secrets (name, uid, version, labels, annotations, sealed, data, "
 			       "created_at, updated_at) VALUES ($1, $2::uuid, 1, $3::jsonb, $4::jsonb, $5::boolean, "
@@ -94,6 +94,8 @@ db_strerror(int err)
 		return "encryption key unavailable";
 	case DB_ERR_NONCE_BUDGET:
 		return "data key reached its encryption limit";
+	case DB_ERR_TOO_LARGE:
+		return "value too large to store";
 	}
 	return "unknown database error";
 }

@@ -28,6 +28,7 @@ enum {
 	DB_ERR_CORRUPT = -11,          /* a stored value fails to decrypt or parse (tampering, bad row) */
 	DB_ERR_KEY_UNAVAILABLE = -12,  /* encryption is enabled but no keyring is loaded */
 	DB_ERR_NONCE_BUDGET = -13,     /* the current DEK reached its encryption limit */
+	DB_ERR_TOO_LARGE = -14,        /* serialized data over CRYPTO_MAX_PLAINTEXT */
 };
 
 const char *db_strerror(int err);

@@ -38,6 +38,12 @@ struct db_conn {
 	int in_commit; /* set while COMMIT is in flight: a lost connection then has an unknown outcome */
 };
 
+/*
+ * Internal to db/: a write transaction found this process's encryption reservation used up; the
+ * caller reserves another block in a transaction of its own and runs the write again.
+ */
+#define DB_ERR_NEED_BUDGET (-100)
+
 /* A parameter: text (len 0 → strlen) or binary bytes. */
 struct db_param {
 	const char *value;

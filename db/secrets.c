@@ -1,6 +1,7 @@
 /* db secrets: CMF Secrets stored with spec.data sealed under the current DEK (or plaintext if disabled). */
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +32,113 @@ db_secret_free(struct db_secret *s)
 }
 
 /*
- * Serialize `data` and seal it for (uid, version), counting the encryption against the DEK's nonce
- * budget in the same transaction. *out is the bytes to store (ciphertext, or JSON text when disabled).
+ * The nonce budget. Counting every encryption in the DEK's row would make every write in every
+ * process contend for that one row (and, under SERIALIZABLE, retry). Instead each process reserves
+ * DB_ENCRYPTION_BLOCK encryptions at a time in a short transaction of its own and counts them off
+ * here; a reservation a process never uses (it exits) is simply lost, which errs on the safe side.
+ */
+#define DB_ENCRYPTION_BLOCK 1024 /* 2^31 / 1024 = 2 million reservations before the DEK must rotate */
+
+static pthread_mutex_t budget_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* One refill at a time per process: threads that ran dry together share the block one of them reserves. */
+static pthread_mutex_t refill_mutex = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t budget_term;
+static uint64_t budget_left;
+
+/* Take one encryption under `term` from this process's reservation; DB_ERR_NEED_BUDGET if none left. */
+static int
+budget_take(uint32_t term)
+{
+	int r = DB_ERR_NEED_BUDGET;
+
+	pthread_mutex_lock(&budget_mutex);
+	if (budget_term == term && budget_left > 0) {
+		budget_left--;
+		r = DB_OK;
+	}
+	pthread_mutex_unlock(&budget_mutex);
+	return r;
+}
+
+struct reserve_tx {
+	uint32_t term;
+	uint64_t total; /* reserved under the term after this block */
+};
+
+static int
+reserve_body(struct db_conn *c, void *cls)
+{
+	struct reserve_tx *t = cls;
+	char term_s[16], block_s[16];
+	struct db_param p[] = { { term_s, 0, 0 }, { block_s, 0, 0 } };
+	PGresult *res = NULL;
+	int r;
+
+	snprintf(term_s, sizeof(term_s), "%" PRIu32, t->term);
+	snprintf(block_s, sizeof(block_s), "%d", DB_ENCRYPTION_BLOCK);
+	r = db_exec(c, ST_DEK_COUNT, p, 2, &res);
+	if (r == DB_OK && PQntuples(res) != 1) {
+		cmf_error("data key term %" PRIu32 " is not in cmf_deks", t->term);
+		r = DB_ERR_CORRUPT;
+	}
+	if (r == DB_OK)
+		t->total = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return r;
+}
+
+/* Reserve a block of encryptions under `term` (a transaction of its own, outside any write). */
+static int
+budget_refill(struct db_conn *c, uint32_t term)
+{
+	struct reserve_tx t = { term, 0 };
+	int r;
+
+	pthread_mutex_lock(&refill_mutex);
+	pthread_mutex_lock(&budget_mutex);
+	r = budget_term == term && budget_left > 0;
+	pthread_mutex_unlock(&budget_mutex);
+	if (r) {
+		pthread_mutex_unlock(&refill_mutex);
+		return DB_OK; /* another thread refilled while this one waited */
+	}
+	r = db_tx_run(c, DB_TX_LOCKED, reserve_body, &t);
+	if (r != DB_OK)
+		goto out;
+	if (t.total > CRYPTO_DEK_MAX_ENCRYPTIONS) {
+		cmf_error("data key term %" PRIu32 " reached its limit of %" PRIu64
+			  " encryptions: rotate the data key before writing more secrets",
+			  term, CRYPTO_DEK_MAX_ENCRYPTIONS);
+		r = DB_ERR_NONCE_BUDGET;
+		goto out;
+	}
+	if (t.total >= CRYPTO_DEK_MAX_ENCRYPTIONS / 2)
+		cmf_warn("data key term %" PRIu32 " has used %" PRIu64 " of %" PRIu64 " encryptions: plan a rotation",
+			 term, t.total, CRYPTO_DEK_MAX_ENCRYPTIONS);
+	pthread_mutex_lock(&budget_mutex);
+	if (budget_term != term) {
+		budget_term = term;
+		budget_left = 0;
+	}
+	budget_left += DB_ENCRYPTION_BLOCK;
+	pthread_mutex_unlock(&budget_mutex);
+out:
+	pthread_mutex_unlock(&refill_mutex);
+	return r;
+}
+
+/*
+ * Serialize `data` and seal it for (uid, version) under the current DEK, taking one encryption from
+ * this process's reservation. *out is the bytes to store (ciphertext, or JSON text when disabled).
  */
 static int
-seal_data(struct db_conn *c, const struct db_sealer *sl, const char *uid, long long version, json_t *data,
-	  uint8_t **out, size_t *outlen)
+seal_data(const struct db_sealer *sl, const char *uid, long long version, json_t *data, uint8_t **out,
+	  size_t *outlen)
 {
-	char ident[96], term_s[16];
+	char ident[96];
 	char *text = NULL;
 	uint8_t *ct = NULL;
 	size_t ctlen = 0, textlen;
-	uint32_t term = 0;
-	PGresult *res = NULL;
 	int r = DB_OK, cr;
 
 	*out = NULL;
@@ -54,11 +149,18 @@ seal_data(struct db_conn *c, const struct db_sealer *sl, const char *uid, long l
 	if (text == NULL)
 		return DB_ERR_ALLOC;
 	textlen = strlen(text);
+	if (textlen > CRYPTO_MAX_PLAINTEXT) {
+		r = DB_ERR_TOO_LARGE;
+		goto out;
+	}
 	if (!sl->enabled) {
 		*out = (uint8_t *)text;
 		*outlen = textlen;
 		return DB_OK;
 	}
+	r = budget_take(crypto_keyring_current_term(sl->keyring));
+	if (r != DB_OK)
+		goto out;
 	secret_ident(ident, sizeof(ident), uid, version);
 	cr = crypto_keyring_seal(sl->keyring, (const uint8_t *)ident, strlen(ident), (const uint8_t *)text,
 				 textlen, &ct, &ctlen);
@@ -68,36 +170,9 @@ seal_data(struct db_conn *c, const struct db_sealer *sl, const char *uid, long l
 										    : DB_ERR_INTERNAL;
 		goto out;
 	}
-	if (crypto_aead_term(ct, ctlen, &term) != CRYPTO_OK) {
-		r = DB_ERR_INTERNAL;
-		goto out;
-	}
-	snprintf(term_s, sizeof(term_s), "%" PRIu32, term);
-	{
-		struct db_param p[] = { { term_s, 0, 0 } };
-
-		r = db_exec(c, ST_DEK_COUNT, p, 1, &res);
-	}
-	if (r != DB_OK)
-		goto out;
-	if (PQntuples(res) != 1) {
-		cmf_error("%s: data key term %" PRIu32 " is not in cmf_deks", __func__, term);
-		r = DB_ERR_CORRUPT;
-		goto out;
-	}
-	if (strtoull(PQgetvalue(res, 0, 0), NULL, 10) > CRYPTO_DEK_MAX_ENCRYPTIONS) {
-		cmf_error("data key term %" PRIu32 " reached its limit of %" PRIu64
-			  " encryptions: rotate the data key before writing more secrets",
-			  term, CRYPTO_DEK_MAX_ENCRYPTIONS);
-		r = DB_ERR_NONCE_BUDGET;
-		goto out;
-	}
 	*out = ct;
 	*outlen = ctlen;
-	ct = NULL;
 out:
-	PQclear(res);
-	free(ct);
 	OPENSSL_cleanse(text, textlen);
 	free(text);
 	return r;
@@ -200,7 +275,7 @@ write_params_run(struct db_conn *c, struct write_tx *t, enum db_stmt st, const c
 	PGresult *res = NULL;
 	int r;
 
-	r = seal_data(c, t->sl, uid, version, t->data, &blob, &bloblen);
+	r = seal_data(t->sl, uid, version, t->data, &blob, &bloblen);
 	if (r != DB_OK)
 		return r;
 	labels = json_dumps(t->labels, JSON_COMPACT);
@@ -290,7 +365,16 @@ write_run(struct db_conn *c, const struct db_sealer *sl, db_tx_body body, const 
 	*out = NULL;
 	if (sl->enabled && sl->keyring == NULL)
 		return DB_ERR_KEY_UNAVAILABLE;
-	r = db_tx_run(c, DB_TX_WRITE, body, &t);
+	/* A write that found the reservation empty is run again after reserving (twice covers a race). */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		r = db_tx_run(c, DB_TX_WRITE, body, &t);
+		if (r != DB_ERR_NEED_BUDGET)
+			break;
+		r = budget_refill(c, crypto_keyring_current_term(sl->keyring));
+		if (r != DB_OK)
+			break;
+		r = DB_ERR_BUSY;
+	}
 	if (r != DB_OK) {
 		db_secret_free(t.result);
 		return r;

@@ -13,7 +13,9 @@ CREATE TABLE cmf_encryption_state (
 CREATE TABLE cmf_deks (
     term        integer PRIMARY KEY CHECK (term > 0),
     wrapped     bytea NOT NULL,
-    -- Encryptions made under this DEK: random 96-bit nonces allow 2^32 per key (NIST SP 800-38D).
+    -- Encryptions reserved under this DEK: random 96-bit nonces allow 2^32 per key (NIST SP 800-38D).
+    -- Each process reserves blocks (db/secrets.c) and counts them off in memory; unused reservations
+    -- count as used, so this is an upper bound on the encryptions made.
     encryptions bigint NOT NULL DEFAULT 0 CHECK (encryptions >= 0),
     created_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -104,3 +104,17 @@ def test_keygen(workdir):
     assert run(["keygen", "--bits", "128", "--out", out16]).returncode == 0
     assert os.path.getsize(out16) == 16
     assert run(["keygen", "--bits", "192", "--out", os.path.join(workdir, "x")]).returncode == 64
+
+
+def test_sigterm_while_waiting_for_postgres_stops_at_once(cmf_factory):
+    import signal
+    import time
+    c = cmf_factory(env={"CMF_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing",
+                         "CMF_DATABASE_STARTUP_TIMEOUT_SECONDS": "60"})
+    c.start(wait=False)
+    time.sleep(1.5)
+    t = time.time()
+    c.proc.send_signal(signal.SIGTERM)
+    assert c.wait_exit(timeout=10) == 143
+    assert time.time() - t < 3
+    assert "received SIGTERM while waiting for PostgreSQL" in c.log()

@@ -182,8 +182,9 @@ def test_plaintext_row_in_encrypted_database_refused(cmf, pg, db):
 def test_keyring_is_wrapped_and_counted(cmf, pg, db):
     for i in range(3):
         cmf.create_secret("counted-%d" % i, {"k": "v"})
+    # 17-byte header + 32-byte DEK + 16-byte tag; one block of 1024 encryptions reserved by this process
     rows = pg.psql("SELECT term, length(wrapped), encryptions FROM cmf_deks", db)
-    assert rows == "1|65|3", rows  # 17-byte header + 32-byte DEK + 16-byte tag
+    assert rows == "1|65|1024", rows
     state = pg.psql("SELECT enabled, key_id FROM cmf_encryption_state", db)
     ready = cmf.request("GET", "/readyz").json()
     assert state == "t|" + ready["encryption"]["keyId"]

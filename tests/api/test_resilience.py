@@ -96,3 +96,25 @@ def test_concurrent_updates_all_apply(cmf):
         t.join()
     assert statuses == [200] * 20, statuses
     assert cmf.get_secret("hot-secret").json()["status"]["version"] == "21"
+
+
+def test_concurrent_creates_of_distinct_secrets_do_not_conflict(cmf_factory, pg, db):
+    """Writers on different names (two processes, 16 clients) never contend: no 503, every secret lands."""
+    a = cmf_factory(env={"CMF_SERVER_THREADS": "8"}).start()
+    b = cmf_factory(env={"CMF_SERVER_THREADS": "8"}).start()
+    statuses = []
+
+    def worker(i):
+        c = a if i % 2 else b
+        for j in range(10):
+            statuses.append(c.create_secret("distinct-%d-%d" % (i, j), {"k": "v"}).status)
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert statuses == [200] * 160, sorted(set(statuses))
+    assert pg.psql("SELECT count(*) FROM cmf_secrets", db) == "160"
+    # two processes, one block each (reservations are per process)
+    assert pg.psql("SELECT encryptions FROM cmf_deks", db) == "2048"

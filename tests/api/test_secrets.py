@@ -258,3 +258,65 @@ def test_access_log_lines(cmf):
     assert "log-secret-value" not in log
     r = cmf.get_secret("logged-one")
     assert re.match(r"^[0-9a-f]{32}$", r.headers["x-request-id"])
+
+
+def raw_request(port, request_bytes):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(request_bytes)
+    resp = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        resp += d
+    s.close()
+    head, _, body = resp.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_non_utf8_and_truncated_names_in_messages_are_not_500(cmf):
+    # invalid UTF-8 in the path
+    status, body = raw_request(cmf.port, b"GET /cmf/api/v1/%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 404, body
+    json.loads(body)
+    # a multi-byte character cut by the message's length limit
+    r = cmf.request("GET", BASE + "/" + "a" * 252 + "%C3%A9")
+    assert r.status == 404 and r.error().endswith("not found")
+    # an unknown field whose name is cut mid-character in the message
+    body = secret_body("utf8-field", {"a": "b"})
+    body["x" * 63 + "é"] = 1
+    r = cmf.request("POST", BASE, body)
+    assert r.status == 400 and "unknown field" in r.error()
+    # a Content-Type header with a Latin-1 byte
+    status, body = raw_request(cmf.port, b"POST " + BASE.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               b"Content-Type: text/caf\xe9\r\nContent-Length: 2\r\n\r\n{}")
+    assert status == 415, body
+    assert "ERROR" not in cmf.log()
+
+
+def test_path_names_are_checked_before_the_database(cmf):
+    assert cmf.create_secret("abcd", {"a": "b"}).status == 200
+    # %00 must not cut "abcd%00junk" down to "abcd"
+    r = cmf.request("DELETE", BASE + "/abcd%00junk")
+    assert r.status == 404, r
+    assert cmf.get_secret("abcd").status == 200
+    for path in ["/abcd%00junk", "/%ff%fe-name", "/UPPER", "/abc"]:
+        for method in ("GET", "DELETE"):
+            r = cmf.request(method, BASE + path)
+            assert r.status == 404, (method, path, r)
+    r = cmf.request("PUT", BASE + "/%ff%fe-name", secret_body("abcd", {"a": "b"}))
+    assert r.status == 404
+    assert cmf.request("GET", BASE + "?page=1%00").status == 400
+    log = cmf.log()
+    assert "ERROR" not in log and "SQLSTATE" not in log, log
+
+
+def test_data_too_large_once_serialized_is_413(cmf_factory):
+    """A YAML body under the limit whose data grows past the 16 MiB seal limit as JSON: 413, not 500."""
+    c = cmf_factory(env={"CMF_SERVER_MAX_BODY_BYTES": "16777216"}).start()
+    # "\x01" is 4 bytes of YAML and 6 bytes of JSON ("\u0001"): 12 MiB of YAML → 18 MiB of JSON.
+    yaml = ("apiVersion: cmf.confluent.io/v1\nkind: Secret\nmetadata:\n  name: too-big\nspec:\n  data:\n"
+            "    k: \"" + "\\x01" * (3 * 1024 * 1024) + "\"\n")
+    r = c.request("POST", BASE, yaml, headers={"Content-Type": "application/yaml"}, timeout=120)
+    assert r.status == 413, r
+    assert "larger than 16777216 bytes once serialized" in r.error()

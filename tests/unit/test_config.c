@@ -159,7 +159,7 @@ START_TEST(test_env_overrides_file)
 {
 	setenv("CMF_LISTEN", "0.0.0.0:8081", 1);
 	setenv("CMF_SERVER_THREADS", "4", 1);
-	setenv("CMF_SERVER_MAX_BODY_BYTES", "67108864", 1);
+	setenv("CMF_SERVER_MAX_BODY_BYTES", "16777216", 1);
 	setenv("CMF_SERVER_CONNECTION_TIMEOUT_SECONDS", "3600", 1);
 	setenv("CMF_SERVER_DRAIN_SECONDS", "600", 1);
 	setenv("CMF_DATABASE_URL", "host=pg dbname=cmf", 1);
@@ -171,7 +171,7 @@ START_TEST(test_env_overrides_file)
 	ck_assert_int_eq(load_yaml(full_yaml), 0);
 	ck_assert_str_eq(cfg->listen, "0.0.0.0:8081");
 	ck_assert_int_eq(cfg->threads, 4);
-	ck_assert_int_eq(cfg->max_body_bytes, 67108864);
+	ck_assert_int_eq(cfg->max_body_bytes, 16777216);
 	ck_assert_int_eq(cfg->connection_timeout_seconds, 3600);
 	ck_assert_int_eq(cfg->drain_seconds, 600);
 	ck_assert_str_eq(cfg->database_url, "host=pg dbname=cmf");
@@ -245,7 +245,7 @@ START_TEST(test_integer_errors)
 		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found '257'");
 	expect_error("server:\n  threads: 0\n", "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found '0'");
 	expect_error("server:\n  maxBodyBytes: 1023\n",
-		     "cmf.yaml:2: server.maxBodyBytes: expected an integer from 1024 to 67108864, found '1023'");
+		     "cmf.yaml:2: server.maxBodyBytes: expected an integer from 1024 to 16777216, found '1023'");
 	expect_error("server:\n  threads: \"8\"\n",
 		     "cmf.yaml:2: server.threads: expected an integer from 1 to 256, found quoted string '8'");
 	expect_error("server:\n  threads: 8.0\n",
