@@ -149,9 +149,11 @@ class Cmf:
         """Run a one-shot subcommand (init, check) to completion."""
         return subprocess.run(self.argv(cmd), env=self.env, capture_output=True, text=True, timeout=timeout)
 
-    def start(self, wait=True):
+    def start(self, wait=True, argv=None):
+        """Start `cmf serve` (or exactly `argv`, e.g. the arguments a rendered Deployment gives)."""
         self.log_f = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(self.argv("serve"), env=self.env, stdout=self.log_f, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv or self.argv("serve"), env=self.env, stdout=self.log_f,
+                                     stderr=subprocess.STDOUT)
         if wait:
             self.wait_healthy()
         return self

