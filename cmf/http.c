@@ -94,26 +94,6 @@ request_id(char out[33])
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-static void
-split_path(struct cmf_request *req, char *path)
-{
-	char *p = path;
-
-	req->nsegs = 0;
-	if (*p == '/')
-		p++;
-	while (p != NULL && req->nsegs < CMF_HTTP_MAX_SEGMENTS) {
-		char *slash = strchr(p, '/');
-
-		if (slash != NULL)
-			*slash = '\0';
-		req->segs[req->nsegs++] = p;
-		p = slash != NULL ? slash + 1 : NULL;
-	}
-	if (p != NULL)
-		req->nsegs = CMF_HTTP_MAX_SEGMENTS + 1; /* too deep: no route matches */
-}
-
 static enum MHD_Result
 send_response(struct MHD_Connection *conn, struct req_ctx *ctx, struct cmf_response *resp)
 {
@@ -237,7 +217,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	path = strdup(url);
 	if (path == NULL)
 		return MHD_NO;
-	split_path(&ctx->req, path);
+	cmf_router_split(&ctx->req, path);
 	ctx->req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	ctx->req.body = ctx->body;
 	ctx->req.body_len = ctx->len;

@@ -48,6 +48,26 @@ path_matches(const struct route *rt, const struct cmf_request *req, const char *
 }
 
 void
+cmf_router_split(struct cmf_request *req, char *path)
+{
+	char *p = path;
+
+	req->nsegs = 0;
+	if (*p == '/')
+		p++;
+	while (p != NULL && req->nsegs < CMF_HTTP_MAX_SEGMENTS) {
+		char *slash = strchr(p, '/');
+
+		if (slash != NULL)
+			*slash = '\0';
+		req->segs[req->nsegs++] = p;
+		p = slash != NULL ? slash + 1 : NULL;
+	}
+	if (p != NULL)
+		req->nsegs = CMF_HTTP_MAX_SEGMENTS + 1; /* too deep: no route matches */
+}
+
+void
 cmf_router_dispatch(struct cmf_request *req, struct cmf_response *resp)
 {
 	const char *args[ROUTE_MAX_ARGS + 1] = { NULL };

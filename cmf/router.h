@@ -7,6 +7,13 @@
 /* A handler: `args` are the path segments matched by "*" in its pattern, in order. */
 typedef void (*cmf_handler)(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 
+/*
+ * Split a decoded path in place (NULs written into `path`, which must outlive `req`) into req->segs;
+ * empty segments are kept ("/a//b" has an empty one) and a path deeper than CMF_HTTP_MAX_SEGMENTS
+ * gets nsegs = CMF_HTTP_MAX_SEGMENTS + 1, which no route matches.
+ */
+void cmf_router_split(struct cmf_request *req, char *path);
+
 /* Route `req` and run its handler; unknown paths → 404, known paths with another method → 405 + Allow. */
 void cmf_router_dispatch(struct cmf_request *req, struct cmf_response *resp);
 
