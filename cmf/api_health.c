@@ -1,6 +1,7 @@
 /* cmf health: /healthz says the process is alive; /readyz says whether it can serve secrets now. */
 #include "cmf/reply.h"
 #include "cmf/router.h"
+#include "cmf/text.h"
 
 void
 cmf_api_healthz(struct cmf_request *req, struct cmf_response *resp, const char *const *args)

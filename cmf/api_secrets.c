@@ -91,8 +91,9 @@ bad:
 	return -1;
 }
 
-void
-cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+/* POST (path_name NULL: create) or PUT (path_name: update that secret); the same checks, one store call. */
+static void
+secret_write(struct cmf_request *req, struct cmf_response *resp, const char *path_name)
 {
 	struct secret_input in;
 	struct db_secret *s = NULL;
@@ -101,9 +102,15 @@ cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const
 	struct db_conn *c;
 	int r;
 
-	(void)args;
+	if (path_name != NULL && cmf_resource_path_name(resp, "secret", path_name) != 0)
+		return;
 	if (secret_input(req, resp, &in) != 0)
 		return;
+	if (path_name != NULL && strcmp(in.name, path_name) != 0) {
+		cmf_reply_error(resp, 422, "metadata.name '%s' does not match the secret name '%s' in the path", in.name,
+				path_name);
+		goto out;
+	}
 	snprintf(what, sizeof(what), "secret '%s'", in.name);
 	c = cmf_app_conn(req->app);
 	if (c == NULL) {
@@ -111,13 +118,17 @@ cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const
 		goto out;
 	}
 	cmf_app_sealer_acquire(req->app, &hold);
-	r = db_secret_create(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
+	if (path_name == NULL)
+		r = db_secret_create(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
+	else
+		r = db_secret_update(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
 	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
 		goto out;
 	}
-	cmf_info("secret %s created (uid %s, version 1)", s->name, s->uid);
+	cmf_info("secret %s %s (uid %s, version %lld)", s->name, path_name == NULL ? "created" : "updated", s->uid,
+		 s->version);
 	cmf_reply_json(resp, 200, secret_json(s));
 out:
 	db_secret_free(s);
@@ -125,40 +136,16 @@ out:
 }
 
 void
+cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	(void)args;
+	secret_write(req, resp, NULL);
+}
+
+void
 cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
 {
-	struct secret_input in;
-	struct db_secret *s = NULL;
-	struct cmf_sealer_hold hold;
-	char what[300];
-	struct db_conn *c;
-	int r;
-
-	if (cmf_resource_path_name(resp, "secret", args[0]) != 0 || secret_input(req, resp, &in) != 0)
-		return;
-	if (strcmp(in.name, args[0]) != 0) {
-		cmf_reply_error(resp, 422, "metadata.name '%s' does not match the secret name '%s' in the path", in.name,
-				args[0]);
-		goto out;
-	}
-	snprintf(what, sizeof(what), "secret '%s'", in.name);
-	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		goto out;
-	}
-	cmf_app_sealer_acquire(req->app, &hold);
-	r = db_secret_update(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
-	cmf_app_sealer_release(req->app, &hold);
-	if (r != DB_OK) {
-		cmf_reply_db_error(resp, r, what);
-		goto out;
-	}
-	cmf_info("secret %s updated (uid %s, version %lld)", s->name, s->uid, s->version);
-	cmf_reply_json(resp, 200, secret_json(s));
-out:
-	db_secret_free(s);
-	input_clear(&in);
+	secret_write(req, resp, args[0]);
 }
 
 void

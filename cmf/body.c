@@ -1,5 +1,6 @@
 /* cmf request bodies: JSON (jansson) or YAML (libyaml events) into one jansson tree, with messages that never quote body bytes. */
 #include "cmf/body.h"
+#include "cmf/text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -197,32 +198,6 @@ struct body_yaml {
 	char *err;
 	size_t errlen;
 };
-
-/* Copies a key for a message: at most BODY_KEY_ECHO_MAX bytes, whole UTF-8 characters, no controls. */
-static void
-body_key_for_message(const char *key, size_t key_len, char *dst, size_t dstlen)
-{
-	size_t n = key_len < BODY_KEY_ECHO_MAX ? key_len : BODY_KEY_ECHO_MAX;
-	size_t i;
-
-	if (dstlen == 0)
-		return;
-	if (n > dstlen - 1)
-		n = dstlen - 1;
-	/* A character cut by the limit is dropped whole: back off over its continuation bytes and its lead byte. */
-	if (n < key_len) {
-		while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
-			n--;
-	}
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)key[i];
-
-		dst[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-	}
-	dst[n] = '\0';
-	if (n < key_len && dstlen - 1 - n >= 3)
-		strcat(dst, "...");
-}
 
 static bool
 body_is_null_text(const char *s, size_t n)
@@ -518,7 +493,7 @@ body_yaml_key(struct body_yaml *b, const yaml_event_t *ev)
 	if (json_object_getn(f->node, s, n) != NULL) {
 		char shown[BODY_KEY_ECHO_MAX + 4];
 
-		body_key_for_message(s, n, shown, sizeof(shown));
+		cmf_text_excerpt(s, n, BODY_KEY_ECHO_MAX, shown, sizeof(shown));
 		body_set_err(b->err, b->errlen, "duplicate key '%s' at line %d", shown, line);
 		return -1;
 	}

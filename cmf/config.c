@@ -1,5 +1,6 @@
 /* cmf configuration: one settings table drives defaults, the YAML file (libyaml events) and CMF_* environment overrides. */
 #include "cmf/config.h"
+#include "cmf/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -129,30 +130,6 @@ cfg_str_field(struct cmf_config *cfg, const struct cfg_setting *s)
 	return (char **)(void *)((char *)cfg + s->offset);
 }
 
-/* Copies `n` bytes of `s` for a message: at most `max` bytes, whole UTF-8 characters, no control bytes. */
-static void
-cfg_echo(const char *s, size_t n, size_t max, char *dst, size_t dstlen)
-{
-	size_t len = n < max ? n : max;
-	size_t i;
-
-	if (len > dstlen - 4)
-		len = dstlen - 4;
-	if (len < n) {
-		/* Do not cut a multi-byte character: back off over continuation bytes, then its lead byte. */
-		while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
-			len--;
-	}
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		dst[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-	}
-	dst[len] = '\0';
-	if (len < n)
-		strcat(dst, "...");
-}
-
 /* "cmf.yaml:7: server.threads: " or "environment CMF_SERVER_THREADS: " (no trailing text for defaults). */
 static void
 cfg_where(const struct cfg_loader *ld, size_t i, char *dst, size_t dstlen)
@@ -203,7 +180,7 @@ cfg_type_error(struct cfg_loader *ld, size_t i, const char *found_prefix, const 
 		cfg_err(ld, "%s%s, found %s", where, expected, found_prefix);
 		return;
 	}
-	cfg_echo(found, found_len, CFG_ECHO_MAX, echo, sizeof(echo));
+	cmf_text_excerpt(found, found_len, CFG_ECHO_MAX, echo, sizeof(echo));
 	cfg_err(ld, "%s%s, found %s'%s'", where, expected, found_prefix, echo);
 }
 
@@ -461,7 +438,7 @@ cfg_yaml_key(struct cfg_loader *ld, struct cfg_frame *f, const yaml_event_t *ev)
 	if (kind == CFG_KEY_UNKNOWN) {
 		char echo[CFG_KEY_ECHO_MAX + 4];
 
-		cfg_echo(key, n, CFG_KEY_ECHO_MAX, echo, sizeof(echo));
+		cmf_text_excerpt(key, n, CFG_KEY_ECHO_MAX, echo, sizeof(echo));
 		cfg_err(ld, "%s:%zu: unknown key '%s%s'", ld->name, line, f->prefix, echo);
 		return -1;
 	}
@@ -748,7 +725,7 @@ cfg_validate(struct cfg_loader *ld)
 	/* listen and log.level are not secrets, so their found values are echoed. */
 	if (!cfg_listen_ok(cfg->listen)) {
 		cfg_where(ld, cfg_index("server.listen"), where, sizeof(where));
-		cfg_echo(cfg->listen, strlen(cfg->listen), CFG_ECHO_MAX, echo, sizeof(echo));
+		cmf_text_excerpt(cfg->listen, strlen(cfg->listen), CFG_ECHO_MAX, echo, sizeof(echo));
 		cfg_err(ld, "%sexpected host:port or [v6]:port with a port from 1 to 65535, found '%s'", where,
 			echo);
 		return -1;
@@ -757,7 +734,7 @@ cfg_validate(struct cfg_loader *ld)
 		level_ok = level_ok || strcmp(cfg->log_level, levels[k]) == 0;
 	if (!level_ok) {
 		cfg_where(ld, cfg_index("log.level"), where, sizeof(where));
-		cfg_echo(cfg->log_level, strlen(cfg->log_level), CFG_ECHO_MAX, echo, sizeof(echo));
+		cmf_text_excerpt(cfg->log_level, strlen(cfg->log_level), CFG_ECHO_MAX, echo, sizeof(echo));
 		cfg_err(ld, "%sexpected one of debug, info, warn, error, found '%s'", where, echo);
 		return -1;
 	}

@@ -6,6 +6,7 @@
 
 #include "cmf/log.h"
 #include "cmf/reply.h"
+#include "cmf/text.h"
 
 /* Sent when even building an error body fails: a fixed string that cannot fail. */
 static const char fallback_body[] = "{\"errors\":[{\"message\":\"internal error\"}]}";
@@ -24,48 +25,6 @@ cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json)
 		cmf_error("%s: cannot serialize a %u reply", __func__, status);
 		resp->status = 500;
 		resp->body = strdup(fallback_body);
-	}
-}
-
-/* Length of the valid UTF-8 sequence at `s` (RFC 3629: no overlongs, surrogates or > U+10FFFF), or 0. */
-static size_t
-utf8_seq_len(const unsigned char *s)
-{
-	size_t n;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0; /* also stops at the terminating NUL */
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-void
-cmf_utf8_sanitize(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-
-	while (*p != '\0') {
-		size_t n = utf8_seq_len(p);
-
-		if (n == 0)
-			*p++ = '?';
-		else
-			p += n;
 	}
 }
 

@@ -16,12 +16,6 @@ void cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json);
 void cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/*
- * Make `s` valid UTF-8 in place: every byte of an invalid or truncated sequence becomes '?'. Client
- * messages quote names from paths and bodies, and JSON (jansson) refuses invalid UTF-8.
- */
-void cmf_utf8_sanitize(char *s);
-
 /* 204 without a body. */
 void cmf_reply_empty(struct cmf_response *resp, unsigned status);
 

@@ -1,4 +1,4 @@
-/* links: cmf/body.c */
+/* links: cmf/body.c cmf/text.c */
 /* libFuzzer harness for JSON request bodies: an accepted body is an object within the depth limit and survives a dump/parse round trip. */
 #include <assert.h>
 #include <stdbool.h>
@@ -7,6 +7,11 @@
 #include <string.h>
 
 #include "cmf/body.h"
+
+/* fuzz_body_yaml.c includes this file with FUZZ_BODY_FORMAT set to CMF_BODY_YAML. */
+#ifndef FUZZ_BODY_FORMAT
+#define FUZZ_BODY_FORMAT CMF_BODY_JSON
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,7 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	err[0] = '\0';
-	rc = cmf_body_parse((const char *)data, size, CMF_BODY_JSON, &v, err, sizeof(err));
+	rc = cmf_body_parse((const char *)data, size, FUZZ_BODY_FORMAT, &v, err, sizeof(err));
 	if (rc != 0) {
 		json_t *msg = json_string(err);
 

@@ -1,4 +1,4 @@
-// links: cmf/reply.c cmf/http.c cmf/log.c crypto/util.c
+// links: cmf/reply.c cmf/text.c cmf/http.c cmf/log.c crypto/util.c
 /* Fuzz the router: split any path, dispatch with every method; exactly one handler or a 404/405 reply. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* links: cmf/body.c cmf/log.c */
+/* links: cmf/body.c cmf/text.c cmf/log.c */
 /* Tests for cmf/body.c: JSON and YAML bodies into one tree, limits, and messages that never quote body bytes. */
 #include "cmf/body.h"
 
