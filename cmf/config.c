@@ -68,6 +68,19 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "encryption.enabled", "CMF_ENCRYPTION_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(encryption_enabled) },
 	{ "encryption.key.file", "CMF_ENCRYPTION_KEY_FILE", CFG_STRING, 0, 0, "", 0,
 	  CFG_OFF(encryption_key_file) },
+	/* 1..100000: caps file descriptors and per-connection memory under a connection flood. */
+	{ "server.maxConnections", "CMF_SERVER_MAX_CONNECTIONS", CFG_INT, 1, 100000, NULL, 1000,
+	  CFG_OFF(max_connections) },
+	/* Request line + headers must fit: 4 KiB..1 MiB; 32 KiB is libmicrohttpd's own default. */
+	{ "server.maxHeaderBytes", "CMF_SERVER_MAX_HEADER_BYTES", CFG_LONG, 4096, 1048576L, NULL, 32768L,
+	  CFG_OFF(max_header_bytes) },
+	{ "server.tls.certFile", "CMF_SERVER_TLS_CERT_FILE", CFG_STRING, 0, 0, "", 0, CFG_OFF(tls_cert_file) },
+	{ "server.tls.keyFile", "CMF_SERVER_TLS_KEY_FILE", CFG_STRING, 0, 0, "", 0, CFG_OFF(tls_key_file) },
+	{ "server.tls.clientCaFile", "CMF_SERVER_TLS_CLIENT_CA_FILE", CFG_STRING, 0, 0, "", 0,
+	  CFG_OFF(tls_client_ca_file) },
+	{ "auth.enabled", "CMF_AUTH_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(auth_enabled) },
+	{ "auth.adminTokenFile", "CMF_AUTH_ADMIN_TOKEN_FILE", CFG_STRING, 0, 0, "", 0,
+	  CFG_OFF(auth_admin_token_file) },
 	/* 1..60 s: how often the mounted key is re-checked; revocation is noticed within one interval. */
 	{ "encryption.key.reloadIntervalSeconds", "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS", CFG_INT, 1, 60, NULL, 2,
 	  CFG_OFF(encryption_key_reload_interval_seconds) },
@@ -720,6 +733,19 @@ cfg_validate(struct cfg_loader *ld)
 	if (cfg->encryption_enabled && cfg->encryption_key_file[0] == '\0') {
 		cfg_err(ld, "encryption.key.file is required when encryption.enabled is true: set it in the "
 			    "configuration file or CMF_ENCRYPTION_KEY_FILE");
+		return -1;
+	}
+	if (cfg->auth_enabled && cfg->auth_admin_token_file[0] == '\0') {
+		cfg_err(ld, "auth.adminTokenFile is required when auth.enabled is true: set it in the configuration "
+			    "file or CMF_AUTH_ADMIN_TOKEN_FILE (or, for development only, set auth.enabled to false)");
+		return -1;
+	}
+	if ((cfg->tls_cert_file[0] == '\0') != (cfg->tls_key_file[0] == '\0')) {
+		cfg_err(ld, "server.tls.certFile and server.tls.keyFile must be set together");
+		return -1;
+	}
+	if (cfg->tls_client_ca_file[0] != '\0' && cfg->tls_cert_file[0] == '\0') {
+		cfg_err(ld, "server.tls.clientCaFile needs TLS: set server.tls.certFile and server.tls.keyFile too");
 		return -1;
 	}
 	/* listen and log.level are not secrets, so their found values are echoed. */

@@ -19,6 +19,13 @@
  *   encryption.enabled             CMF_ENCRYPTION_ENABLED         true
  *   encryption.key.file            CMF_ENCRYPTION_KEY_FILE        ""  (required when encryption.enabled)
  *   encryption.key.reloadIntervalSeconds CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS 2 (1..60)
+ *   server.maxConnections          CMF_SERVER_MAX_CONNECTIONS     1000    (1..100000)
+ *   server.maxHeaderBytes          CMF_SERVER_MAX_HEADER_BYTES    32768   (4096..1048576; request line + headers)
+ *   server.tls.certFile            CMF_SERVER_TLS_CERT_FILE       ""  (PEM; with keyFile, serve HTTPS)
+ *   server.tls.keyFile             CMF_SERVER_TLS_KEY_FILE        ""  (PEM private key)
+ *   server.tls.clientCaFile        CMF_SERVER_TLS_CLIENT_CA_FILE  ""  (PEM CA: require client certificates)
+ *   auth.enabled                   CMF_AUTH_ENABLED               true
+ *   auth.adminTokenFile            CMF_AUTH_ADMIN_TOKEN_FILE      ""  (required when auth.enabled)
  *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
  *
  * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
@@ -38,6 +45,13 @@ struct cmf_config {
 	char *encryption_key_file;
 	int encryption_key_reload_interval_seconds;
 	char *log_level;
+	int max_connections;
+	long max_header_bytes;
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_client_ca_file;
+	bool auth_enabled;
+	char *auth_admin_token_file;
 };
 
 /*

@@ -84,6 +84,21 @@ response_clear(struct cmf_response *resp)
 }
 
 static void
+client_address(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+	out[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+static void
 request_id(char out[33])
 {
 	uint8_t raw[16];
@@ -160,6 +175,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		ctx->req.path = url;
 		ctx->req.conn = conn;
 		request_id(ctx->req.request_id);
+		client_address(conn, ctx->req.client_addr, sizeof(ctx->req.client_addr));
 		/* A declared length over the limit is refused before a byte of the body is read. */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > ctx->limit) {

@@ -25,6 +25,8 @@ struct cmf_request {
 	const char *body;         /* NOT NUL-terminated; may be NULL when body_len is 0 */
 	size_t body_len;
 	char request_id[33];
+	char client_addr[64];  /* peer IP address (text), for the audit trail */
+	char client_cert[256]; /* with mutual TLS: the verified client certificate's subject DN; else "" */
 	void *conn; /* struct MHD_Connection *, for cmf_request_query */
 };
 

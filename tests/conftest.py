@@ -118,9 +118,19 @@ class Response:
 class Cmf:
     """One cmf process. env: CMF_* settings; log goes to a file read by .log()."""
 
-    def __init__(self, workdir, pg, db, key=True, enabled=True, env=None, config=None, name="cmf"):
+    def __init__(self, workdir, pg, db, key=True, enabled=True, env=None, config=None, name="cmf", auth=True):
         self.workdir = workdir
         self.port = free_port()
+        # The bootstrap admin token: 32 random bytes, base64url, in a 0600 file (as a mounted Secret).
+        self.token_file = os.path.join(workdir, "admin.token")
+        if not os.path.exists(self.token_file):
+            with open(self.token_file, "w") as f:
+                f.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=") + "\n")
+            os.chmod(self.token_file, 0o600)
+        with open(self.token_file) as f:
+            self.admin_token = f.read().strip()
+        self.token = self.admin_token if auth else None  # sent by request() unless told otherwise
+        self.ssl_context = None  # set to an ssl.SSLContext to speak HTTPS
         self.logpath = os.path.join(workdir, name + ".log")
         self.keyfile = os.path.join(workdir, "master.key")
         if enabled and key is True and not os.path.exists(self.keyfile):
@@ -135,6 +145,10 @@ class Cmf:
         }
         if enabled:
             self.env["CMF_ENCRYPTION_KEY_FILE"] = self.keyfile
+        if auth:
+            self.env["CMF_AUTH_ADMIN_TOKEN_FILE"] = self.token_file
+        else:
+            self.env["CMF_AUTH_ENABLED"] = "false"
         self.env.update(env or {})
         self.config = config
         self.proc = None
@@ -164,7 +178,7 @@ class Cmf:
             if self.proc.poll() is not None:
                 raise AssertionError("cmf exited with %d:\n%s" % (self.proc.returncode, self.log()))
             try:
-                if self.request("GET", "/healthz").status == 200:
+                if self.request("GET", "/healthz", token=None).status == 200:
                     return
             except OSError:
                 pass
@@ -187,10 +201,19 @@ class Cmf:
         with open(self.logpath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def request(self, method, path, body=None, headers=None, timeout=30, token="default", ssl_context=None):
+        """One request on a new connection. `token`: "default" sends self.token (the admin token unless
+        changed), None sends no Authorization header, any other string is sent as the bearer token."""
+        ctx = ssl_context or self.ssl_context
+        if ctx is not None:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             h = dict(headers or {})
+            t = self.token if token == "default" else token
+            if t is not None:
+                h.setdefault("Authorization", "Bearer " + t)
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
                 h.setdefault("Content-Type", "application/json")

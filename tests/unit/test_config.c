@@ -22,6 +22,14 @@ static const char *const all_env[] = {
 	"CMF_DATABASE_STARTUP_TIMEOUT_SECONDS",
 	"CMF_ENCRYPTION_ENABLED",
 	"CMF_ENCRYPTION_KEY_FILE",
+	"CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS",
+	"CMF_SERVER_MAX_CONNECTIONS",
+	"CMF_SERVER_MAX_HEADER_BYTES",
+	"CMF_SERVER_TLS_CERT_FILE",
+	"CMF_SERVER_TLS_KEY_FILE",
+	"CMF_SERVER_TLS_CLIENT_CA_FILE",
+	"CMF_AUTH_ENABLED",
+	"CMF_AUTH_ADMIN_TOKEN_FILE",
 	"CMF_LOG_LEVEL",
 };
 
@@ -42,6 +50,8 @@ static void
 setup(void)
 {
 	clear_env();
+	/* Authentication is on by default and needs its token file; tests of other settings assume one. */
+	setenv("CMF_AUTH_ADMIN_TOKEN_FILE", "/etc/cmf/admin-token", 1);
 	ck_assert_ptr_nonnull(getcwd(oldcwd, sizeof(oldcwd)));
 	strcpy(tmpdir, "/tmp/cmf-test-config-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
@@ -457,6 +467,48 @@ START_TEST(test_free_null)
 }
 END_TEST
 
+START_TEST(test_auth_and_tls)
+{
+	setenv("CMF_DATABASE_URL", "host=db", 1);
+	setenv("CMF_ENCRYPTION_ENABLED", "false", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert(cfg->auth_enabled);
+	ck_assert_str_eq(cfg->auth_admin_token_file, "/etc/cmf/admin-token");
+	ck_assert_int_eq(cfg->max_connections, 1000);
+	ck_assert_int_eq(cfg->max_header_bytes, 32768);
+	ck_assert_str_eq(cfg->tls_cert_file, "");
+	cmf_config_free(cfg);
+	cfg = NULL;
+
+	unsetenv("CMF_AUTH_ADMIN_TOKEN_FILE");
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "auth.adminTokenFile is required when auth.enabled is true"));
+	setenv("CMF_AUTH_ENABLED", "false", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert(!cfg->auth_enabled);
+	cmf_config_free(cfg);
+	cfg = NULL;
+
+	setenv("CMF_SERVER_TLS_CERT_FILE", "/tls/tls.crt", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "server.tls.certFile and server.tls.keyFile must be set together");
+	setenv("CMF_SERVER_TLS_KEY_FILE", "/tls/tls.key", 1);
+	setenv("CMF_SERVER_TLS_CLIENT_CA_FILE", "/tls/ca.crt", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_str_eq(cfg->tls_client_ca_file, "/tls/ca.crt");
+	cmf_config_free(cfg);
+	cfg = NULL;
+	unsetenv("CMF_SERVER_TLS_CERT_FILE");
+	unsetenv("CMF_SERVER_TLS_KEY_FILE");
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "server.tls.clientCaFile needs TLS"));
+
+	setenv("CMF_SERVER_MAX_CONNECTIONS", "0", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "CMF_SERVER_MAX_CONNECTIONS"));
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -482,6 +534,7 @@ config_suite(void)
 	tcase_add_test(tc, test_empty_files);
 	tcase_add_test(tc, test_flow_style_and_quoting);
 	tcase_add_test(tc, test_free_null);
+	tcase_add_test(tc, test_auth_and_tls);
 	suite_add_tcase(s, tc);
 	return s;
 }
