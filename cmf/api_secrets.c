@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmf/audit.h"
 #include "cmf/log.h"
 #include "cmf/reply.h"
 #include "cmf/resource.h"
@@ -98,7 +99,8 @@ secret_write(struct cmf_request *req, struct cmf_response *resp, const char *pat
 	struct secret_input in;
 	struct db_secret *s = NULL;
 	struct cmf_sealer_hold hold;
-	char what[300];
+	struct db_audit audit;
+	char what[300], res[300];
 	struct db_conn *c;
 	int r;
 
@@ -117,16 +119,20 @@ secret_write(struct cmf_request *req, struct cmf_response *resp, const char *pat
 		cmf_reply_error(resp, 500, "internal error");
 		goto out;
 	}
+	cmf_audit_init(&audit, req, path_name == NULL ? "secret.create" : "secret.update", "success", 200, res,
+		       sizeof(res), "secret/%s", in.name);
 	cmf_app_sealer_acquire(req->app, &hold);
 	if (path_name == NULL)
-		r = db_secret_create(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
+		r = db_secret_create(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &audit, &s);
 	else
-		r = db_secret_update(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &s);
+		r = db_secret_update(c, &hold.sealer, in.name, in.labels, in.annotations, in.data, &audit, &s);
 	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
+		cmf_audit_fail(req, &audit, resp->status);
 		goto out;
 	}
+	cmf_audit_done(req, &audit);
 	cmf_info("secret %s %s (uid %s, version %lld)", s->name, path_name == NULL ? "created" : "updated", s->uid,
 		 s->version);
 	cmf_reply_json(resp, 200, secret_json(s));
@@ -214,7 +220,8 @@ void
 cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
 {
 	struct db_conn *c = cmf_app_conn(req->app);
-	char what[300];
+	struct db_audit audit;
+	char what[300], res[300];
 	int r;
 
 	if (cmf_resource_path_name(resp, "secret", args[0]) != 0)
@@ -224,11 +231,14 @@ cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const
 		cmf_reply_error(resp, 500, "internal error");
 		return;
 	}
-	r = db_secret_delete(c, args[0]);
+	cmf_audit_init(&audit, req, "secret.delete", "success", 204, res, sizeof(res), "secret/%s", args[0]);
+	r = db_secret_delete(c, args[0], &audit);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
+		cmf_audit_fail(req, &audit, resp->status);
 		return;
 	}
+	cmf_audit_done(req, &audit);
 	cmf_info("secret %s deleted", args[0]);
 	cmf_reply_empty(resp, 204);
 }

@@ -14,6 +14,15 @@
 /* Headers a handler may add; a response carries few. */
 #define CMF_HTTP_MAX_HEADERS 6
 
+/* Who is asking, once cmf/auth.c has authenticated the request (router.c does it before any handler). */
+enum cmf_role { CMF_ROLE_NONE = 0, CMF_ROLE_ENV_READER = 1, CMF_ROLE_ADMIN = 2 };
+
+struct cmf_principal {
+	char name[300];       /* "admin" (bootstrap token), "token:<name>", "anonymous" (auth disabled) */
+	enum cmf_role role;
+	json_t *environments; /* environment-reader scope: array of names (owned; NULL otherwise) */
+};
+
 /* One request as handlers see it. Everything is borrowed for the duration of the handler call. */
 struct cmf_request {
 	struct cmf_app *app;
@@ -27,6 +36,8 @@ struct cmf_request {
 	char request_id[33];
 	char client_addr[64];  /* peer IP address (text), for the audit trail */
 	char client_cert[256]; /* with mutual TLS: the verified client certificate's subject DN; else "" */
+	struct cmf_principal principal; /* set by the router before the handler runs */
+	bool audited;                   /* the handler recorded this request's audit event itself */
 	void *conn; /* struct MHD_Connection *, for cmf_request_query */
 };
 

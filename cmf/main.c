@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "cmf/app.h"
+#include "cmf/auth.h"
 #include "cmf/config.h"
 #include "cmf/http.h"
 #include "cmf/log.h"
+#include "cmf/router.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "k8s/k8s.h"
@@ -57,6 +59,7 @@ usage(FILE *f)
 		   "       cmf init [--config FILE]     apply migrations and record the encryption mode, then exit\n"
 		   "       cmf check [--config FILE]    validate configuration, key and database; change nothing\n"
 		   "       cmf keygen --bits 128|256 --out FILE   write a new random AES key (raw bytes, mode 0600)\n"
+		   "       cmf routes                   print the API's routes and who may call them\n"
 		   "       cmf version\n"
 		   "Settings come from the YAML file and CMF_* environment variables (see README.md).\n");
 }
@@ -329,6 +332,15 @@ cmd_run(const char *cmd, int argc, char **argv)
 			cmf_warn("encryption.key.file is set (%s) but encryption.enabled is false: the key is NOT used",
 				 cfg->encryption_key_file);
 	}
+	if (cmf_auth_init(cfg, err, sizeof(err)) != 0) {
+		cmf_error("%s", err);
+		rc = EXIT_CONFIG;
+		goto out;
+	}
+	if (!cfg->auth_enabled) {
+		cmf_warn("AUTHENTICATION DISABLED (auth.enabled=false): anyone who reaches this port can manage "
+			 "secrets. Development only; decrypted secrets are never served in this mode.");
+	}
 	password = load_password(cfg, &failed);
 	if (failed) {
 		rc = EXIT_CONFIG;
@@ -398,6 +410,10 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
 		return cmd_version();
+	if (strcmp(argv[1], "routes") == 0) {
+		cmf_router_print(stdout);
+		return EXIT_OK;
+	}
 	if (strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 2, argv + 2);
 	if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "init") == 0 || strcmp(argv[1], "check") == 0)

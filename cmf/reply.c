@@ -78,6 +78,9 @@ cmf_reply_db_error(struct cmf_response *resp, int db_err, const char *what)
 		cmf_reply_error(resp, 413, "the data of %s is larger than %u bytes once serialized", what,
 				(unsigned)CRYPTO_MAX_PLAINTEXT);
 		return;
+	case DB_ERR_INVALID:
+		cmf_reply_error(resp, 400, "a value for %s was refused as invalid", what);
+		return;
 	case DB_ERR_CORRUPT:
 		cmf_reply_error(resp, 500, "stored data for %s failed its integrity check; see the server log", what);
 		return;

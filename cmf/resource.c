@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmf/body.h"
 #include "cmf/reply.h"
@@ -265,4 +266,41 @@ cmf_resource_metadata_json(const char *name, const char *uid, const char *create
 {
 	return json_pack("{s:s,s:s,s:s,s:s,s:O,s:O}", "name", name, "uid", uid, "creationTimestamp", created,
 			 "updateTimestamp", updated, "labels", labels, "annotations", annotations);
+}
+
+int
+cmf_resource_time(const char *s, long long *t)
+{
+	struct tm tm;
+	size_t i;
+
+	/* Fixed positions: digits everywhere but the separators "-", "-", "T", ":", ":". */
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+
+	for (i = 0; shape[i] != '\0'; i++) {
+		if (s[i] == '\0' || (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i]))
+			return -1;
+	}
+	if (s[i] == '.') {
+		size_t digits = 0;
+
+		for (i++; isdigit((unsigned char)s[i]); i++)
+			digits++;
+		if (digits == 0 || digits > 9)
+			return -1;
+	}
+	if (s[i] != 'Z' || s[i + 1] != '\0')
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = atoi(s) - 1900;
+	tm.tm_mon = atoi(s + 5) - 1;
+	tm.tm_mday = atoi(s + 8);
+	tm.tm_hour = atoi(s + 11);
+	tm.tm_min = atoi(s + 14);
+	tm.tm_sec = atoi(s + 17);
+	if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return -1;
+	if (t != NULL)
+		*t = (long long)timegm(&tm);
+	return 0;
 }

@@ -55,6 +55,12 @@ int cmf_resource_envelope(json_t *body, const char *kind, const char *const *top
  */
 int cmf_resource_object_check(json_t *obj, const char *field, const char *const *allowed, struct cmf_response *resp);
 
+/*
+ * 0 when `s` is an RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (the form cmf writes), with
+ * *t its seconds since the epoch (t may be NULL); -1 otherwise.
+ */
+int cmf_resource_time(const char *s, long long *t);
+
 /* Read `page` (≥ 0) and `size` (1..CMF_PAGE_SIZE_MAX) query parameters; replies 400 and returns -1 if bad. */
 int cmf_resource_page(struct cmf_request *req, struct cmf_response *resp, long long *page, int *size);
 

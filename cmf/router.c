@@ -1,6 +1,8 @@
 /* cmf router: the static route table; a path matches segment by segment, "*" captures one segment. */
 #include <string.h>
 
+#include "cmf/audit.h"
+#include "cmf/auth.h"
 #include "cmf/log.h"
 #include "cmf/reply.h"
 #include "cmf/router.h"
@@ -9,23 +11,117 @@
 #define ROUTE_MAX_SEGS 8
 #define ROUTE_MAX_ARGS 3
 
+/*
+ * Who may call a route. Checked by the router before the handler runs, so no handler touches the
+ * database for a caller it would refuse.
+ */
+enum route_perm {
+	PERM_PUBLIC,   /* probes: no token needed */
+	PERM_ADMIN,    /* the admin role */
+	PERM_ENV_READ, /* admin, or an environment-reader scoped to the environment in args[0] */
+};
+
 struct route {
 	const char *method;
 	const char *segs[ROUTE_MAX_SEGS + 1]; /* NULL-terminated */
 	cmf_handler handler;
+	enum route_perm perm;
+	const char *audit_action; /* writes: the audit action recorded for every outcome; NULL for reads */
 };
 
 #define API "cmf", "api", "v1"
 
 static const struct route routes[] = {
-	{ "GET", { "healthz", NULL }, cmf_api_healthz },
-	{ "GET", { "readyz", NULL }, cmf_api_readyz },
-	{ "GET", { API, "secrets", NULL }, cmf_api_secrets_list },
-	{ "POST", { API, "secrets", NULL }, cmf_api_secrets_create },
-	{ "GET", { API, "secrets", "*", NULL }, cmf_api_secrets_get },
-	{ "PUT", { API, "secrets", "*", NULL }, cmf_api_secrets_update },
-	{ "DELETE", { API, "secrets", "*", NULL }, cmf_api_secrets_delete },
+	{ "GET", { "healthz", NULL }, cmf_api_healthz, PERM_PUBLIC, NULL },
+	{ "GET", { "readyz", NULL }, cmf_api_readyz, PERM_PUBLIC, NULL },
+	{ "GET", { API, "secrets", NULL }, cmf_api_secrets_list, PERM_ADMIN, NULL },
+	{ "POST", { API, "secrets", NULL }, cmf_api_secrets_create, PERM_ADMIN, "secret.create" },
+	{ "GET", { API, "secrets", "*", NULL }, cmf_api_secrets_get, PERM_ADMIN, NULL },
+	{ "PUT", { API, "secrets", "*", NULL }, cmf_api_secrets_update, PERM_ADMIN, "secret.update" },
+	{ "DELETE", { API, "secrets", "*", NULL }, cmf_api_secrets_delete, PERM_ADMIN, "secret.delete" },
+	{ "GET", { API, "tokens", NULL }, cmf_api_tokens_list, PERM_ADMIN, NULL },
+	{ "POST", { API, "tokens", NULL }, cmf_api_tokens_create, PERM_ADMIN, "token.create" },
+	{ "GET", { API, "tokens", "*", NULL }, cmf_api_tokens_get, PERM_ADMIN, NULL },
+	{ "DELETE", { API, "tokens", "*", NULL }, cmf_api_tokens_revoke, PERM_ADMIN, "token.revoke" },
+	{ "GET", { API, "audit-events", NULL }, cmf_api_audit_list, PERM_ADMIN, NULL },
 };
+
+static const char *const perm_names[] = {
+	[PERM_PUBLIC] = "public",
+	[PERM_ADMIN] = "admin",
+	[PERM_ENV_READ] = "environment-reader",
+};
+
+void
+cmf_router_print(FILE *f)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		fprintf(f, "%s ", routes[i].method);
+		for (size_t j = 0; routes[i].segs[j] != NULL; j++)
+			fprintf(f, "/%s", routes[i].segs[j]);
+		fprintf(f, " %s%s%s\n", perm_names[routes[i].perm], routes[i].audit_action != NULL ? " audit=" : "",
+			routes[i].audit_action != NULL ? routes[i].audit_action : "");
+	}
+}
+
+/* Refuse with 401/403, recording the refusal in the audit trail. */
+static void
+deny(struct cmf_request *req, struct cmf_response *resp, unsigned status, const char *action, const char *msg)
+{
+	struct db_audit a;
+	char res[300];
+
+	cmf_audit_init(&a, req, action, "denied", (int)status, res, sizeof(res), "%s", req->path);
+	cmf_audit_record(req, &a);
+	if (status == 401)
+		cmf_response_header(resp, "WWW-Authenticate", "Bearer realm=\"cmf\"");
+	cmf_reply_error(resp, status, "%s", msg);
+}
+
+/* Authenticate and authorize for `rt`; 0 to go on, -1 when a reply was made. */
+static int
+authorize(const struct route *rt, struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	int r;
+
+	if (rt->perm == PERM_PUBLIC)
+		return 0;
+	r = cmf_auth_authenticate(req);
+	switch (r) {
+	case CMF_AUTH_OK:
+		break;
+	case CMF_AUTH_MISSING:
+		deny(req, resp, 401, "authenticate", "authentication required: send Authorization: Bearer <token>");
+		return -1;
+	case CMF_AUTH_EXPIRED:
+		deny(req, resp, 401, "authenticate", "the token has expired");
+		return -1;
+	case CMF_AUTH_REVOKED:
+		deny(req, resp, 401, "authenticate", "the token has been revoked");
+		return -1;
+	case CMF_AUTH_UNAVAILABLE:
+		cmf_reply_error(resp, 503, "database unavailable");
+		return -1;
+	default:
+		deny(req, resp, 401, "authenticate", "invalid token");
+		return -1;
+	}
+	if (rt->perm == PERM_ENV_READ && !cmf_auth_enabled()) {
+		/* Decrypted secrets leave only to an authenticated caller: never with authentication off. */
+		deny(req, resp, 403, "authorize",
+		     "authentication is disabled (auth.enabled=false): decrypted secrets are never served without it");
+		return -1;
+	}
+	if (rt->perm == PERM_ADMIN && req->principal.role != CMF_ROLE_ADMIN) {
+		deny(req, resp, 403, "authorize", "this token's role may not do this");
+		return -1;
+	}
+	if (rt->perm == PERM_ENV_READ && !cmf_auth_env_allowed(&req->principal, args[0])) {
+		deny(req, resp, 403, "authorize", "this token may not read this environment");
+		return -1;
+	}
+	return 0;
+}
 
 /* 1 when `req`'s path matches `rt`'s pattern, filling args with the "*" segments. */
 static int
@@ -78,7 +174,20 @@ cmf_router_dispatch(struct cmf_request *req, struct cmf_response *resp)
 		if (!path_matches(&routes[i], req, args))
 			continue;
 		if (strcmp(routes[i].method, req->method) == 0) {
-			routes[i].handler(req, resp, args);
+			if (authorize(&routes[i], req, resp, args) == 0) {
+				routes[i].handler(req, resp, args);
+				/* A write the handler did not record (it failed before or in the store): record it now. */
+				if (routes[i].audit_action != NULL && !req->audited) {
+					struct db_audit a;
+					char res[300];
+
+					cmf_audit_init(&a, req, routes[i].audit_action,
+						       resp->status < 400 ? "success" : "failure", (int)resp->status, res,
+						       sizeof(res), "%s", req->path);
+					cmf_audit_record(req, &a);
+				}
+			}
+			cmf_auth_principal_clear(&req->principal);
 			return;
 		}
 		path_known = 1;

@@ -2,6 +2,8 @@
 #ifndef CMF_ROUTER_H
 #define CMF_ROUTER_H
 
+#include <stdio.h>
+
 #include "cmf/http.h"
 
 /* A handler: `args` are the path segments matched by "*" in its pattern, in order. */
@@ -17,6 +19,9 @@ void cmf_router_split(struct cmf_request *req, char *path);
 /* Route `req` and run its handler; unknown paths → 404, known paths with another method → 405 + Allow. */
 void cmf_router_dispatch(struct cmf_request *req, struct cmf_response *resp);
 
+/* Print the route table, one "METHOD /pattern permission [audit=action]" line each (`cmf routes`). */
+void cmf_router_print(FILE *f);
+
 /* Handlers, one file per resource (cmf/api_*.c). */
 void cmf_api_healthz(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_readyz(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
@@ -25,5 +30,10 @@ void cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, 
 void cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_tokens_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_tokens_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_tokens_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_tokens_revoke(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_audit_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 
 #endif

@@ -19,6 +19,15 @@
 	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "           \
 	"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define AUDIT_WHERE                                                                               \
+	"WHERE ($1::text IS NULL OR principal = $1) AND ($2::text IS NULL OR resource = $2) AND "  \
+	"($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)"
+/* Columns of a token row, in db/tokens.c's order. */
+#define TOKEN_COLS                                                                                \
+	"id, name, uid::text, role, array_to_json(environments)::text, " TS("created_at") ", "         \
+	"coalesce(" TS("expires_at") ", ''), created_by, (expires_at IS NOT NULL AND expires_at <= now())"
+
 static const struct {
 	const char *name;
 	const char *sql;
@@ -60,6 +69,37 @@ static const struct {
 	/* 0x636d66 = "cmf": one application-wide lock key for initialization and migrations. */
 	[ST_ADVISORY_LOCK] = { "advisory_lock", "SELECT pg_advisory_xact_lock(6516070)", 0 },
 	[ST_ADVISORY_LOCK_SHARED] = { "advisory_lock_shared", "SELECT pg_advisory_xact_lock_shared(6516070)", 0 },
+	[ST_AUDIT_INSERT] = { "audit_insert",
+			      "INSERT INTO cmf_audit_events (principal, action, resource, outcome, status, request_id, "
+			      "client_address, client_cert) VALUES ($1, $2, $3, $4, $5::integer, $6, $7, $8) "
+			      "RETURNING id, " TS("time"),
+			      8 },
+	/* Filters are optional: a NULL parameter matches everything. Newest first. */
+	[ST_AUDIT_LIST] = { "audit_list",
+			    "SELECT id, " TS("time") ", principal, action, resource, outcome, status, request_id, "
+			    "client_address, client_cert FROM cmf_audit_events " AUDIT_WHERE
+			    " ORDER BY id DESC LIMIT $5::bigint OFFSET $6::bigint",
+			    6 },
+	[ST_AUDIT_COUNT] = { "audit_count", "SELECT count(*) FROM cmf_audit_events " AUDIT_WHERE, 4 },
+	[ST_TOKEN_INSERT] = { "token_insert",
+			      "INSERT INTO cmf_tokens (id, name, uid, role, environments, secret_hash, expires_at, "
+			      "created_at, created_by) VALUES ($1, $2, $3::uuid, $4, $5::text[], $6::bytea, "
+			      "$7::timestamptz, now(), $8) RETURNING " TOKEN_COLS,
+			      8 },
+	[ST_TOKEN_LOOKUP] = { "token_lookup",
+			      "SELECT " TOKEN_COLS ", secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1",
+			      1 },
+	[ST_TOKEN_GET] = { "token_get", "SELECT " TOKEN_COLS " FROM cmf_tokens WHERE name = $1 AND revoked_at IS NULL",
+			   1 },
+	[ST_TOKEN_LIST] = { "token_list",
+			    "SELECT " TOKEN_COLS " FROM cmf_tokens WHERE revoked_at IS NULL ORDER BY name "
+			    "LIMIT $1::bigint OFFSET $2::bigint",
+			    2 },
+	[ST_TOKEN_COUNT] = { "token_count", "SELECT count(*) FROM cmf_tokens WHERE revoked_at IS NULL", 0 },
+	[ST_TOKEN_REVOKE] = { "token_revoke",
+			      "UPDATE cmf_tokens SET revoked_at = now(), revoked_by = $2 WHERE name = $1 AND "
+			      "revoked_at IS NULL",
+			      2 },
 };
 
 const char *
@@ -96,6 +136,8 @@ db_strerror(int err)
 		return "data key reached its encryption limit";
 	case DB_ERR_TOO_LARGE:
 		return "value too large to store";
+	case DB_ERR_INVALID:
+		return "invalid value";
 	}
 	return "unknown database error";
 }
@@ -203,6 +245,11 @@ result_error(struct db_conn *c, const char *what, PGresult *res)
 		cmf_debug("%s: SQLSTATE %s, will retry", what, state);
 		return DB_ERR_BUSY;
 	}
+	/* Class 22, data exception: a value the client gave (e.g. a time filter) that PostgreSQL refused. */
+	if (strncmp(state, "22", 2) == 0) {
+		cmf_debug("%s: SQLSTATE %s (invalid value)", what, state);
+		return DB_ERR_INVALID;
+	}
 	/* 57P01..57P03: the server is shutting down or starting: treat as unavailable, not a bug. */
 	if (strncmp(state, "57P", 3) == 0) {
 		cmf_warn("%s: database unavailable (SQLSTATE %s): %s", what, state, msg);
@@ -215,14 +262,14 @@ result_error(struct db_conn *c, const char *what, PGresult *res)
 int
 db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res)
 {
-	/* No statement takes more than 8 parameters; the arrays are sized for that. */
-	const char *values[8];
-	int lengths[8], formats[8];
+	/* No statement takes more than 10 parameters; the arrays are sized for that. */
+	const char *values[10];
+	int lengths[10], formats[10];
 	PGresult *r = NULL;
 	int rc;
 
 	*res = NULL;
-	if (nparams != stmts[st].nparams || nparams > 8)
+	if (nparams != stmts[st].nparams || nparams > 10)
 		return DB_ERR_INTERNAL;
 	if (!c->prepared[st]) {
 		r = PQprepare(c->pg, stmts[st].name, stmts[st].sql, nparams, NULL);

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "crypto/crypto.h"
 
@@ -29,6 +30,7 @@ enum {
 	DB_ERR_KEY_UNAVAILABLE = -12,  /* encryption is enabled but no keyring is loaded */
 	DB_ERR_NONCE_BUDGET = -13,     /* the current DEK reached its encryption limit */
 	DB_ERR_TOO_LARGE = -14,        /* serialized data over CRYPTO_MAX_PLAINTEXT */
+	DB_ERR_INVALID = -15,          /* PostgreSQL refused a value (22xxx data exception, e.g. a bad time) */
 };
 
 const char *db_strerror(int err);
@@ -105,6 +107,79 @@ int db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key 
 int db_keyring_load(struct db_conn *c, const struct crypto_key *master, struct crypto_keyring **keyring, char *why,
 		    size_t whylen);
 
+/* ---- Audit trail ---------------------------------------------------------------------------------- */
+
+/* One audit event. All strings borrowed; NULL strings are stored as "". Never a secret value. */
+struct db_audit {
+	const char *principal;      /* "admin", "token:<name>", "anonymous" */
+	const char *action;         /* "secret.create", "token.revoke", "authenticate", ... */
+	const char *resource;       /* "secret/<name>", "token/<name>", or the path for refusals */
+	const char *outcome;        /* "success", "failure" or "denied" */
+	int status;                 /* the HTTP status answered */
+	const char *request_id;
+	const char *client_address;
+	const char *client_cert;    /* mutual TLS subject DN, or "" */
+};
+
+/* Record `a` in a transaction of its own (refusals and failed writes: nothing else to join). */
+int db_audit_record(struct db_conn *c, const struct db_audit *a);
+
+/* Filters of db_audit_list: NULL means any. Times are RFC 3339. */
+struct db_audit_filter {
+	const char *principal;
+	const char *resource;
+	const char *since; /* inclusive */
+	const char *until; /* exclusive */
+};
+
+/*
+ * One page of events, newest first, from one snapshot: *items is a new JSON array of objects
+ * {id, time, principal, action, resource, outcome, status, requestId, clientAddress,
+ * clientCertificate}; *total the number matching. A malformed time in the filter → DB_ERR_INVALID.
+ */
+int db_audit_list(struct db_conn *c, const struct db_audit_filter *f, long long offset, int limit, json_t **items,
+		  long long *total);
+
+/* ---- API tokens ------------------------------------------------------------------------------------ */
+
+/* A token as stored (never its value). */
+struct db_token {
+	char id[17];
+	char *name;
+	char uid[37];
+	char *role;           /* "admin" or "environment-reader" */
+	json_t *environments; /* array of environment names */
+	char created[32];
+	char expires[32];     /* "" when it never expires */
+	char *created_by;
+	bool expired;
+	uint8_t secret_hash[32]; /* filled by db_token_lookup only */
+};
+
+void db_token_free(struct db_token *t);
+
+/*
+ * Store a new token: `id` (16 hex), SHA-256 `secret_hash` of its secret part, `expires_at` RFC 3339
+ * or NULL. The audit event (may be NULL) is written in the same transaction. DB_ERR_CONFLICT when a
+ * live token has that name; DB_ERR_INVALID when expires_at is not a valid time.
+ */
+int db_token_create(struct db_conn *c, const char *id, const char *name, const char *role, json_t *environments,
+		    const char *expires_at, const uint8_t secret_hash[32], const char *created_by,
+		    const struct db_audit *audit, struct db_token **out);
+
+/* The token with this id (live or revoked: *revoked tells), for authentication. DB_ERR_NOT_FOUND if none. */
+int db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *revoked);
+
+/* The live token of that name. */
+int db_token_get(struct db_conn *c, const char *name, struct db_token **out);
+
+/* One page of live tokens by name; *items as in db_secret_list. */
+int db_token_list(struct db_conn *c, long long offset, int limit, struct db_token ***items, size_t *n,
+		  long long *total);
+
+/* Revoke the live token of that name (its row stays, for the audit trail). DB_ERR_NOT_FOUND if none. */
+int db_token_revoke(struct db_conn *c, const char *name, const char *by, const struct db_audit *audit);
+
 /* ---- Secrets ---------------------------------------------------------------------------------------- */
 
 /*
@@ -133,15 +208,16 @@ void db_secret_free(struct db_secret *s);
 
 /*
  * Create. `labels`, `annotations`, `data` are borrowed objects (data values strings). The data is
- * serialized, sealed with AAD "secret/<uid>/<version>" and stored; version starts at 1.
+ * serialized, sealed with AAD "secret/<uid>/<version>" and stored; version starts at 1. Every write
+ * records `audit` (may be NULL) in the same transaction.
  * DB_ERR_CONFLICT if the name exists. On success *out is the stored secret (caller frees).
  */
 int db_secret_create(struct db_conn *c, const struct db_sealer *s, const char *name, json_t *labels,
-		     json_t *annotations, json_t *data, struct db_secret **out);
+		     json_t *annotations, json_t *data, const struct db_audit *audit, struct db_secret **out);
 
 /* Replace labels, annotations and data; version + 1. DB_ERR_NOT_FOUND if absent. */
 int db_secret_update(struct db_conn *c, const struct db_sealer *s, const char *name, json_t *labels,
-		     json_t *annotations, json_t *data, struct db_secret **out);
+		     json_t *annotations, json_t *data, const struct db_audit *audit, struct db_secret **out);
 
 /* Read one, decrypted. DB_ERR_NOT_FOUND if absent, DB_ERR_CORRUPT if it fails to open. */
 int db_secret_get(struct db_conn *c, const struct db_sealer *s, const char *name, struct db_secret **out);
@@ -154,6 +230,6 @@ int db_secret_list(struct db_conn *c, const struct db_sealer *s, long long offse
 		   struct db_secret ***items, size_t *n, long long *total);
 
 /* Delete. DB_ERR_NOT_FOUND if absent. */
-int db_secret_delete(struct db_conn *c, const char *name);
+int db_secret_delete(struct db_conn *c, const char *name, const struct db_audit *audit);
 
 #endif

@@ -27,6 +27,15 @@ enum db_stmt {
 	ST_SECRET_COUNT,
 	ST_ADVISORY_LOCK,
 	ST_ADVISORY_LOCK_SHARED,
+	ST_AUDIT_INSERT,
+	ST_AUDIT_LIST,
+	ST_AUDIT_COUNT,
+	ST_TOKEN_INSERT,
+	ST_TOKEN_LOOKUP,
+	ST_TOKEN_GET,
+	ST_TOKEN_LIST,
+	ST_TOKEN_COUNT,
+	ST_TOKEN_REVOKE,
 	ST__COUNT
 };
 
@@ -61,6 +70,9 @@ int db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, i
 
 /* Run a parameterless SQL script (migrations, BEGIN/COMMIT/ROLLBACK); same error mapping. */
 int db_exec_script(struct db_conn *c, const char *what, const char *sql);
+
+/* Insert an audit event inside the caller's transaction (no-op when `a` is NULL). */
+int db_audit_insert(struct db_conn *c, const struct db_audit *a);
 
 /* Embedded migrations, generated from db/migrations/NNNN_name.sql by db/embed.sh. */
 struct db_migration {

@@ -262,6 +262,7 @@ struct write_tx {
 	const struct db_sealer *sl;
 	const char *name;
 	json_t *labels, *annotations, *data;
+	const struct db_audit *audit;
 	struct db_secret *result;
 };
 
@@ -305,6 +306,8 @@ write_params_run(struct db_conn *c, struct write_tx *t, enum db_stmt st, const c
 		goto out;
 	}
 	r = row_to_secret(t->sl, res, 0, &t->result);
+	if (r == DB_OK)
+		r = db_audit_insert(c, t->audit);
 out:
 	PQclear(res);
 	free(labels);
@@ -357,9 +360,9 @@ update_body(struct db_conn *c, void *cls)
 
 static int
 write_run(struct db_conn *c, const struct db_sealer *sl, db_tx_body body, const char *name, json_t *labels,
-	  json_t *annotations, json_t *data, struct db_secret **out)
+	  json_t *annotations, json_t *data, const struct db_audit *audit, struct db_secret **out)
 {
-	struct write_tx t = { sl, name, labels, annotations, data, NULL };
+	struct write_tx t = { sl, name, labels, annotations, data, audit, NULL };
 	int r;
 
 	*out = NULL;
@@ -385,16 +388,16 @@ write_run(struct db_conn *c, const struct db_sealer *sl, db_tx_body body, const 
 
 int
 db_secret_create(struct db_conn *c, const struct db_sealer *sl, const char *name, json_t *labels,
-		 json_t *annotations, json_t *data, struct db_secret **out)
+		 json_t *annotations, json_t *data, const struct db_audit *audit, struct db_secret **out)
 {
-	return write_run(c, sl, create_body, name, labels, annotations, data, out);
+	return write_run(c, sl, create_body, name, labels, annotations, data, audit, out);
 }
 
 int
 db_secret_update(struct db_conn *c, const struct db_sealer *sl, const char *name, json_t *labels,
-		 json_t *annotations, json_t *data, struct db_secret **out)
+		 json_t *annotations, json_t *data, const struct db_audit *audit, struct db_secret **out)
 {
-	return write_run(c, sl, update_body, name, labels, annotations, data, out);
+	return write_run(c, sl, update_body, name, labels, annotations, data, audit, out);
 }
 
 struct get_tx {
@@ -519,11 +522,16 @@ db_secret_list(struct db_conn *c, const struct db_sealer *sl, long long offset, 
 	return DB_OK;
 }
 
+struct delete_tx {
+	const char *name;
+	const struct db_audit *audit;
+};
+
 static int
 delete_body(struct db_conn *c, void *cls)
 {
-	const char *name = cls;
-	struct db_param p[] = { { name, 0, 0 } };
+	struct delete_tx *t = cls;
+	struct db_param p[] = { { t->name, 0, 0 } };
 	PGresult *res = NULL;
 	int r;
 
@@ -531,11 +539,15 @@ delete_body(struct db_conn *c, void *cls)
 	if (r == DB_OK && strcmp(PQcmdTuples(res), "1") != 0)
 		r = DB_ERR_NOT_FOUND;
 	PQclear(res);
+	if (r == DB_OK)
+		r = db_audit_insert(c, t->audit);
 	return r;
 }
 
 int
-db_secret_delete(struct db_conn *c, const char *name)
+db_secret_delete(struct db_conn *c, const char *name, const struct db_audit *audit)
 {
-	return db_tx_run(c, DB_TX_WRITE, delete_body, (void *)(uintptr_t)name);
+	struct delete_tx t = { name, audit };
+
+	return db_tx_run(c, DB_TX_WRITE, delete_body, &t);
 }

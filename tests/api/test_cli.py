@@ -58,7 +58,8 @@ def test_config_file_drives_the_server(cmf_factory, workdir, pg, db):
                 "server:\n  listen: \"127.0.0.1:%d\"\n  threads: 2\n"
                 "database:\n  url: \"%s\"\n"
                 "encryption:\n  enabled: true\n  key:\n    file: %s\nlog:\n  level: info\n"
-                % (c.port, pg.url(db), key))
+                "auth:\n  adminTokenFile: %s\n"
+                % (c.port, pg.url(db), key, c.token_file))
     c.env = {"PATH": os.environ["PATH"]}
     c.config = cfg
     c.start()

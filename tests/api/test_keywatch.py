@@ -25,7 +25,7 @@ def test_revocation_drill(cmf_factory, workdir, pg, db):
     raw = os.urandom(32)
     vol, c = start_with_volume(cmf_factory, workdir, raw)
     assert c.create_secret("drill-secret", {"password": "drill-plaintext"}).status == 200
-    before = pg.dump(db)
+    before = pg.dump(db, audit=False)
 
     # Remove the key: ..data now points at a directory without it (the symlink dangles).
     vol.write({}, remove_links=False)
@@ -38,7 +38,10 @@ def test_revocation_drill(cmf_factory, workdir, pg, db):
         assert resp.error() == "encryption key unavailable"
         assert b"drill-plaintext" not in resp.body
     assert c.request("GET", "/healthz").status == 200  # alive: do not restart the pod over this
-    assert pg.dump(db) == before  # nothing stored changed
+    assert pg.dump(db, audit=False) == before  # nothing stored changed (the audit trail grows)
+    # the refused write is in the audit trail with its 503
+    assert pg.psql("SELECT outcome, status FROM cmf_audit_events WHERE action = 'secret.create' "
+                   "AND resource LIKE '%new-one'", db) == "failure|503"
     print("revoked after %.1f s" % took)
 
     # Restore the same key: the service resumes by itself.

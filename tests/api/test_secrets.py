@@ -289,6 +289,7 @@ def test_non_utf8_and_truncated_names_in_messages_are_not_500(cmf):
     assert r.status == 400 and "unknown field" in r.error()
     # a Content-Type header with a Latin-1 byte
     status, body = raw_request(cmf.port, b"POST " + BASE.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               b"Authorization: Bearer " + cmf.admin_token.encode() + b"\r\n"
                                b"Content-Type: text/caf\xe9\r\nContent-Length: 2\r\n\r\n{}")
     assert status == 415, body
     assert "ERROR" not in cmf.log()

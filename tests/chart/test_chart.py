@@ -15,18 +15,29 @@ CI_VALUES = os.path.join(CHART, "ci", "test-values.yaml")
 NAMESPACE = "cmf-test"
 SECRET = "cmf-encryption-key"
 PROP = "encryption-key"
+TOKEN_SECRET = "cmf-admin-token"
+AUTH = ["--set", f"auth.adminTokenSecret.name={TOKEN_SECRET}"]
 REQUIRED = [
     "--set", f"encryption.key.kubernetesSecretName={SECRET}",
     "--set", f"encryption.key.kubernetesSecretProperty={PROP}",
     "--set", "database.host=postgres.example.svc",
+    *AUTH,
 ]
-DISABLED = ["--set", "encryption.enabled=false", "--set", "database.host=postgres.example.svc"]
+DISABLED = ["--set", "encryption.enabled=false", "--set", "database.host=postgres.example.svc", *AUTH]
+NO_AUTH = [*REQUIRED[:-2], "--set", "auth.enabled=false"]
+TLS = ["--set", "tls.enabled=true", "--set", "tls.secretName=cmf-tls"]
+MTLS = [*TLS, "--set", "tls.clientCa.secretName=cmf-client-ca"]
 CONFIG_ARGS = ["serve", "--config", "/etc/cmf/config/cmf.yaml"]
 BANNER = "DATABASE ENCRYPTION FOR SECRETS DISABLED"
 NAME_MESSAGE = (
     "encryption.enabled is true, so encryption.key.kubernetesSecretName must name the Kubernetes Secret "
     "holding the AES key (create it with: kubectl create secret generic cmf-encryption-key "
     "--from-file=encryption-key=cmf.key)")
+AUTH_BANNER = "API AUTHENTICATION DISABLED"
+TOKEN_COMMAND = ("head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\\n' > admin.token; "
+                 "kubectl create secret generic cmf-admin-token --from-file=token=admin.token")
+TOKEN_MESSAGE = ("auth.enabled is true, so auth.adminTokenSecret.name must name the Kubernetes Secret holding "
+                 f"the bootstrap admin token (create it with: {TOKEN_COMMAND})")
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +210,9 @@ def test_key_secret_is_a_read_only_0440_volume(helm):
         "name": "encryption-key", "mountPath": "/etc/cmf/encryption-key", "readOnly": True}
 
 
-def test_no_secret_reaches_the_environment(helm):
-    text, docs = template(helm, *REQUIRED, "--set", "database.passwordSecret.name=pg-credentials")
+@pytest.mark.parametrize("extra", [[], MTLS], ids=["default", "mtls"])
+def test_no_secret_reaches_the_environment(helm, extra):
+    text, docs = template(helm, *REQUIRED, "--set", "database.passwordSecret.name=pg-credentials", *extra)
     assert "secretKeyRef" not in text
     assert "secretRef" not in text  # nor envFrom a Secret
     c = container(docs)
@@ -211,7 +223,8 @@ def test_no_secret_reaches_the_environment(helm):
 def test_configmap_holds_the_cmf_config(helm):
     _, docs = template(helm, *REQUIRED)
     assert cmf_config(docs) == {
-        "server": {"listen": "0.0.0.0:8080", "threads": 8, "maxBodyBytes": 1048576},
+        "server": {"listen": "0.0.0.0:8080", "threads": 8, "maxBodyBytes": 1048576,
+                   "maxConnections": 1000, "maxHeaderBytes": 32768},
         "database": {
             "url": "host=postgres.example.svc port=5432 dbname=cmf user=cmf sslmode=require",
             "startupTimeoutSeconds": 60,
@@ -220,8 +233,15 @@ def test_configmap_holds_the_cmf_config(helm):
             "enabled": True,
             "key": {"file": f"/etc/cmf/encryption-key/{PROP}", "reloadIntervalSeconds": 2},
         },
+        "auth": {"enabled": True, "adminTokenFile": "/etc/cmf/auth/token"},
         "log": {"level": "info"},
     }
+
+
+def test_server_limits_are_rendered_as_integers(helm):
+    _, docs = template(helm, *REQUIRED, "--set", "server.maxConnections=50", "--set", "server.maxHeaderBytes=4096")
+    server = cmf_config(docs)["server"]
+    assert server["maxConnections"] == 50 and server["maxHeaderBytes"] == 4096
 
 
 @pytest.mark.parametrize("args", [
@@ -229,13 +249,18 @@ def test_configmap_holds_the_cmf_config(helm):
     REQUIRED + ["--set", "database.passwordSecret.name=pg"],
     DISABLED,
     DISABLED + ["--set", "encryption.key.kubernetesSecretName=k", "--set", "encryption.key.kubernetesSecretProperty=p"],
-], ids=["enabled", "password", "disabled", "disabled-with-key"])
+    NO_AUTH,
+    NO_AUTH + AUTH,
+    REQUIRED + TLS,
+    REQUIRED + MTLS,
+], ids=["enabled", "password", "disabled", "disabled-with-key", "no-auth", "no-auth-with-token", "tls", "mtls"])
 def test_config_has_only_keys_the_binary_accepts(helm, args):
     _, docs = template(helm, *args)
     config = cmf_config(docs)
     unknown = set(leaf_keys(config)) - accepted_config_keys()
     assert not unknown, f"the binary refuses these keys: {unknown}"
-    for key in ("server.threads", "server.maxBodyBytes", "database.startupTimeoutSeconds"):
+    for key in ("server.threads", "server.maxBodyBytes", "server.maxConnections", "server.maxHeaderBytes",
+                "database.startupTimeoutSeconds"):
         section, name = key.split(".")
         assert type(config[section][name]) is int, key  # cmf refuses "8"
 
@@ -363,7 +388,7 @@ def test_conninfo_and_yaml_values_are_quoted(helm, tmp_path):
     _, docs = template(helm, *REQUIRED, "-f", str(values))
     config = cmf_config(docs)
     assert config["encryption"]["enabled"] is True
-    assert set(config) == {"server", "database", "encryption", "log"}
+    assert set(config) == {"server", "database", "encryption", "auth", "log"}
     assert config["database"]["url"] == (
         "host=postgres.example.svc port=5432 dbname='cmf\"\nencryption:\n  enabled: false' "
         "user='a b\\' sslmode=disable' sslmode=require")
@@ -379,6 +404,20 @@ def test_extra_env_is_rendered_but_never_a_secret(helm):
     err = template_fails(helm, *REQUIRED, "--set", "extraEnv[0].name=CMF_ENCRYPTION_ENABLED",
                          "--set-string", "extraEnv[0].value=false")
     assert "CMF_ENCRYPTION_ENABLED" in err and "encryption.enabled" in err
+
+
+@pytest.mark.parametrize("name, value", [
+    ("CMF_AUTH_ENABLED", "auth.enabled"),
+    ("CMF_AUTH_ADMIN_TOKEN_FILE", "auth.adminTokenSecret"),
+    ("CMF_SERVER_TLS_CERT_FILE", "tls.secretName"),
+    ("CMF_SERVER_TLS_KEY_FILE", "tls.secretName"),
+    ("CMF_SERVER_TLS_CLIENT_CA_FILE", "tls.clientCa.secretName"),
+    ("CMF_SERVER_MAX_CONNECTIONS", "server.maxConnections"),
+    ("CMF_SERVER_MAX_HEADER_BYTES", "server.maxHeaderBytes"),
+])
+def test_extra_env_cannot_override_the_new_settings(helm, name, value):
+    err = template_fails(helm, *REQUIRED, "--set", f"extraEnv[0].name={name}", "--set-string", "extraEnv[0].value=x")
+    assert name in err and value in err, err
 
 
 # --- encryption disabled ---
@@ -469,11 +508,175 @@ def test_database_host_is_required(helm):
     (["--set", "encryption.key.kubernetesSecretProperty=../x"], "encryption.key.kubernetesSecretProperty"),
     (["--set", "server.threads=1000"], "server.threads"),
     (["--set-string", "server.threads=8"], "server.threads"),
+    (["--set-string", "server.maxConnections=10"], "server.maxConnections"),
+    (["--set", "server.maxConnections=0"], "server.maxConnections"),
+    (["--set", "server.maxConnections=100001"], "server.maxConnections"),
+    (["--set", "server.maxHeaderBytes=4095"], "server.maxHeaderBytes"),
+    (["--set", "server.maxHeaderBytes=1048577"], "server.maxHeaderBytes"),
+    (["--set-string", "auth.enabled=false"], "auth.enabled"),
+    (["--set", "auth.adminTokenSecret.name=Not_A_Name"], "auth.adminTokenSecret.name"),
+    (["--set", "auth.adminTokenSecret.name=1"], "auth.adminTokenSecret.name"),
+    (["--set", "auth.adminTokenSecret.key=../token"], "auth.adminTokenSecret.key"),
+    (["--set", "auth.adminTokenSecret.key="], "auth.adminTokenSecret.key"),
+    (["--set", "auth.adminTokenFile=/t"], "adminTokenFile"),
+    (["--set-string", "tls.enabled=true"], "tls.enabled"),
+    (["--set", "tls.secretName=a/b"], "tls.secretName"),
+    (["--set", "tls.certFile=/c"], "certFile"),
+    (["--set", "tls.clientCa.secretName=UPPER"], "tls.clientCa.secretName"),
+    (["--set", "tls.clientCa.key=a/ca.crt"], "tls.clientCa.key"),
+    (["--set", "tls.clientCa=ca"], "tls.clientCa"),
 ])
 def test_wrong_values_are_schema_errors(helm, args, field):
     err = template_fails(helm, *REQUIRED, *args)
     assert "schema" in err, err
     assert names_field(err, field), err
+
+
+# --- authentication ---
+
+@pytest.mark.parametrize("extra, key", [([], "token"), (["--set", "auth.adminTokenSecret.key=admin"], "admin")],
+                         ids=["default-key", "custom-key"])
+def test_admin_token_is_a_read_only_0440_volume(helm, extra, key):
+    text, docs = template(helm, *REQUIRED, *extra)
+    assert volume(docs, "admin-token")["secret"] == {
+        "secretName": TOKEN_SECRET,
+        "items": [{"key": key, "path": key}],
+        "defaultMode": 0o440,
+        "optional": False,
+    }
+    assert mount(docs, "admin-token") == {"name": "admin-token", "mountPath": "/etc/cmf/auth", "readOnly": True}
+    assert cmf_config(docs)["auth"] == {"enabled": True, "adminTokenFile": f"/etc/cmf/auth/{key}"}
+    assert text.count(TOKEN_SECRET) == 1  # in the volume only
+    assert "secretKeyRef" not in text
+
+
+def test_auth_enabled_without_a_token_secret_fails(helm):
+    err = template_fails(helm, *REQUIRED[:-2])
+    assert TOKEN_MESSAGE in err, err
+    # Also when only the key is given.
+    err = template_fails(helm, *REQUIRED[:-2], "--set", "auth.adminTokenSecret.key=admin")
+    assert "auth.adminTokenSecret.name must name" in err and "--from-file=admin=admin.token" in err, err
+
+
+def test_notes_explain_the_admin_token(helm):
+    text = " ".join(notes(helm, *REQUIRED).split())
+    assert 'Authorization: Bearer' in text
+    assert f'Secret "{TOKEN_SECRET}", property "token", mounted read-only at /etc/cmf/auth/token' in text
+    assert "head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\\n' > admin.token" in text
+    assert f"kubectl create secret generic {TOKEN_SECRET} --from-file=token=admin.token -n {NAMESPACE}" in text
+    assert AUTH_BANNER not in text
+
+
+@pytest.mark.parametrize("extra", [[], AUTH], ids=["no-token-secret", "token-secret-given"])
+def test_auth_disabled_has_no_token_and_a_warning(helm, extra):
+    args = [*NO_AUTH, *extra]
+    text, docs = template(helm, *args)
+    assert volume(docs, "admin-token") is None and mount(docs, "admin-token") is None
+    assert cmf_config(docs)["auth"] == {"enabled": False}
+    assert TOKEN_SECRET not in text
+    out = notes(helm, *args)
+    assert AUTH_BANNER in [line.strip("# ") for line in out.splitlines()], out
+    flat = " ".join(out.split())
+    assert "the cmf API is UNAUTHENTICATED" in flat
+    assert "cmf refuses to serve decrypted secret values in this mode: the resolution endpoint for jobs" in flat
+    assert ("IGNORED: auth.adminTokenSecret.name" in flat) == bool(extra)
+    if extra:
+        assert "is IGNORED because auth.enabled is false" in flat
+
+
+# --- TLS ---
+
+PLAIN_PROBES = {
+    "startupProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+    "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
+}
+HTTPS_PROBES = {
+    "startupProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
+    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
+    "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"}},
+}
+TCP_PROBES = {name: {"tcpSocket": {"port": "https"}} for name in PLAIN_PROBES}
+TLS_VOLUME = {"secretName": "cmf-tls", "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}],
+              "defaultMode": 0o440, "optional": False}
+TLS_CONFIG = {"certFile": "/etc/cmf/tls/tls.crt", "keyFile": "/etc/cmf/tls/tls.key"}
+CA_VOLUME = {"secretName": "cmf-client-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}], "defaultMode": 0o440,
+             "optional": False}
+
+TLS_CASES = [
+    # id, extra values, port name, probes, server.tls, tls volume, client CA volume
+    ("plain", [], "http", PLAIN_PROBES, None, None, None),
+    ("tls", TLS, "https", HTTPS_PROBES, TLS_CONFIG, TLS_VOLUME, None),
+    ("mtls", MTLS, "https", TCP_PROBES, {**TLS_CONFIG, "clientCaFile": "/etc/cmf/tls-client-ca/ca.crt"},
+     TLS_VOLUME, CA_VOLUME),
+    ("mtls-key", [*MTLS, "--set", "tls.clientCa.key=clients.pem"], "https", TCP_PROBES,
+     {**TLS_CONFIG, "clientCaFile": "/etc/cmf/tls-client-ca/clients.pem"}, TLS_VOLUME,
+     {**CA_VOLUME, "items": [{"key": "clients.pem", "path": "clients.pem"}]}),
+    # tls.secretName alone does nothing (a client CA without TLS is refused: test_client_ca_without_tls_fails).
+    ("tls-off-keeps-defaults", ["--set", "tls.enabled=false", "--set", "tls.secretName=cmf-tls"], "http",
+     PLAIN_PROBES, None, None, None),
+]
+
+
+@pytest.mark.parametrize("extra, port, probes, tls_config, tls_volume, ca_volume",
+                         [c[1:] for c in TLS_CASES], ids=[c[0] for c in TLS_CASES])
+def test_tls(helm, extra, port, probes, tls_config, tls_volume, ca_volume):
+    _, docs = template(helm, *REQUIRED, *extra)
+    c = container(docs)
+    assert c["ports"] == [{"name": port, "containerPort": 8080, "protocol": "TCP"}]
+    svc = one(docs, "Service")
+    assert svc["spec"]["ports"] == [{"name": port, "port": 8080, "targetPort": port, "protocol": "TCP"}]
+    for name, action in probes.items():
+        probe = {k: v for k, v in c[name].items() if k in ("httpGet", "tcpSocket", "exec", "grpc")}
+        assert probe == action, name
+    server = cmf_config(docs)["server"]
+    assert server.get("tls") == tls_config
+    assert server["listen"] == "0.0.0.0:8080"
+    for name, path, expected in (("tls", "/etc/cmf/tls", tls_volume),
+                                 ("tls-client-ca", "/etc/cmf/tls-client-ca", ca_volume)):
+        if expected is None:
+            assert volume(docs, name) is None and mount(docs, name) is None, name
+        else:
+            assert volume(docs, name)["secret"] == expected, name
+            assert mount(docs, name) == {"name": name, "mountPath": path, "readOnly": True}
+    # The probe timings do not change with the probe kind.
+    assert c["readinessProbe"]["periodSeconds"] * c["readinessProbe"]["failureThreshold"] <= 10
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] > 60
+
+
+def test_tls_enabled_without_a_secret_name_fails(helm):
+    err = template_fails(helm, *REQUIRED, "--set", "tls.enabled=true")
+    assert ("tls.enabled is true, so tls.secretName must name a kubernetes.io/tls Secret holding the server "
+            "certificate and key as tls.crt and tls.key (create it with: kubectl create secret tls cmf-tls "
+            "--cert=server.crt --key=server.key)") in err, err
+
+
+def test_client_ca_without_tls_fails(helm):
+    err = template_fails(helm, *REQUIRED, "--set", "tls.clientCa.secretName=cmf-client-ca")
+    assert 'tls.clientCa.secretName is set ("cmf-client-ca"), but client certificates need TLS' in err, err
+
+
+@pytest.mark.parametrize("extra", [TLS, MTLS], ids=["tls", "mtls"])
+def test_lint_strict_passes_with_tls(helm, extra):
+    out = helm("lint", "--strict", CHART, "-f", CI_VALUES, *extra)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_notes_describe_tls(helm):
+    plain = " ".join(notes(helm, *REQUIRED).split())
+    assert "TLS is OFF (tls.enabled=false): the API, bearer tokens included, is plain HTTP" in plain
+    assert "curl http://127.0.0.1:8080/readyz" in plain
+    tls = " ".join(notes(helm, *REQUIRED, *TLS).split())
+    assert "served over HTTPS" in tls and "(named https)" in tls
+    assert 'kubernetes.io/tls Secret "cmf-tls"' in tls
+    assert "The probes use HTTPS" in tls
+    assert "PROBES ARE TCP CHECKS" not in tls and "--cert <client.crt>" not in tls
+    mtls = " ".join(notes(helm, *REQUIRED, *MTLS).split())
+    assert "Client certificates are REQUIRED" in mtls and 'Secret "cmf-client-ca", property "ca.crt"' in mtls
+    assert "--cert <client.crt> --key <client.key>" in mtls
+    assert ("the startup, liveness and readiness probes are tcpSocket checks on port 8080" in mtls)
+    assert "Readiness does NOT see /readyz" in mtls
+    assert "The probes use HTTPS" not in mtls
 
 
 # --- tests/helm.sh itself ---

@@ -49,6 +49,35 @@ helm.sh/chart: {{ include "cmf.chart" . | quote }}
 {{- define "cmf.configDir" -}}/etc/cmf/config{{- end -}}
 {{- define "cmf.keyDir" -}}/etc/cmf/encryption-key{{- end -}}
 {{- define "cmf.databaseDir" -}}/etc/cmf/database{{- end -}}
+{{- define "cmf.authDir" -}}/etc/cmf/auth{{- end -}}
+{{- define "cmf.tlsDir" -}}/etc/cmf/tls{{- end -}}
+{{- define "cmf.clientCaDir" -}}/etc/cmf/tls-client-ca{{- end -}}
+
+{{/* The name of the container port 8080 (and of the Service port): https with TLS, http without. */}}
+{{- define "cmf.portName" -}}{{ if .Values.tls.enabled }}https{{ else }}http{{ end }}{{- end -}}
+
+{{/* Mutual TLS: client certificates required, so the kubelet's probes cannot speak HTTP to cmf. */}}
+{{- define "cmf.mtls" -}}{{ if and .Values.tls.enabled .Values.tls.clientCa.secretName }}true{{ end }}{{- end -}}
+
+{{/*
+One probe action: GET path over HTTP (HTTPS with TLS; the kubelet does not verify the certificate), or,
+when client certificates are required (the kubelet presents none), a TCP connect to the port.
+Call with (list $ "/path").
+*/}}
+{{- define "cmf.probeAction" -}}
+{{- $ := index . 0 -}}
+{{- if include "cmf.mtls" $ -}}
+tcpSocket:
+  port: {{ include "cmf.portName" $ }}
+{{- else -}}
+httpGet:
+  path: {{ index . 1 }}
+  port: {{ include "cmf.portName" $ }}
+  {{- if $.Values.tls.enabled }}
+  scheme: HTTPS
+  {{- end }}
+{{- end -}}
+{{- end -}}
 
 {{/*
 A libpq conninfo value: as is when it is a plain token, otherwise single-quoted with backslash and
@@ -89,10 +118,28 @@ rendering with a message naming the value to set.
 {{- if and .Values.database.passwordSecret.name (not .Values.database.passwordSecret.key) -}}
 {{- fail (printf "database.passwordSecret.name is set (%q), so database.passwordSecret.key must name the property of that Secret holding the password" .Values.database.passwordSecret.name) -}}
 {{- end -}}
+{{- $auth := .Values.auth -}}
+{{- if and $auth.enabled (not $auth.adminTokenSecret.name) -}}
+{{- fail (printf `auth.enabled is true, so auth.adminTokenSecret.name must name the Kubernetes Secret holding the bootstrap admin token (create it with: head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > admin.token; kubectl create secret generic cmf-admin-token --from-file=%s=admin.token), or set auth.enabled=false for development only` $auth.adminTokenSecret.key) -}}
+{{- end -}}
+{{- $tls := .Values.tls -}}
+{{- if and $tls.enabled (not $tls.secretName) -}}
+{{- fail "tls.enabled is true, so tls.secretName must name a kubernetes.io/tls Secret holding the server certificate and key as tls.crt and tls.key (create it with: kubectl create secret tls cmf-tls --cert=server.crt --key=server.key)" -}}
+{{- end -}}
+{{- if and $tls.clientCa.secretName (not $tls.enabled) -}}
+{{- fail (printf "tls.clientCa.secretName is set (%q), but client certificates need TLS: set tls.enabled=true and tls.secretName, or leave tls.clientCa.secretName empty" $tls.clientCa.secretName) -}}
+{{- end -}}
 {{- $managed := dict
   "CMF_LISTEN" "(fixed by the chart: 0.0.0.0:8080)"
   "CMF_SERVER_THREADS" "server.threads"
   "CMF_SERVER_MAX_BODY_BYTES" "server.maxBodyBytes"
+  "CMF_SERVER_MAX_CONNECTIONS" "server.maxConnections"
+  "CMF_SERVER_MAX_HEADER_BYTES" "server.maxHeaderBytes"
+  "CMF_SERVER_TLS_CERT_FILE" "tls.enabled and tls.secretName"
+  "CMF_SERVER_TLS_KEY_FILE" "tls.enabled and tls.secretName"
+  "CMF_SERVER_TLS_CLIENT_CA_FILE" "tls.clientCa.secretName and tls.clientCa.key"
+  "CMF_AUTH_ENABLED" "auth.enabled"
+  "CMF_AUTH_ADMIN_TOKEN_FILE" "auth.adminTokenSecret.name and auth.adminTokenSecret.key"
   "CMF_DATABASE_URL" "database.host, database.port, database.name, database.user, database.sslmode"
   "CMF_DATABASE_PASSWORD_FILE" "database.passwordSecret"
   "CMF_DATABASE_STARTUP_TIMEOUT_SECONDS" "database.startupTimeoutSeconds"

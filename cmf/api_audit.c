@@ -1,0 +1,46 @@
+/* cmf audit API (/cmf/api/v1/audit-events, admin only): the trail, newest first, filtered and paged. */
+#include <stdlib.h>
+
+#include "cmf/app.h"
+#include "cmf/reply.h"
+#include "cmf/resource.h"
+#include "cmf/router.h"
+
+void
+cmf_api_audit_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	static const char *const times[] = { "since", "until" };
+	struct db_audit_filter f = {
+		.principal = cmf_request_query(req, "principal"),
+		.resource = cmf_request_query(req, "resource"),
+		.since = cmf_request_query(req, "since"),
+		.until = cmf_request_query(req, "until"),
+	};
+	struct db_conn *c;
+	long long page, total = 0;
+	json_t *items = NULL;
+	int size, r;
+
+	(void)args;
+	if (cmf_resource_page(req, resp, &page, &size) != 0)
+		return;
+	for (size_t i = 0; i < 2; i++) {
+		const char *v = cmf_request_query(req, times[i]);
+
+		if (v != NULL && cmf_resource_time(v, NULL) != 0) {
+			cmf_reply_error(resp, 400, "%s must be an RFC 3339 UTC time such as 2026-11-26T00:00:00Z", times[i]);
+			return;
+		}
+	}
+	c = cmf_app_conn(req->app);
+	if (c == NULL) {
+		cmf_reply_error(resp, 500, "internal error");
+		return;
+	}
+	r = db_audit_list(c, &f, page * size, size, &items, &total);
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, "audit events");
+		return;
+	}
+	cmf_reply_json(resp, 200, cmf_resource_page_json(page, size, total, items));
+}

@@ -1,0 +1,225 @@
+/* cmf auth: who is asking — bearer tokens checked against hashes, in constant time, never logged. */
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cmf/app.h"
+#include "cmf/auth.h"
+#include "cmf/log.h"
+#include "db/db.h"
+#include "k8s/k8s.h"
+
+/* A token file holds one token; 4 KiB leaves room for whitespace, not for abuse. */
+#define TOKEN_FILE_MAX 4096
+/* 43 base64 characters carry 256 bits: the floor for the bootstrap token's length. */
+#define TOKEN_MIN_CHARS 43
+#define TOKEN_ID_HEX 16
+#define TOKEN_SECRET_CHARS 43
+
+static bool auth_on;
+static uint8_t admin_hash[32];
+
+bool
+cmf_auth_enabled(void)
+{
+	return auth_on;
+}
+
+static int
+sha256(const void *data, size_t len, uint8_t out[32])
+{
+	unsigned int n = 0;
+
+	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+		cmf_log_openssl(__func__);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen)
+{
+	char reason[512];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int loose = 0, r = -1;
+
+	auth_on = cfg->auth_enabled;
+	if (!auth_on)
+		return 0;
+	if (k8s_secret_read_file(cfg->auth_admin_token_file, TOKEN_FILE_MAX, &buf, &len, &loose, reason,
+				 sizeof(reason)) != K8S_OK) {
+		snprintf(why, whylen, "cannot read the admin token (auth.adminTokenFile): %s", reason);
+		return -1;
+	}
+	if (loose)
+		cmf_warn("admin token file %s is readable by other users: restrict it to mode 0400 or 0440",
+			 cfg->auth_admin_token_file);
+	while (len > 0 && isspace(buf[len - 1]))
+		len--;
+	if (len < TOKEN_MIN_CHARS) {
+		snprintf(why, whylen,
+			 "the admin token in %s is %zu characters; use at least %d (256 random bits, e.g. head -c 32 "
+			 "/dev/urandom | base64)",
+			 cfg->auth_admin_token_file, len, TOKEN_MIN_CHARS);
+		goto out;
+	}
+	if (sha256(buf, len, admin_hash) != 0) {
+		snprintf(why, whylen, "cannot hash the admin token");
+		goto out;
+	}
+	r = 0;
+out:
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	return r;
+}
+
+void
+cmf_auth_principal_clear(struct cmf_principal *p)
+{
+	json_decref(p->environments);
+	memset(p, 0, sizeof(*p));
+}
+
+bool
+cmf_auth_env_allowed(const struct cmf_principal *p, const char *env)
+{
+	size_t i;
+	json_t *v;
+
+	if (p->role == CMF_ROLE_ADMIN)
+		return true;
+	if (p->role != CMF_ROLE_ENV_READER)
+		return false;
+	json_array_foreach (p->environments, i, v)
+		if (strcmp(json_string_value(v), env) == 0)
+			return true;
+	return false;
+}
+
+/* "cmf_<16 hex>_<43 base64url>": split into id and secret; 0 if the shape is right. */
+static int
+token_split(const char *t, size_t len, char id[CMF_TOKEN_ID_SIZE], const char **secret)
+{
+	if (len != CMF_TOKEN_SIZE - 1 || strncmp(t, "cmf_", 4) != 0 || t[4 + TOKEN_ID_HEX] != '_')
+		return -1;
+	for (size_t i = 4; i < 4 + TOKEN_ID_HEX; i++)
+		if (!isxdigit((unsigned char)t[i]) || isupper((unsigned char)t[i]))
+			return -1;
+	memcpy(id, t + 4, TOKEN_ID_HEX);
+	id[TOKEN_ID_HEX] = '\0';
+	*secret = t + 5 + TOKEN_ID_HEX;
+	return 0;
+}
+
+/* Check an API token against its row. */
+static int
+api_token(struct cmf_request *req, const char *tok, size_t len)
+{
+	char id[CMF_TOKEN_ID_SIZE];
+	const char *secret;
+	uint8_t hash[32];
+	struct db_token *t = NULL;
+	struct db_conn *c;
+	bool revoked = false;
+	int r;
+
+	if (token_split(tok, len, id, &secret) != 0)
+		return CMF_AUTH_BAD;
+	if (sha256(secret, TOKEN_SECRET_CHARS, hash) != 0)
+		return CMF_AUTH_UNAVAILABLE;
+	c = cmf_app_conn(req->app);
+	if (c == NULL)
+		return CMF_AUTH_UNAVAILABLE;
+	r = db_token_lookup(c, id, &t, &revoked);
+	if (r == DB_ERR_NOT_FOUND)
+		return CMF_AUTH_BAD;
+	if (r != DB_OK)
+		return CMF_AUTH_UNAVAILABLE;
+	if (CRYPTO_memcmp(hash, t->secret_hash, sizeof(hash)) != 0)
+		r = CMF_AUTH_BAD;
+	else if (revoked)
+		r = CMF_AUTH_REVOKED;
+	else if (t->expired)
+		r = CMF_AUTH_EXPIRED;
+	else {
+		snprintf(req->principal.name, sizeof(req->principal.name), "token:%s", t->name);
+		req->principal.role = strcmp(t->role, "admin") == 0 ? CMF_ROLE_ADMIN : CMF_ROLE_ENV_READER;
+		req->principal.environments = json_incref(t->environments);
+		r = CMF_AUTH_OK;
+	}
+	OPENSSL_cleanse(t->secret_hash, sizeof(t->secret_hash));
+	db_token_free(t);
+	return r;
+}
+
+int
+cmf_auth_authenticate(struct cmf_request *req)
+{
+	const char *h = cmf_request_header(req, "Authorization");
+	uint8_t hash[32];
+	size_t len;
+	int r;
+
+	cmf_auth_principal_clear(&req->principal);
+	if (!auth_on) {
+		snprintf(req->principal.name, sizeof(req->principal.name), "anonymous");
+		req->principal.role = CMF_ROLE_ADMIN;
+		return CMF_AUTH_OK;
+	}
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return CMF_AUTH_MISSING;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	len = strlen(h);
+	while (len > 0 && h[len - 1] == ' ')
+		len--;
+	if (len == 0)
+		return CMF_AUTH_MISSING;
+	/* The bootstrap token first: a hash comparison in constant time, no database. */
+	if (sha256(h, len, hash) != 0)
+		return CMF_AUTH_UNAVAILABLE;
+	if (CRYPTO_memcmp(hash, admin_hash, sizeof(hash)) == 0) {
+		snprintf(req->principal.name, sizeof(req->principal.name), "admin");
+		req->principal.role = CMF_ROLE_ADMIN;
+		r = CMF_AUTH_OK;
+	} else {
+		r = api_token(req, h, len);
+	}
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return r;
+}
+
+int
+cmf_auth_token_new(char value[CMF_TOKEN_SIZE], char id[CMF_TOKEN_ID_SIZE], uint8_t hash[32])
+{
+	uint8_t idb[TOKEN_ID_HEX / 2], secret[32];
+	/* base64 of 32 bytes is 44 characters with one '=' of padding; base64url drops it. */
+	unsigned char b64[45];
+	int r = -1;
+
+	if (crypto_random(idb, sizeof(idb)) != CRYPTO_OK || crypto_random(secret, sizeof(secret)) != CRYPTO_OK)
+		goto out;
+	for (size_t i = 0; i < sizeof(idb); i++)
+		snprintf(id + 2 * i, 3, "%02x", idb[i]);
+	if (EVP_EncodeBlock(b64, secret, sizeof(secret)) != 44)
+		goto out;
+	for (size_t i = 0; i < TOKEN_SECRET_CHARS; i++)
+		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	b64[TOKEN_SECRET_CHARS] = '\0';
+	snprintf(value, CMF_TOKEN_SIZE, "cmf_%s_%s", id, (const char *)b64);
+	if (sha256(b64, TOKEN_SECRET_CHARS, hash) != 0)
+		goto out;
+	r = 0;
+out:
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(b64, sizeof(b64));
+	return r;
+}

@@ -1,0 +1,54 @@
+/* cmf auth: bearer tokens — the bootstrap admin token from a file, and API tokens stored as hashes. */
+#ifndef CMF_AUTH_H
+#define CMF_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmf/config.h"
+#include "cmf/http.h"
+
+/* "cmf_" + 16 hex (id) + "_" + 43 base64url (256-bit secret) = 64 characters, plus NUL. */
+#define CMF_TOKEN_SIZE 65
+#define CMF_TOKEN_ID_SIZE 17
+
+/*
+ * Read the bootstrap admin token (cfg->auth_admin_token_file, trailing whitespace stripped) and keep
+ * only its SHA-256; the file content is wiped. It must be at least 43 characters (256 bits as
+ * base64). No-op when authentication is disabled. Returns 0, or -1 with `why` naming the problem.
+ */
+int cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen);
+
+/* Authentication results. */
+enum {
+	CMF_AUTH_OK = 0,
+	CMF_AUTH_MISSING = -1,     /* no Authorization header, or not "Bearer <token>" */
+	CMF_AUTH_BAD = -2,         /* unknown or wrong token */
+	CMF_AUTH_EXPIRED = -3,
+	CMF_AUTH_REVOKED = -4,
+	CMF_AUTH_UNAVAILABLE = -5, /* the database could not be asked */
+};
+
+/*
+ * Authenticate `req` from its Authorization header into req->principal (environments owned by the
+ * principal; free with cmf_auth_principal_clear). Token copies are wiped; nothing is logged but the
+ * outcome. With authentication disabled, every request is the principal "anonymous" with the admin role.
+ */
+int cmf_auth_authenticate(struct cmf_request *req);
+
+void cmf_auth_principal_clear(struct cmf_principal *p);
+
+/* Whether `p` may read what environment `env` needs (admin, or an environment-reader scoped to it). */
+bool cmf_auth_env_allowed(const struct cmf_principal *p, const char *env);
+
+/* Whether authentication is enabled (set by cmf_auth_init). */
+bool cmf_auth_enabled(void);
+
+/*
+ * A new API token: `value` (the only copy that ever leaves the process: shown once), its public `id`
+ * and the SHA-256 of its secret part, which is what gets stored. Returns 0, or -1 if RAND_bytes fails.
+ */
+int cmf_auth_token_new(char value[CMF_TOKEN_SIZE], char id[CMF_TOKEN_ID_SIZE], uint8_t hash[32]);
+
+#endif

@@ -1,0 +1,305 @@
+/* db tokens: API tokens as rows with the SHA-256 of their secret part; the value itself is never stored. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmf/log.h"
+#include "db/internal.h"
+
+/* Column order of TOKEN_COLS in db/conn.c; ST_TOKEN_LOOKUP adds secret_hash and revoked after them. */
+enum { TC_ID, TC_NAME, TC_UID, TC_ROLE, TC_ENVS, TC_CREATED, TC_EXPIRES, TC_CREATED_BY, TC_EXPIRED, TC_HASH, TC_REVOKED };
+
+void
+db_token_free(struct db_token *t)
+{
+	if (t == NULL)
+		return;
+	free(t->name);
+	free(t->role);
+	free(t->created_by);
+	json_decref(t->environments);
+	free(t);
+}
+
+static int
+row_to_token(PGresult *res, int row, struct db_token **out)
+{
+	struct db_token *t = calloc(1, sizeof(*t));
+	json_error_t jerr;
+
+	*out = NULL;
+	if (t == NULL)
+		return DB_ERR_ALLOC;
+	snprintf(t->id, sizeof(t->id), "%s", PQgetvalue(res, row, TC_ID));
+	snprintf(t->uid, sizeof(t->uid), "%s", PQgetvalue(res, row, TC_UID));
+	snprintf(t->created, sizeof(t->created), "%s", PQgetvalue(res, row, TC_CREATED));
+	snprintf(t->expires, sizeof(t->expires), "%s", PQgetvalue(res, row, TC_EXPIRES));
+	t->name = strdup(PQgetvalue(res, row, TC_NAME));
+	t->role = strdup(PQgetvalue(res, row, TC_ROLE));
+	t->created_by = strdup(PQgetvalue(res, row, TC_CREATED_BY));
+	t->environments = json_loads(PQgetvalue(res, row, TC_ENVS), 0, &jerr);
+	t->expired = strcmp(PQgetvalue(res, row, TC_EXPIRED), "t") == 0;
+	if (t->name == NULL || t->role == NULL || t->created_by == NULL || !json_is_array(t->environments)) {
+		db_token_free(t);
+		return DB_ERR_ALLOC;
+	}
+	*out = t;
+	return DB_OK;
+}
+
+/* A PostgreSQL text[] literal of the environment names (they are DNS-1123 names: no quoting needed). */
+static char *
+text_array(json_t *envs)
+{
+	size_t i, len = 3;
+	json_t *v;
+	char *s;
+
+	json_array_foreach (envs, i, v)
+		len += strlen(json_string_value(v)) + 1;
+	s = malloc(len);
+	if (s == NULL)
+		return NULL;
+	strcpy(s, "{");
+	json_array_foreach (envs, i, v) {
+		if (i > 0)
+			strcat(s, ",");
+		strcat(s, json_string_value(v));
+	}
+	strcat(s, "}");
+	return s;
+}
+
+struct create_tx {
+	const char *id, *name, *role, *expires, *by, *uid, *envs;
+	const uint8_t *hash;
+	const struct db_audit *audit;
+	struct db_token *result;
+};
+
+static int
+create_body(struct db_conn *c, void *cls)
+{
+	struct create_tx *t = cls;
+	struct db_param p[] = {
+		{ t->id, 0, 0 },    { t->name, 0, 0 },			     { t->uid, 0, 0 },
+		{ t->role, 0, 0 },  { t->envs, 0, 0 },			     { (const char *)t->hash, 32, 1 },
+		{ t->expires, 0, 0 }, { t->by, 0, 0 },
+	};
+	PGresult *res = NULL;
+	int r;
+
+	db_token_free(t->result);
+	t->result = NULL;
+	r = db_exec(c, ST_TOKEN_INSERT, p, 8, &res);
+	if (r == DB_OK)
+		r = row_to_token(res, 0, &t->result);
+	PQclear(res);
+	if (r == DB_OK)
+		r = db_audit_insert(c, t->audit);
+	return r;
+}
+
+int
+db_token_create(struct db_conn *c, const char *id, const char *name, const char *role, json_t *environments,
+		const char *expires_at, const uint8_t secret_hash[32], const char *created_by,
+		const struct db_audit *audit, struct db_token **out)
+{
+	char uid[37];
+	char *envs = NULL;
+	struct create_tx t = { id, name, role, expires_at, created_by, uid, NULL, secret_hash, audit, NULL };
+	int r;
+
+	*out = NULL;
+	if (crypto_uuid4(uid) != CRYPTO_OK)
+		return DB_ERR_INTERNAL;
+	envs = text_array(environments);
+	if (envs == NULL)
+		return DB_ERR_ALLOC;
+	t.envs = envs;
+	r = db_tx_run(c, DB_TX_WRITE, create_body, &t);
+	free(envs);
+	if (r != DB_OK) {
+		db_token_free(t.result);
+		return r;
+	}
+	*out = t.result;
+	return DB_OK;
+}
+
+struct get_tx {
+	enum db_stmt st;
+	const char *key;
+	struct db_token *result;
+	bool revoked;
+};
+
+static int
+get_body(struct db_conn *c, void *cls)
+{
+	struct get_tx *t = cls;
+	struct db_param p[] = { { t->key, 0, 0 } };
+	PGresult *res = NULL;
+	int r;
+
+	db_token_free(t->result);
+	t->result = NULL;
+	r = db_exec(c, t->st, p, 1, &res);
+	if (r != DB_OK)
+		return r;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return DB_ERR_NOT_FOUND;
+	}
+	r = row_to_token(res, 0, &t->result);
+	if (r == DB_OK && t->st == ST_TOKEN_LOOKUP) {
+		size_t len = 0;
+		unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, TC_HASH), &len);
+
+		if (h == NULL || len != sizeof(t->result->secret_hash)) {
+			r = h == NULL ? DB_ERR_ALLOC : DB_ERR_CORRUPT;
+		} else {
+			memcpy(t->result->secret_hash, h, len);
+			t->revoked = strcmp(PQgetvalue(res, 0, TC_REVOKED), "t") == 0;
+		}
+		PQfreemem(h);
+	}
+	PQclear(res);
+	return r;
+}
+
+int
+db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *revoked)
+{
+	struct get_tx t = { ST_TOKEN_LOOKUP, id, NULL, false };
+	int r;
+
+	*out = NULL;
+	*revoked = false;
+	r = db_tx_run(c, DB_TX_READ, get_body, &t);
+	if (r != DB_OK) {
+		db_token_free(t.result);
+		return r;
+	}
+	*out = t.result;
+	*revoked = t.revoked;
+	return DB_OK;
+}
+
+int
+db_token_get(struct db_conn *c, const char *name, struct db_token **out)
+{
+	struct get_tx t = { ST_TOKEN_GET, name, NULL, false };
+	int r;
+
+	*out = NULL;
+	r = db_tx_run(c, DB_TX_READ, get_body, &t);
+	if (r != DB_OK) {
+		db_token_free(t.result);
+		return r;
+	}
+	*out = t.result;
+	return DB_OK;
+}
+
+struct list_tx {
+	long long offset;
+	int limit;
+	struct db_token **items;
+	size_t n;
+	long long total;
+};
+
+static void
+list_reset(struct list_tx *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		db_token_free(t->items[i]);
+	free(t->items);
+	t->items = NULL;
+	t->n = 0;
+}
+
+static int
+list_body(struct db_conn *c, void *cls)
+{
+	struct list_tx *t = cls;
+	char limit_s[24], offset_s[24];
+	struct db_param p[] = { { limit_s, 0, 0 }, { offset_s, 0, 0 } };
+	PGresult *res = NULL;
+	int r, rows;
+
+	list_reset(t);
+	r = db_exec(c, ST_TOKEN_COUNT, NULL, 0, &res);
+	if (r != DB_OK)
+		return r;
+	t->total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	snprintf(limit_s, sizeof(limit_s), "%d", t->limit);
+	snprintf(offset_s, sizeof(offset_s), "%lld", t->offset);
+	r = db_exec(c, ST_TOKEN_LIST, p, 2, &res);
+	if (r != DB_OK)
+		return r;
+	rows = PQntuples(res);
+	t->items = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*t->items));
+	if (t->items == NULL)
+		r = DB_ERR_ALLOC;
+	for (int i = 0; r == DB_OK && i < rows; i++) {
+		r = row_to_token(res, i, &t->items[t->n]);
+		if (r == DB_OK)
+			t->n++;
+	}
+	PQclear(res);
+	return r;
+}
+
+int
+db_token_list(struct db_conn *c, long long offset, int limit, struct db_token ***items, size_t *n,
+	      long long *total)
+{
+	struct list_tx t = { offset, limit, NULL, 0, 0 };
+	int r;
+
+	*items = NULL;
+	*n = 0;
+	*total = 0;
+	r = db_tx_run(c, DB_TX_READ, list_body, &t);
+	if (r != DB_OK) {
+		list_reset(&t);
+		return r;
+	}
+	*items = t.items;
+	*n = t.n;
+	*total = t.total;
+	return DB_OK;
+}
+
+struct revoke_tx {
+	const char *name, *by;
+	const struct db_audit *audit;
+};
+
+static int
+revoke_body(struct db_conn *c, void *cls)
+{
+	struct revoke_tx *t = cls;
+	struct db_param p[] = { { t->name, 0, 0 }, { t->by, 0, 0 } };
+	PGresult *res = NULL;
+	int r;
+
+	r = db_exec(c, ST_TOKEN_REVOKE, p, 2, &res);
+	if (r == DB_OK && strcmp(PQcmdTuples(res), "1") != 0)
+		r = DB_ERR_NOT_FOUND;
+	PQclear(res);
+	if (r == DB_OK)
+		r = db_audit_insert(c, t->audit);
+	return r;
+}
+
+int
+db_token_revoke(struct db_conn *c, const char *name, const char *by, const struct db_audit *audit)
+{
+	struct revoke_tx t = { name, by, audit };
+
+	return db_tx_run(c, DB_TX_WRITE, revoke_body, &t);
+}
