@@ -90,19 +90,21 @@ def chart_values(pg, db):
         "database.sslmode": "disable",
         "database.passwordSecret.name": "cmf-db",
         "database.passwordSecret.key": "password",
+        "auth.adminTokenSecret.name": "cmf-admin-token",
         "replicas": 1,
     }
 
 
 def test_chart_rendered_pod_serves_and_survives_key_revocation(workdir, pg, db):
     key = os.urandom(32)
+    c = Cmf(workdir, pg, db, key=False, name="chart")  # its admin token goes into the chart's token Secret
     docs = render(chart_values(pg, db))
     pod = Pod(docs, os.path.join(workdir, "root"), {
         "cmf-encryption-key": {"encryption-key": key},
         # the test cluster trusts local connections, so the password is read but not needed
         "cmf-db": {"password": b"not-used-by-trust-auth\n"},
+        "cmf-admin-token": {"token": (c.admin_token + "\n").encode()},
     })
-    c = Cmf(workdir, pg, db, key=False, name="chart")
     # Only the listen address is the test's: the chart always listens on 0.0.0.0:8080 in its pod.
     c.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CMF_LISTEN": "127.0.0.1:%d" % c.port}
     try:
@@ -114,6 +116,7 @@ def test_chart_rendered_pod_serves_and_survives_key_revocation(workdir, pg, db):
         r = c.get_secret("chart-secret")
         assert r.status == 200 and r.json()["spec"]["data"] == {"sasl.jaas.config": "****"}
         assert c.request("GET", "/readyz").status == 200
+        assert c.request("GET", "/cmf/api/v1/secrets", token=None).status == 401  # the chart's auth is on
 
         # The drill: the Secret loses its property (..data swapped to a directory without it).
         vol, files = pod.volumes["encryption-key"]
