@@ -8,7 +8,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc make pkg-config libc6-dev \
-      libmicrohttpd-dev libjansson-dev libyaml-dev libpq-dev libssl-dev \
+      libmicrohttpd-dev libgnutls28-dev libjansson-dev libyaml-dev libpq-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -1,6 +1,8 @@
 /* cmf HTTP: libmicrohttpd with a worker-thread pool; bodies capped, one access-log line per request. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
@@ -17,12 +19,27 @@
 #include "cmf/log.h"
 #include "cmf/reply.h"
 #include "cmf/router.h"
+#include "cmf/text.h"
+#include "k8s/k8s.h"
 
 /*
  * Concurrent connections: a cap keeps file descriptors and per-connection memory bounded under a
  * connection flood; 1000 is far above what one replica of an admin API serves.
  */
 #define HTTP_CONNECTION_LIMIT 1000
+
+/*
+ * TLS PEM files (server.tls.*) are read whole: a certificate chain or a CA bundle is a few KiB, and even
+ * the full public CA bundle is about 200 KiB; 1 MiB leaves room for any of them, while a setting that
+ * points at the wrong file (a log, a disk image) is refused instead of read into memory.
+ */
+#define HTTP_TLS_PEM_MAX (1024 * 1024)
+
+/*
+ * GnuTLS's default ("NORMAL") ciphers and groups, but only TLS 1.3 and 1.2: TLS 1.0 and 1.1 are
+ * deprecated (RFC 8996) and have no AEAD cipher suites.
+ */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* Per-request state, from the first callback to MHD's completion notice. */
 struct req_ctx {
@@ -149,6 +166,120 @@ send_response(struct MHD_Connection *conn, struct req_ctx *ctx, struct cmf_respo
 	return ret;
 }
 
+/* The client CA is configured: mutual TLS, every request must carry a verified client certificate. */
+static bool
+tls_client_required(const struct cmf_config *cfg)
+{
+	return cfg->tls_client_ca_file != NULL && cfg->tls_client_ca_file[0] != '\0';
+}
+
+/*
+ * Mutual TLS. Given MHD_OPTION_HTTPS_MEM_TRUST, libmicrohttpd 0.9.75 only asks for a client certificate
+ * (gnutls_certificate_server_set_request(GNUTLS_CERT_REQUEST)) and verifies nothing: the handshake
+ * completes without a certificate, or with one from any issuer. So each request verifies the peer's chain
+ * against the client CA here (signatures, validity dates, and the TLS client-authentication key purpose
+ * when the certificate lists purposes), then copies the first certificate's subject DN (RFC 4514 text)
+ * into `subject` (size `len`); a DN that does not fit, is empty, or holds control bytes or invalid UTF-8
+ * is refused, never truncated or altered. Returns 0 when verified; -1 otherwise, with the reason logged
+ * at WARN (the subject DN is the only part of a certificate that is ever logged), and `subject` "".
+ */
+static int
+tls_client_verify(struct MHD_Connection *conn, char *subject, size_t len)
+{
+	/* gnutls_typed_vdata_st.data is not const, so the OID lives in a writable array. */
+	static char client_auth_oid[] = GNUTLS_KP_TLS_WWW_CLIENT;
+	gnutls_typed_vdata_st purpose = { .type = GNUTLS_DT_KEY_PURPOSE_OID,
+					  .data = (unsigned char *)client_auth_oid };
+	const union MHD_ConnectionInfo *ci;
+	gnutls_session_t session;
+	const gnutls_datum_t *peers;
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t dn = { NULL, 0 }, why = { NULL, 0 };
+	unsigned npeers = 0, status = 0;
+	char addr[64], shown[160], *copy = NULL;
+	int r, ret = -1;
+
+	subject[0] = '\0';
+	shown[0] = '\0';
+	client_address(conn, addr, sizeof(addr));
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL) {
+		cmf_warn("client certificate refused (client %s): no TLS session", addr);
+		goto out;
+	}
+	session = ci->tls_session;
+	peers = gnutls_certificate_get_peers(session, &npeers);
+	if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509 || peers == NULL ||
+	    npeers == 0) {
+		cmf_warn("client certificate refused (client %s): the client presented no certificate", addr);
+		goto out;
+	}
+	if ((r = gnutls_x509_crt_init(&crt)) < 0 ||
+	    (r = gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER)) < 0) {
+		cmf_warn("client certificate refused (client %s): gnutls_x509_crt_import: %s", addr,
+			 gnutls_strerror(r));
+		goto out;
+	}
+	/* RFC 4514 order (most specific first, "CN=job-runner,O=flink"): flags 0, not the compat order. */
+	r = gnutls_x509_crt_get_dn3(crt, &dn, 0);
+	if (r < 0 || dn.size == 0 || memchr(dn.data, '\0', dn.size) != NULL) {
+		cmf_warn("client certificate refused (client %s): it has no usable subject DN%s%s", addr,
+			 r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+		goto out;
+	}
+	if (dn.size >= len) {
+		cmf_warn("client certificate refused (client %s): its subject DN is longer than %zu bytes", addr,
+			 len - 1);
+		goto out;
+	}
+	memcpy(subject, dn.data, dn.size);
+	subject[dn.size] = '\0';
+	/* For the log: valid UTF-8, control bytes as '?', and short; the DN is checked as sent below. */
+	if ((copy = strdup(subject)) == NULL)
+		goto out;
+	cmf_utf8_sanitize(copy);
+	cmf_text_excerpt(copy, strlen(copy), 120, shown, sizeof(shown));
+	r = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+	if (r < 0) {
+		cmf_warn("client certificate '%s' refused (client %s): gnutls_certificate_verify_peers: %s", shown,
+			 addr, gnutls_strerror(r));
+		goto out;
+	}
+	if (status != 0) {
+		if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) < 0)
+			why.data = NULL;
+		while (why.data != NULL && why.size > 0 && why.data[why.size - 1] == ' ')
+			why.data[--why.size] = '\0'; /* GnuTLS ends each sentence with a space */
+		cmf_warn("client certificate '%s' refused (client %s): %s", shown, addr,
+			 why.data != NULL ? (const char *)why.data : "not verified by the client CA");
+		goto out;
+	}
+	/* The DN names the principal (and reaches logs and the audit trail): it must be plain UTF-8 text. */
+	for (size_t i = 0; i < dn.size; i++) {
+		if ((unsigned char)subject[i] < 0x20 || subject[i] == 0x7f) {
+			cmf_warn("client certificate '%s' refused (client %s): its subject DN holds control bytes",
+				 shown, addr);
+			goto out;
+		}
+	}
+	if (strcmp(copy, subject) != 0) {
+		cmf_warn("client certificate '%s' refused (client %s): its subject DN is not valid UTF-8", shown,
+			 addr);
+		goto out;
+	}
+	cmf_debug("client certificate '%s' verified (client %s)", shown, addr);
+	ret = 0;
+out:
+	if (ret != 0)
+		subject[0] = '\0';
+	free(copy);
+	gnutls_free(dn.data);
+	gnutls_free(why.data);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	return ret;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
 	   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -176,6 +307,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		ctx->req.conn = conn;
 		request_id(ctx->req.request_id);
 		client_address(conn, ctx->req.client_addr, sizeof(ctx->req.client_addr));
+		/* Mutual TLS: a request without a verified client certificate never reaches the router. */
+		if (tls_client_required(app->cfg) &&
+		    tls_client_verify(conn, ctx->req.client_cert, sizeof(ctx->req.client_cert)) != 0) {
+			cmf_reply_error(&resp, MHD_HTTP_UNAUTHORIZED,
+					"a client certificate signed by the configured client CA is required");
+			return send_response(conn, ctx, &resp);
+		}
 		/* A declared length over the limit is refused before a byte of the body is read. */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > ctx->limit) {
@@ -334,6 +472,131 @@ parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
 	return 0;
 }
 
+/*
+ * The server.tls.* PEM files as NUL-terminated copies (libmicrohttpd takes them as C strings), kept
+ * until the daemon stops. The private key is wiped when freed.
+ */
+struct tls_pem {
+	char *cert, *key, *ca; /* NULL when not configured */
+	size_t key_len;
+};
+
+static void
+tls_pem_free(struct tls_pem *pem)
+{
+	if (pem->key != NULL) {
+		OPENSSL_cleanse(pem->key, pem->key_len);
+		free(pem->key);
+	}
+	free(pem->cert);
+	free(pem->ca);
+	memset(pem, 0, sizeof(*pem));
+}
+
+/* Read the PEM file `path` of setting `name` into a new NUL-terminated string *out (*outlen bytes). */
+static int
+tls_pem_read(const char *name, const char *path, int is_key, char **out, size_t *outlen)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	int loose = 0, ret = -1;
+	char why[512];
+
+	*out = NULL;
+	*outlen = 0;
+	if (k8s_secret_read_file(path, HTTP_TLS_PEM_MAX, &raw, &len, &loose, why, sizeof(why)) != K8S_OK) {
+		cmf_error("%s cannot be read: %s", name, why);
+		goto out;
+	}
+	/* A NUL would silently end the PEM text early: this is a binary (DER?) file, not PEM. */
+	if (len == 0 || memchr(raw, '\0', len) != NULL) {
+		cmf_error("%s %s is not a PEM file: it is %s", name, path, len == 0 ? "empty" : "binary");
+		goto out;
+	}
+	if (is_key && loose)
+		cmf_warn("%s %s is readable by other users: restrict it to the service (mode 0400 or 0440)", name,
+			 path);
+	if ((*out = malloc(len + 1)) == NULL) {
+		cmf_error("%s %s: out of memory", name, path);
+		goto out;
+	}
+	memcpy(*out, raw, len);
+	(*out)[len] = '\0';
+	*outlen = len;
+	ret = 0;
+out:
+	if (raw != NULL) {
+		OPENSSL_cleanse(raw, len);
+		free(raw);
+	}
+	return ret;
+}
+
+/*
+ * Check the PEM files with GnuTLS before libmicrohttpd loads them, so that a refusal names the file
+ * and the reason (a key that does not match the certificate, an encrypted key, a CA file without a
+ * certificate) instead of a bare "daemon failed to start".
+ */
+static int
+tls_pem_check(const struct cmf_config *cfg, const struct tls_pem *pem)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_datum_t cert = { (unsigned char *)pem->cert, (unsigned)strlen(pem->cert) };
+	gnutls_datum_t key = { (unsigned char *)pem->key, (unsigned)pem->key_len };
+	int r, ret = -1;
+
+	if ((r = gnutls_certificate_allocate_credentials(&cred)) < 0) {
+		cmf_error("gnutls_certificate_allocate_credentials: %s", gnutls_strerror(r));
+		goto out;
+	}
+	r = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (r < 0) {
+		cmf_error("server.tls.certFile %s and server.tls.keyFile %s are not a usable certificate and "
+			  "(unencrypted) private key: %s",
+			  cfg->tls_cert_file, cfg->tls_key_file, gnutls_strerror(r));
+		goto out;
+	}
+	if (pem->ca != NULL) {
+		gnutls_datum_t ca = { (unsigned char *)pem->ca, (unsigned)strlen(pem->ca) };
+
+		r = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+		if (r <= 0) {
+			cmf_error("server.tls.clientCaFile %s holds no usable PEM CA certificate%s%s",
+				  cfg->tls_client_ca_file, r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (cred != NULL)
+		gnutls_certificate_free_credentials(cred);
+	return ret;
+}
+
+/* With server.tls.certFile set, read and check the PEM files into `pem` (left empty without TLS). 0 or -1. */
+static int
+tls_pem_load(const struct cmf_config *cfg, struct tls_pem *pem)
+{
+	size_t len;
+
+	memset(pem, 0, sizeof(*pem));
+	if (cfg->tls_cert_file == NULL || cfg->tls_cert_file[0] == '\0')
+		return 0;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		cmf_error("server.tls.certFile is set but this libmicrohttpd was built without TLS support");
+		return -1;
+	}
+	if (tls_pem_read("server.tls.certFile", cfg->tls_cert_file, 0, &pem->cert, &len) != 0 ||
+	    tls_pem_read("server.tls.keyFile", cfg->tls_key_file, 1, &pem->key, &pem->key_len) != 0 ||
+	    (tls_client_required(cfg) &&
+	     tls_pem_read("server.tls.clientCaFile", cfg->tls_client_ca_file, 0, &pem->ca, &len) != 0) ||
+	    tls_pem_check(cfg, pem) != 0) {
+		tls_pem_free(pem);
+		return -1;
+	}
+	return 0;
+}
+
 int
 cmf_http_serve(struct cmf_app *app)
 {
@@ -341,6 +604,9 @@ cmf_http_serve(struct cmf_app *app)
 	struct sockaddr_storage ss;
 	struct MHD_Daemon *d;
 	struct timespec deadline, now;
+	struct tls_pem pem;
+	struct MHD_OptionItem tls_opts[5];
+	size_t ntls = 0;
 	sigset_t set;
 	int v6 = 0, sig = 0;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -351,18 +617,42 @@ cmf_http_serve(struct cmf_app *app)
 	}
 	if (v6)
 		flags |= MHD_USE_IPv6;
+	if (tls_pem_load(cfg, &pem) != 0)
+		return -1;
+	if (pem.cert != NULL) {
+		flags |= MHD_USE_TLS;
+		tls_opts[ntls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, pem.cert };
+		tls_opts[ntls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, pem.key };
+		tls_opts[ntls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, HTTP_TLS_PRIORITIES };
+		/* Makes libmicrohttpd ask for a client certificate; tls_client_verify checks it. */
+		if (pem.ca != NULL)
+			tls_opts[ntls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0, pem.ca };
+	}
+	tls_opts[ntls] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	/* The logger goes first: libmicrohttpd reports errors in later options through it. */
 	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
 			     (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 			     (unsigned)cfg->connection_timeout_seconds, MHD_OPTION_CONNECTION_LIMIT,
 			     (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (d == NULL) {
-		cmf_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
+		if (pem.cert != NULL)
+			cmf_error("cannot serve HTTPS on %s with server.tls.certFile %s and server.tls.keyFile %s%s%s "
+				  "(see the libmicrohttpd message above): %s",
+				  cfg->listen, cfg->tls_cert_file, cfg->tls_key_file,
+				  pem.ca != NULL ? " and server.tls.clientCaFile " : "",
+				  pem.ca != NULL ? cfg->tls_client_ca_file : "", strerror(errno));
+		else
+			cmf_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
+		tls_pem_free(&pem);
 		return -1;
 	}
 	cmf_info("listening on %s with %d worker threads", cfg->listen, cfg->threads);
+	if (pem.cert != NULL)
+		cmf_info("TLS enabled (TLS 1.2 and 1.3; certificate %s)%s%s", cfg->tls_cert_file,
+			 pem.ca != NULL ? "; client certificates required, signed by " : "; no client certificates",
+			 pem.ca != NULL ? cfg->tls_client_ca_file : "");
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -393,6 +683,7 @@ cmf_http_serve(struct cmf_app *app)
 		nanosleep(&tick, NULL);
 	}
 	MHD_stop_daemon(d);
+	tls_pem_free(&pem); /* libmicrohttpd may use the PEM strings until it stops */
 	cmf_info("stopped");
 	return 0;
 }

@@ -1,5 +1,6 @@
-// links: cmf/reply.c cmf/text.c cmf/http.c cmf/log.c crypto/util.c
-/* Fuzz the router: split any path, dispatch with every method; exactly one handler or a 404/405 reply. */
+// links: cmf/reply.c cmf/text.c cmf/http.c cmf/log.c crypto/util.c k8s/secret_file.c
+/* Fuzz the router: any path, method and authentication outcome; one handler only when allowed, else 401/403/404/405. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,63 @@ STUB(cmf_api_secrets_create)
 STUB(cmf_api_secrets_get)
 STUB(cmf_api_secrets_update)
 STUB(cmf_api_secrets_delete)
+STUB(cmf_api_tokens_list)
+STUB(cmf_api_tokens_create)
+STUB(cmf_api_tokens_get)
+STUB(cmf_api_tokens_revoke)
+STUB(cmf_api_audit_list)
+
+/* Authentication and audit stand-ins: the fuzzer picks the outcome, the router must act on it. */
+static int fuzz_auth_result;
+static enum cmf_role fuzz_role;
+static int audits;
+
+int
+cmf_auth_authenticate(struct cmf_request *req)
+{
+	req->principal.role = fuzz_role;
+	snprintf(req->principal.name, sizeof(req->principal.name), "fuzz");
+	return fuzz_auth_result;
+}
+
+bool
+cmf_auth_enabled(void)
+{
+	return true;
+}
+
+bool
+cmf_auth_env_allowed(const struct cmf_principal *p, const char *env)
+{
+	(void)env;
+	return p->role == CMF_ROLE_ADMIN;
+}
+
+void
+cmf_auth_principal_clear(struct cmf_principal *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+void
+cmf_audit_init(struct db_audit *a, const struct cmf_request *req, const char *action, const char *outcome,
+	       int status, char *resbuf, size_t reslen, const char *resource_fmt, ...)
+{
+	(void)req;
+	(void)resource_fmt;
+	snprintf(resbuf, reslen, "fuzz");
+	a->action = action;
+	a->outcome = outcome;
+	a->status = status;
+}
+
+void
+cmf_audit_record(struct cmf_request *req, const struct db_audit *a)
+{
+	(void)a;
+	req->audited = true;
+	audits++;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,7 +105,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	path[size - 1] = '\0';
 	memset(&req, 0, sizeof(req));
 	memset(&resp, 0, sizeof(resp));
-	req.method = methods[data[0] % (sizeof(methods) / sizeof(methods[0]))];
+	req.method = methods[(data[0] & 7) % (sizeof(methods) / sizeof(methods[0]))];
+	/* Bits 3-5: the authentication outcome (0 = OK, else a CMF_AUTH_* failure); bit 6: the role. */
+	fuzz_auth_result = -(int)((data[0] >> 3) & 7) % 6;
+	fuzz_role = (data[0] & 0x40) ? CMF_ROLE_ADMIN : CMF_ROLE_ENV_READER;
+	audits = 0;
 	req.path = path[0] != '\0' ? strdup(path) : strdup("/");
 	cmf_router_split(&req, path);
 	calls = 0;
@@ -55,7 +117,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (calls > 1)
 		abort();
 	if (calls == 1) {
+		/* A handler ran: only with a successful authentication and the right role, or on a probe. */
 		if (resp.status != 299)
+			abort();
+		if (strncmp(req.path, "/cmf/", 5) == 0 && (fuzz_auth_result != CMF_AUTH_OK || fuzz_role != CMF_ROLE_ADMIN))
+			abort();
+	} else if (resp.status == 401 || resp.status == 403 || resp.status == 503) {
+		/* Refused before any handler: a failed authentication, a reader on an admin route, or no DB. */
+		int www = 0;
+
+		for (size_t i = 0; i < resp.nheaders; i++)
+			if (strcmp(resp.headers[i].name, "WWW-Authenticate") == 0)
+				www = 1;
+		if (resp.status == 401 && (!www || audits != 1 || fuzz_auth_result == CMF_AUTH_OK))
+			abort();
+		if (resp.status == 403 && (audits != 1 || fuzz_role == CMF_ROLE_ADMIN))
+			abort();
+		if (resp.status == 503 && fuzz_auth_result != CMF_AUTH_UNAVAILABLE)
 			abort();
 	} else {
 		json_error_t err;
