@@ -15,18 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmf/audit.h"
 #include "cmf/http.h"
 #include "cmf/log.h"
 #include "cmf/reply.h"
 #include "cmf/router.h"
 #include "cmf/text.h"
 #include "k8s/k8s.h"
-
-/*
- * Concurrent connections: a cap keeps file descriptors and per-connection memory bounded under a
- * connection flood; 1000 is far above what one replica of an admin API serves.
- */
-#define HTTP_CONNECTION_LIMIT 1000
 
 /*
  * TLS PEM files (server.tls.*) are read whole: a certificate chain or a CA bundle is a few KiB, and even
@@ -310,6 +305,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		/* Mutual TLS: a request without a verified client certificate never reaches the router. */
 		if (tls_client_required(app->cfg) &&
 		    tls_client_verify(conn, ctx->req.client_cert, sizeof(ctx->req.client_cert)) != 0) {
+			struct db_audit a;
+			char res[300];
+
+			/* A failed authentication like any other: audited. */
+			ctx->req.client_cert[0] = '\0';
+			cmf_audit_init(&a, &ctx->req, "authenticate", "denied", MHD_HTTP_UNAUTHORIZED, res, sizeof(res),
+				       "%s", url);
+			cmf_audit_record(&ctx->req, &a);
 			cmf_reply_error(&resp, MHD_HTTP_UNAUTHORIZED,
 					"a client certificate signed by the configured client CA is required");
 			return send_response(conn, ctx, &resp);
@@ -634,7 +637,8 @@ cmf_http_serve(struct cmf_app *app)
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
 			     (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 			     (unsigned)cfg->connection_timeout_seconds, MHD_OPTION_CONNECTION_LIMIT,
-			     (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+			     (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			     (size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (d == NULL) {
 		if (pem.cert != NULL)

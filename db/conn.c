@@ -151,6 +151,14 @@ wipe_str(char *s)
 	}
 }
 
+/* Server notices ("relation already exists, skipping") go to the debug log, not raw to stderr. */
+static void
+notice(void *arg, const char *message)
+{
+	(void)arg;
+	cmf_debug("PostgreSQL: %s", message);
+}
+
 /* Connect (or reconnect) now. Statements are re-prepared lazily on the new session. */
 static int
 conn_connect(struct db_conn *c)
@@ -170,6 +178,7 @@ conn_connect(struct db_conn *c)
 	c->pg = PQconnectdbParams(keys, vals, 1);
 	if (c->pg == NULL)
 		return DB_ERR_ALLOC;
+	PQsetNoticeProcessor(c->pg, notice, NULL);
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		/* libpq's message names host/port and the reason; it never contains the password. */
 		cmf_warn("database connection failed: %s", PQerrorMessage(c->pg));

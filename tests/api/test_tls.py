@@ -196,7 +196,10 @@ def test_mtls_with_a_client_certificate(cmf_factory, pki):
     assert "id=" + r.headers["x-request-id"] in c.log()
     r = c.get_secret("mtls-secret")
     assert r.status == 200, r
-    # The verified subject DN, in RFC 4514 order, is what the server takes as the principal.
+    # The audit trail names the certificate with the bearer principal.
+    events = c.request("GET", "/cmf/api/v1/audit-events").json()["items"]
+    assert events[0]["action"] == "secret.create" and events[0]["clientCertificate"] == CLIENT_DN
+    # The verified subject DN, in RFC 4514 order, is recorded with every audit event of the request.
     assert "client certificate '%s' verified" % CLIENT_DN in c.log()
     assert_no_key_in_log(c, pki)
     for line in key_body(pki, "client.key"):
@@ -214,6 +217,10 @@ def test_mtls_without_a_client_certificate_is_401(cmf_factory, pki):
     assert c.request("GET", BASE + "/no-cert").status == 404
     # Health checks too need the certificate (the chart probes with a TCP connect instead).
     assert_denied(c.request("GET", "/healthz", ssl_context=pki.context()), c)
+    # Each refusal is a failed authentication in the audit trail.
+    events = c.request("GET", "/cmf/api/v1/audit-events?principal=anonymous").json()["items"]
+    assert [(e["action"], e["outcome"], e["status"], e["resource"]) for e in events] == [
+        ("authenticate", "denied", 401, "/healthz"), ("authenticate", "denied", 401, BASE)]
 
 
 def test_mtls_with_a_certificate_from_another_ca_is_401(cmf_factory, pki):
