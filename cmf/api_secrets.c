@@ -129,7 +129,7 @@ secret_write(struct cmf_request *req, struct cmf_response *resp, const char *pat
 	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
-		cmf_audit_fail(req, &audit, resp->status);
+		cmf_audit_fail(req, &audit, resp->status, r);
 		goto out;
 	}
 	cmf_audit_done(req, &audit);
@@ -159,7 +159,8 @@ cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const ch
 {
 	struct db_secret *s = NULL;
 	struct cmf_sealer_hold hold;
-	char what[300];
+	struct db_audit audit;
+	char what[300], res[300];
 	struct db_conn *c = cmf_app_conn(req->app);
 	int r;
 
@@ -170,13 +171,17 @@ cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const ch
 		cmf_reply_error(resp, 500, "internal error");
 		return;
 	}
+	/* A read decrypts spec.data (to list its keys): audited, after the read's own transaction. */
+	cmf_audit_init(&audit, req, "secret.read", "success", 200, res, sizeof(res), "secret/%s", args[0]);
 	cmf_app_sealer_acquire(req->app, &hold);
 	r = db_secret_get(c, &hold.sealer, args[0], &s);
 	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
+		cmf_audit_fail(req, &audit, resp->status, r);
 		return;
 	}
+	cmf_audit_record(req, &audit);
 	cmf_reply_json(resp, 200, secret_json(s));
 	db_secret_free(s);
 }
@@ -235,7 +240,7 @@ cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const
 	r = db_secret_delete(c, args[0], &audit);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
-		cmf_audit_fail(req, &audit, resp->status);
+		cmf_audit_fail(req, &audit, resp->status, r);
 		return;
 	}
 	cmf_audit_done(req, &audit);

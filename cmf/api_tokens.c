@@ -150,7 +150,7 @@ cmf_api_tokens_create(struct cmf_request *req, struct cmf_response *resp, const 
 	r = db_token_create(c, id, in.name, in.role, in.environments, in.expires, hash, req->principal.name, &audit, &t);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
-		cmf_audit_fail(req, &audit, resp->status);
+		cmf_audit_fail(req, &audit, resp->status, r);
 		goto out;
 	}
 	cmf_audit_done(req, &audit);
@@ -239,7 +239,7 @@ cmf_api_tokens_revoke(struct cmf_request *req, struct cmf_response *resp, const 
 	r = db_token_revoke(c, args[0], req->principal.name, &audit);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
-		cmf_audit_fail(req, &audit, resp->status);
+		cmf_audit_fail(req, &audit, resp->status, r);
 		return;
 	}
 	cmf_audit_done(req, &audit);

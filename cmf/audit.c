@@ -57,9 +57,9 @@ cmf_audit_record(struct cmf_request *req, const struct db_audit *a)
 }
 
 void
-cmf_audit_fail(struct cmf_request *req, struct db_audit *a, unsigned status)
+cmf_audit_fail(struct cmf_request *req, struct db_audit *a, unsigned status, int db_err)
 {
-	a->outcome = "failure";
+	a->outcome = db_err == DB_ERR_OUTCOME_UNKNOWN ? "unknown" : "failure";
 	a->status = (int)status;
 	cmf_audit_record(req, a);
 }

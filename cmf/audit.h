@@ -23,8 +23,11 @@ void cmf_audit_log(const struct db_audit *a);
  */
 void cmf_audit_record(struct cmf_request *req, const struct db_audit *a);
 
-/* A write whose store call failed: record `a` (built for success) as a "failure" answered with `status`. */
-void cmf_audit_fail(struct cmf_request *req, struct db_audit *a, unsigned status);
+/*
+ * A request whose store call failed with `db_err`: record `a` (built for success) answered with `status`,
+ * as "unknown" when the connection was lost during COMMIT (the write may have applied), else "failure".
+ */
+void cmf_audit_fail(struct cmf_request *req, struct db_audit *a, unsigned status, int db_err);
 
 /* After a store call wrote `a` in its transaction: log it and mark the request audited. */
 void cmf_audit_done(struct cmf_request *req, const struct db_audit *a);

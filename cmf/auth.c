@@ -98,7 +98,7 @@ cmf_auth_env_allowed(const struct cmf_principal *p, const char *env)
 	if (p->role != CMF_ROLE_ENV_READER)
 		return false;
 	json_array_foreach (p->environments, i, v)
-		if (strcmp(json_string_value(v), env) == 0)
+		if (json_is_string(v) && strcmp(json_string_value(v), env) == 0)
 			return true;
 	return false;
 }
@@ -142,17 +142,23 @@ api_token(struct cmf_request *req, const char *tok, size_t len)
 		return CMF_AUTH_BAD;
 	if (r != DB_OK)
 		return CMF_AUTH_UNAVAILABLE;
-	if (CRYPTO_memcmp(hash, t->secret_hash, sizeof(hash)) != 0)
+	if (CRYPTO_memcmp(hash, t->secret_hash, sizeof(hash)) != 0) {
 		r = CMF_AUTH_BAD;
-	else if (revoked)
-		r = CMF_AUTH_REVOKED;
-	else if (t->expired)
-		r = CMF_AUTH_EXPIRED;
-	else {
-		snprintf(req->principal.name, sizeof(req->principal.name), "token:%s", t->name);
-		req->principal.role = strcmp(t->role, "admin") == 0 ? CMF_ROLE_ADMIN : CMF_ROLE_ENV_READER;
-		req->principal.environments = json_incref(t->environments);
-		r = CMF_AUTH_OK;
+	} else {
+		/*
+		 * The id tells apart tokens that shared a name (one revoked, one new). Set for expired and
+		 * revoked tokens too: the refusal is audited under the token that made it (with no role).
+		 */
+		snprintf(req->principal.name, sizeof(req->principal.name), "token:%s/%s", t->name, t->id);
+		if (revoked) {
+			r = CMF_AUTH_REVOKED;
+		} else if (t->expired) {
+			r = CMF_AUTH_EXPIRED;
+		} else {
+			req->principal.role = strcmp(t->role, "admin") == 0 ? CMF_ROLE_ADMIN : CMF_ROLE_ENV_READER;
+			req->principal.environments = json_incref(t->environments);
+			r = CMF_AUTH_OK;
+		}
 	}
 	OPENSSL_cleanse(t->secret_hash, sizeof(t->secret_hash));
 	db_token_free(t);
@@ -173,6 +179,9 @@ cmf_auth_authenticate(struct cmf_request *req)
 		req->principal.role = CMF_ROLE_ADMIN;
 		return CMF_AUTH_OK;
 	}
+	/* One credential per request: a proxy reading another copy than we do would see another caller. */
+	if (cmf_request_header_count(req, "Authorization") > 1)
+		return CMF_AUTH_AMBIGUOUS;
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
 		return CMF_AUTH_MISSING;
 	h += 7;

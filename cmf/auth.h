@@ -28,6 +28,7 @@ enum {
 	CMF_AUTH_EXPIRED = -3,
 	CMF_AUTH_REVOKED = -4,
 	CMF_AUTH_UNAVAILABLE = -5, /* the database could not be asked */
+	CMF_AUTH_AMBIGUOUS = -6,   /* more than one Authorization header */
 };
 
 /*

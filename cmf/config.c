@@ -71,6 +71,13 @@ static const struct cfg_setting cfg_settings[] = {
 	/* 1..100000: caps file descriptors and per-connection memory under a connection flood. */
 	{ "server.maxConnections", "CMF_SERVER_MAX_CONNECTIONS", CFG_INT, 1, 100000, NULL, 1000,
 	  CFG_OFF(max_connections) },
+	/*
+	 * Connections from one client address: slow clients (libmicrohttpd 0.9.75 has no whole-request
+	 * deadline) cannot take every slot; 0 means no per-client cap (e.g. behind a proxy that shares one
+	 * address — then the proxy must enforce request deadlines).
+	 */
+	{ "server.maxConnectionsPerClient", "CMF_SERVER_MAX_CONNECTIONS_PER_CLIENT", CFG_INT, 0, 100000, NULL, 100,
+	  CFG_OFF(max_connections_per_client) },
 	/* Request line + headers must fit: 4 KiB..1 MiB; 32 KiB is libmicrohttpd's own default. */
 	{ "server.maxHeaderBytes", "CMF_SERVER_MAX_HEADER_BYTES", CFG_LONG, 4096, 1048576L, NULL, 32768L,
 	  CFG_OFF(max_header_bytes) },

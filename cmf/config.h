@@ -20,6 +20,7 @@
  *   encryption.key.file            CMF_ENCRYPTION_KEY_FILE        ""  (required when encryption.enabled)
  *   encryption.key.reloadIntervalSeconds CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS 2 (1..60)
  *   server.maxConnections          CMF_SERVER_MAX_CONNECTIONS     1000    (1..100000)
+ *   server.maxConnectionsPerClient CMF_SERVER_MAX_CONNECTIONS_PER_CLIENT 100 (0..100000; 0: no cap)
  *   server.maxHeaderBytes          CMF_SERVER_MAX_HEADER_BYTES    32768   (4096..1048576; request line + headers)
  *   server.tls.certFile            CMF_SERVER_TLS_CERT_FILE       ""  (PEM; with keyFile, serve HTTPS)
  *   server.tls.keyFile             CMF_SERVER_TLS_KEY_FILE        ""  (PEM private key)
@@ -46,6 +47,7 @@ struct cmf_config {
 	int encryption_key_reload_interval_seconds;
 	char *log_level;
 	int max_connections;
+	int max_connections_per_client;
 	long max_header_bytes;
 	char *tls_cert_file;
 	char *tls_key_file;

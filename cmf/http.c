@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,10 +32,13 @@
 #define HTTP_TLS_PEM_MAX (1024 * 1024)
 
 /*
- * GnuTLS's default ("NORMAL") ciphers and groups, but only TLS 1.3 and 1.2: TLS 1.0 and 1.1 are
- * deprecated (RFC 8996) and have no AEAD cipher suites.
+ * TLS 1.3 and 1.2 only (1.0 and 1.1 are deprecated, RFC 8996), and on 1.2 only AEAD ciphers with
+ * forward secrecy: no CBC/SHA-1 suites, no plain-RSA or DHE-RSA key exchange. The server's preference
+ * order wins.
  */
-#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define HTTP_TLS_PRIORITIES                                                                        \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA:-DHE-RSA:-CIPHER-ALL:+CHACHA20-POLY1305:"   \
+	"+AES-256-GCM:+AES-128-GCM:-MAC-ALL:+AEAD:%SERVER_PRECEDENCE"
 
 /* Per-request state, from the first callback to MHD's completion notice. */
 struct req_ctx {
@@ -60,6 +64,32 @@ const char *
 cmf_request_header(const struct cmf_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+struct header_count {
+	const char *name;
+	int n;
+};
+
+static enum MHD_Result
+count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct header_count *hc = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, hc->name) == 0)
+		hc->n++;
+	return MHD_YES;
+}
+
+int
+cmf_request_header_count(const struct cmf_request *req, const char *name)
+{
+	struct header_count hc = { name, 0 };
+
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &hc);
+	return hc.n;
 }
 
 void
@@ -638,7 +668,8 @@ cmf_http_serve(struct cmf_app *app)
 			     (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 			     (unsigned)cfg->connection_timeout_seconds, MHD_OPTION_CONNECTION_LIMIT,
 			     (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			     (size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+			     (size_t)cfg->max_header_bytes, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			     (unsigned)cfg->max_connections_per_client, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (d == NULL) {
 		if (pem.cert != NULL)
@@ -652,6 +683,9 @@ cmf_http_serve(struct cmf_app *app)
 		tls_pem_free(&pem);
 		return -1;
 	}
+	/* libmicrohttpd loaded the key into GnuTLS at start and never reads the PEM again: wipe it now. */
+	if (pem.key != NULL)
+		OPENSSL_cleanse(pem.key, pem.key_len);
 	cmf_info("listening on %s with %d worker threads", cfg->listen, cfg->threads);
 	if (pem.cert != NULL)
 		cmf_info("TLS enabled (TLS 1.2 and 1.3; certificate %s)%s%s", cfg->tls_cert_file,

@@ -44,8 +44,11 @@ struct cmf_request {
 /* A query parameter's value (decoded), or NULL if absent. */
 const char *cmf_request_query(const struct cmf_request *req, const char *name);
 
-/* A request header's value, or NULL if absent. */
+/* A request header's value (the first, if repeated), or NULL if absent. */
 const char *cmf_request_header(const struct cmf_request *req, const char *name);
+
+/* How many times a header (case-insensitive name) appears in the request. */
+int cmf_request_header_count(const struct cmf_request *req, const char *name);
 
 /* What a handler produces. The body is owned and wiped when freed (it may carry secret values). */
 struct cmf_response {

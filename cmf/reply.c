@@ -78,6 +78,12 @@ cmf_reply_db_error(struct cmf_response *resp, int db_err, const char *what)
 		cmf_reply_error(resp, 413, "the data of %s is larger than %u bytes once serialized", what,
 				(unsigned)CRYPTO_MAX_PLAINTEXT);
 		return;
+	case DB_ERR_OUTCOME_UNKNOWN:
+		cmf_reply_error(resp, 503,
+				"the database connection was lost while committing: %s may or may not have been changed; "
+				"read it back before retrying",
+				what);
+		return;
 	case DB_ERR_INVALID:
 		cmf_reply_error(resp, 400, "a value for %s was refused as invalid", what);
 		return;

@@ -26,7 +26,11 @@ struct route {
 	const char *segs[ROUTE_MAX_SEGS + 1]; /* NULL-terminated */
 	cmf_handler handler;
 	enum route_perm perm;
-	const char *audit_action; /* writes: the audit action recorded for every outcome; NULL for reads */
+	/*
+	 * The audit action recorded for every outcome: every write, and every read that decrypts (secret
+	 * reads decrypt spec.data to list its keys). NULL: not audited (masked metadata only, probes).
+	 */
+	const char *audit_action;
 };
 
 #define API "cmf", "api", "v1"
@@ -34,9 +38,9 @@ struct route {
 static const struct route routes[] = {
 	{ "GET", { "healthz", NULL }, cmf_api_healthz, PERM_PUBLIC, NULL },
 	{ "GET", { "readyz", NULL }, cmf_api_readyz, PERM_PUBLIC, NULL },
-	{ "GET", { API, "secrets", NULL }, cmf_api_secrets_list, PERM_ADMIN, NULL },
+	{ "GET", { API, "secrets", NULL }, cmf_api_secrets_list, PERM_ADMIN, "secret.list" },
 	{ "POST", { API, "secrets", NULL }, cmf_api_secrets_create, PERM_ADMIN, "secret.create" },
-	{ "GET", { API, "secrets", "*", NULL }, cmf_api_secrets_get, PERM_ADMIN, NULL },
+	{ "GET", { API, "secrets", "*", NULL }, cmf_api_secrets_get, PERM_ADMIN, "secret.read" },
 	{ "PUT", { API, "secrets", "*", NULL }, cmf_api_secrets_update, PERM_ADMIN, "secret.update" },
 	{ "DELETE", { API, "secrets", "*", NULL }, cmf_api_secrets_delete, PERM_ADMIN, "secret.delete" },
 	{ "GET", { API, "tokens", NULL }, cmf_api_tokens_list, PERM_ADMIN, NULL },
@@ -101,6 +105,9 @@ authorize(const struct route *rt, struct cmf_request *req, struct cmf_response *
 		return -1;
 	case CMF_AUTH_UNAVAILABLE:
 		cmf_reply_error(resp, 503, "database unavailable");
+		return -1;
+	case CMF_AUTH_AMBIGUOUS:
+		deny(req, resp, 400, "authenticate", "send exactly one Authorization header");
 		return -1;
 	default:
 		deny(req, resp, 401, "authenticate", "invalid token");
@@ -176,7 +183,7 @@ cmf_router_dispatch(struct cmf_request *req, struct cmf_response *resp)
 		if (strcmp(routes[i].method, req->method) == 0) {
 			if (authorize(&routes[i], req, resp, args) == 0) {
 				routes[i].handler(req, resp, args);
-				/* A write the handler did not record (it failed before or in the store): record it now. */
+				/* An audited request the handler did not record itself (a read, or a failed write). */
 				if (routes[i].audit_action != NULL && !req->audited) {
 					struct db_audit a;
 					char res[300];

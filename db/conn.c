@@ -1,5 +1,6 @@
 /* db connections: libpq connect/reconnect, lazily prepared statements, and the one transaction runner. */
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -138,6 +139,8 @@ db_strerror(int err)
 		return "value too large to store";
 	case DB_ERR_INVALID:
 		return "invalid value";
+	case DB_ERR_OUTCOME_UNKNOWN:
+		return "connection lost during COMMIT: outcome unknown";
 	}
 	return "unknown database error";
 }
@@ -175,6 +178,7 @@ conn_connect(struct db_conn *c)
 	if (c->pg != NULL)
 		PQfinish(c->pg);
 	memset(c->prepared, 0, sizeof(c->prepared));
+	c->nprepared_stmts = 0;
 	c->pg = PQconnectdbParams(keys, vals, 1);
 	if (c->pg == NULL)
 		return DB_ERR_ALLOC;
@@ -268,42 +272,94 @@ result_error(struct db_conn *c, const char *what, PGresult *res)
 	return DB_ERR_INTERNAL;
 }
 
-int
-db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res)
+/* Prepare `name` on this session unless *prepared says it is; sets *prepared. */
+static int
+prepare_once(struct db_conn *c, const char *name, const char *sql, int nparams, bool *prepared)
+{
+	PGresult *r;
+	int rc;
+
+	if (*prepared)
+		return DB_OK;
+	r = PQprepare(c->pg, name, sql, nparams, NULL);
+	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = result_error(c, name, r);
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	*prepared = true;
+	return DB_OK;
+}
+
+/* Execute the prepared statement `name`; the mapping of errors is result_error's. */
+static int
+exec_prepared(struct db_conn *c, const char *name, const struct db_param *params, int nparams, PGresult **res)
 {
 	/* No statement takes more than 10 parameters; the arrays are sized for that. */
 	const char *values[10];
 	int lengths[10], formats[10];
-	PGresult *r = NULL;
+	PGresult *r;
 	int rc;
 
 	*res = NULL;
-	if (nparams != stmts[st].nparams || nparams > 10)
+	if (nparams > 10)
 		return DB_ERR_INTERNAL;
-	if (!c->prepared[st]) {
-		r = PQprepare(c->pg, stmts[st].name, stmts[st].sql, nparams, NULL);
-		if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-			rc = result_error(c, stmts[st].name, r);
-			PQclear(r);
-			return rc;
-		}
-		PQclear(r);
-		c->prepared[st] = 1;
-	}
 	for (int i = 0; i < nparams; i++) {
 		values[i] = params[i].value;
 		lengths[i] = params[i].binary ? params[i].len : 0;
 		formats[i] = params[i].binary ? 1 : 0;
 	}
-	r = PQexecPrepared(c->pg, stmts[st].name, nparams, values, lengths, formats, 0);
+	r = PQexecPrepared(c->pg, name, nparams, values, lengths, formats, 0);
 	if (r == NULL ||
 	    (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)) {
-		rc = result_error(c, stmts[st].name, r);
+		rc = result_error(c, name, r);
 		PQclear(r);
 		return rc;
 	}
 	*res = r;
 	return DB_OK;
+}
+
+int
+db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res)
+{
+	bool prepared = c->prepared[st];
+	int rc;
+
+	*res = NULL;
+	if (nparams != stmts[st].nparams)
+		return DB_ERR_INTERNAL;
+	rc = prepare_once(c, stmts[st].name, stmts[st].sql, nparams, &prepared);
+	if (rc != DB_OK)
+		return rc;
+	c->prepared[st] = 1;
+	return exec_prepared(c, stmts[st].name, params, nparams, res);
+}
+
+int
+db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct db_param *params, int nparams,
+	     PGresult **res)
+{
+	bool prepared = false, was_prepared;
+	int rc;
+
+	*res = NULL;
+	if (nparams != st->nparams)
+		return DB_ERR_INTERNAL;
+	for (size_t i = 0; i < c->nprepared_stmts && !prepared; i++)
+		prepared = c->prepared_stmts[i] == st;
+	was_prepared = prepared;
+	if (!prepared && c->nprepared_stmts == DB_MAX_MODULE_STMTS) {
+		cmf_error("%s: more than %d module statements; raise DB_MAX_MODULE_STMTS", __func__, DB_MAX_MODULE_STMTS);
+		return DB_ERR_INTERNAL;
+	}
+	rc = prepare_once(c, st->name, st->sql, nparams, &prepared);
+	if (rc != DB_OK)
+		return rc;
+	if (!was_prepared)
+		c->prepared_stmts[c->nprepared_stmts++] = st;
+	return exec_prepared(c, st->name, params, nparams, res);
 }
 
 int
@@ -376,7 +432,7 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 				if (r == DB_OK)
 					return DB_OK;
 				if (r == DB_ERR_UNAVAILABLE)
-					return r; /* the outcome of COMMIT is unknown: never replay it */
+					return DB_ERR_OUTCOME_UNKNOWN; /* never replay a COMMIT that may have applied */
 			} else if (PQstatus(c->pg) == CONNECTION_OK) {
 				(void)db_exec_script(c, "ROLLBACK", "ROLLBACK");
 			}

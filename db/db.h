@@ -31,6 +31,7 @@ enum {
 	DB_ERR_NONCE_BUDGET = -13,     /* the current DEK reached its encryption limit */
 	DB_ERR_TOO_LARGE = -14,        /* serialized data over CRYPTO_MAX_PLAINTEXT */
 	DB_ERR_INVALID = -15,          /* PostgreSQL refused a value (22xxx data exception, e.g. a bad time) */
+	DB_ERR_OUTCOME_UNKNOWN = -16,  /* the connection was lost during COMMIT: applied or not, unknown */
 };
 
 const char *db_strerror(int err);
@@ -59,7 +60,7 @@ int db_ping(struct db_conn *c);
  * it may run several times (after a serialization failure 40001 or deadlock 40P01, up to
  * DB_TX_MAX_ATTEMPTS attempts), so it must reset its outputs on entry and have no side effects
  * outside the database. A non-zero return rolls back. A lost connection before COMMIT was sent
- * reconnects and retries; lost during COMMIT returns DB_ERR_UNAVAILABLE (outcome unknown).
+ * reconnects and retries; lost during COMMIT returns DB_ERR_OUTCOME_UNKNOWN (never replayed).
  * DB_TX_READ is REPEATABLE READ READ ONLY (one snapshot); DB_TX_WRITE is SERIALIZABLE.
  * DB_TX_LOCKED and DB_TX_LOCKED_READ are READ COMMITTED for bodies whose first statement takes an
  * advisory lock: under a snapshot isolation level the snapshot would be taken by the lock statement
@@ -114,7 +115,7 @@ struct db_audit {
 	const char *principal;      /* "admin", "token:<name>", "anonymous" */
 	const char *action;         /* "secret.create", "token.revoke", "authenticate", ... */
 	const char *resource;       /* "secret/<name>", "token/<name>", or the path for refusals */
-	const char *outcome;        /* "success", "failure" or "denied" */
+	const char *outcome;        /* "success", "failure", "denied" or "unknown" */
 	int status;                 /* the HTTP status answered */
 	const char *request_id;
 	const char *client_address;

@@ -39,11 +39,26 @@ enum db_stmt {
 	ST__COUNT
 };
 
+/*
+ * A statement declared next to the code that uses it (db/environments.c, ...), prepared on its first
+ * use on each connection. `name` must be unique across the program.
+ */
+struct db_statement {
+	const char *name;
+	const char *sql;
+	int nparams;
+};
+
+/* Module statements one connection can hold prepared; the program declares fewer. */
+#define DB_MAX_MODULE_STMTS 96
+
 struct db_conn {
 	PGconn *pg;
 	char *url;
 	char *password;
 	unsigned char prepared[ST__COUNT];
+	const struct db_statement *prepared_stmts[DB_MAX_MODULE_STMTS];
+	size_t nprepared_stmts;
 	int in_commit; /* set while COMMIT is in flight: a lost connection then has an unknown outcome */
 };
 
@@ -67,6 +82,10 @@ struct db_param {
  * DB_ERR_BUSY, class 08 or a dead connection → DB_ERR_UNAVAILABLE, else DB_ERR_INTERNAL.
  */
 int db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res);
+
+/* As db_exec, for a statement declared with struct db_statement. */
+int db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct db_param *params, int nparams,
+		 PGresult **res);
 
 /* Run a parameterless SQL script (migrations, BEGIN/COMMIT/ROLLBACK); same error mapping. */
 int db_exec_script(struct db_conn *c, const char *what, const char *sql);

@@ -47,7 +47,10 @@ row_to_token(PGresult *res, int row, struct db_token **out)
 	return DB_OK;
 }
 
-/* A PostgreSQL text[] literal of the environment names (they are DNS-1123 names: no quoting needed). */
+/*
+ * A PostgreSQL text[] literal of the environment names, each element double-quoted: unquoted, the valid
+ * name "null" would be read as SQL NULL. Names are DNS-1123 (no quotes or backslashes to escape).
+ */
 static char *
 text_array(json_t *envs)
 {
@@ -56,7 +59,7 @@ text_array(json_t *envs)
 	char *s;
 
 	json_array_foreach (envs, i, v)
-		len += strlen(json_string_value(v)) + 1;
+		len += strlen(json_string_value(v)) + 3;
 	s = malloc(len);
 	if (s == NULL)
 		return NULL;
@@ -64,7 +67,9 @@ text_array(json_t *envs)
 	json_array_foreach (envs, i, v) {
 		if (i > 0)
 			strcat(s, ",");
+		strcat(s, "\"");
 		strcat(s, json_string_value(v));
+		strcat(s, "\"");
 	}
 	strcat(s, "}");
 	return s;

@@ -25,7 +25,8 @@ CREATE TABLE cmf_audit_events (
     principal      text NOT NULL,
     action         text NOT NULL,
     resource       text NOT NULL DEFAULT '',
-    outcome        text NOT NULL CHECK (outcome IN ('success', 'failure', 'denied')),
+    -- unknown: the connection was lost during COMMIT, so whether the write applied is not known.
+    outcome        text NOT NULL CHECK (outcome IN ('success', 'failure', 'denied', 'unknown')),
     status         integer NOT NULL,
     request_id     text NOT NULL,
     client_address text NOT NULL DEFAULT '',

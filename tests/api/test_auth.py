@@ -156,9 +156,11 @@ def test_audit_trail(cmf, pg, db):
     cmf.request("DELETE", API + "/secrets/audited-secret")
     cmf.request("DELETE", API + "/secrets/never-existed")
     cmf.request("GET", API + "/secrets", token="cmf_0123456789abcdef_" + "B" * 43)
-    value = create_token(cmf, "audited-token", "environment-reader", ["prod"])
+    r = cmf.request("POST", API + "/tokens", token_body("audited-token", "environment-reader", ["prod"]))
+    value, token_id = r.json()["status"]["token"], r.json()["status"]["tokenId"]
     cmf.request("GET", API + "/secrets", token=value)
     cmf.request("DELETE", API + "/tokens/audited-token")
+    cmf.request("GET", API + "/secrets", token=value)  # revoked: refused under its own name
 
     ev = cmf.request("GET", API + "/audit-events?size=100").json()
     items = ev["items"]
@@ -170,22 +172,23 @@ def test_audit_trail(cmf, pg, db):
         ("admin", "secret.delete", "secret/never-existed", "failure", 404),
         ("anonymous", "authenticate", API + "/secrets", "denied", 401),
         ("admin", "token.create", "token/audited-token", "success", 200),
-        ("token:audited-token", "authorize", API + "/secrets", "denied", 403),
+        ("token:audited-token/" + token_id, "authorize", API + "/secrets", "denied", 403),
         ("admin", "token.revoke", "token/audited-token", "success", 204),
+        ("token:audited-token/" + token_id, "authenticate", API + "/secrets", "denied", 401),
     ], got
     first = items[-1]
     assert first["requestId"] == create_rid and first["clientAddress"] == "127.0.0.1"
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", first["time"])
-    assert ev["metadata"]["size"] == 8
+    assert ev["metadata"]["size"] == 9
     # filters
-    f = cmf.request("GET", API + "/audit-events?principal=token:audited-token").json()
-    assert [e["action"] for e in f["items"]] == ["authorize"]
+    f = cmf.request("GET", API + "/audit-events?principal=token:audited-token/" + token_id).json()
+    assert [e["action"] for e in f["items"]] == ["authenticate", "authorize"]
     f = cmf.request("GET", API + "/audit-events?resource=secret/audited-secret").json()
     assert len(f["items"]) == 3
     f = cmf.request("GET", API + "/audit-events?since=%s" % iso(3600)).json()
     assert f["items"] == []
     f = cmf.request("GET", API + "/audit-events?until=%s&size=2&page=0" % iso(3600)).json()
-    assert len(f["items"]) == 2 and f["metadata"]["size"] == 8  # reads of masked data are not audited
+    assert len(f["items"]) == 2 and f["metadata"]["size"] == 9  # listing the trail is not itself audited
     assert cmf.request("GET", API + "/audit-events?since=yesterday").status == 400
     # each event is also a structured log line
     lines = [json.loads(l.split(" audit ", 1)[1]) for l in cmf.log().splitlines() if " audit {" in l]
@@ -220,3 +223,36 @@ def test_auth_disabled_is_explicit_and_loud(cmf_factory):
     assert c.create_secret("open-secret", {"a": "b"}, ).status == 200
     ev = c.request("GET", API + "/audit-events").json()["items"]
     assert ev[0]["principal"] == "anonymous" and ev[0]["action"] == "secret.create"
+
+
+def test_secret_reads_are_audited(cmf):
+    assert cmf.create_secret("read-me", {"k": "v"}).status == 200
+    assert cmf.get_secret("read-me").status == 200
+    assert cmf.get_secret("not-there").status == 404
+    assert cmf.request("GET", API + "/secrets").status == 200
+    ev = cmf.request("GET", API + "/audit-events").json()["items"]
+    got = [(e["action"], e["resource"], e["outcome"], e["status"]) for e in reversed(ev)]
+    assert got == [("secret.create", "secret/read-me", "success", 200),
+                   ("secret.read", "secret/read-me", "success", 200),
+                   ("secret.read", "secret/not-there", "failure", 404),
+                   ("secret.list", API + "/secrets", "success", 200)], got
+
+
+def test_repeated_authorization_headers_are_refused(cmf):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", cmf.port, timeout=10)
+    conn.putrequest("GET", API + "/secrets")
+    conn.putheader("Authorization", "Bearer " + cmf.admin_token)
+    conn.putheader("Authorization", "Bearer junk")
+    conn.endheaders()
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    conn.close()
+    assert r.status == 400 and body["errors"][0]["message"] == "send exactly one Authorization header"
+
+
+def test_environment_named_null_stays_a_string(cmf):
+    r = cmf.request("POST", API + "/tokens", token_body("null-env", "environment-reader", ["null", "prod"]))
+    assert r.status == 200, r
+    assert r.json()["spec"]["environments"] == ["null", "prod"]
+    assert cmf.request("GET", API + "/tokens/null-env").json()["spec"]["environments"] == ["null", "prod"]
