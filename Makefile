@@ -85,6 +85,11 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/run-dev.sh
 
+# Throughput of the resolution endpoint against nginx and pgbench anchors (not part of `make test`).
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/bench.sh
+
 clean:
 	rm -rf build
 

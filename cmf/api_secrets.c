@@ -23,10 +23,10 @@ secret_json(const struct db_secret *s)
 		json_object_set_new(masked, k, json_string(MASK));
 	snprintf(version, sizeof(version), "%lld", s->version);
 	/* status.version is a string in CMF's schema (SecretStatus.version). */
-	return json_pack("{s:s,s:s,s:o,s:{s:o},s:{s:s,s:[]}}", "apiVersion", CMF_API_VERSION, "kind", "Secret",
+	return json_pack("{s:s,s:s,s:o,s:{s:o},s:{s:s,s:O}}", "apiVersion", CMF_API_VERSION, "kind", "Secret",
 			 "metadata",
 			 cmf_resource_metadata_json(s->name, s->uid, s->created, s->updated, s->labels, s->annotations),
-			 "spec", "data", masked, "status", "version", version, "environments");
+			 "spec", "data", masked, "status", "version", version, "environments", s->environments);
 }
 
 /* Parse and check a Secret body; on success *body holds it and the borrowed fields point into it. */
@@ -226,7 +226,8 @@ cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const
 {
 	struct db_conn *c = cmf_app_conn(req->app);
 	struct db_audit audit;
-	char what[300], res[300];
+	char what[300], res[300], names[CMF_NAMES_JOIN_MAX];
+	json_t *mapped_in = NULL;
 	int r;
 
 	if (cmf_resource_path_name(resp, "secret", args[0]) != 0)
@@ -237,7 +238,20 @@ cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const
 		return;
 	}
 	cmf_audit_init(&audit, req, "secret.delete", "success", 204, res, sizeof(res), "secret/%s", args[0]);
-	r = db_secret_delete(c, args[0], &audit);
+	r = db_secret_delete(c, args[0], &audit, &mapped_in);
+	if (r == DB_ERR_CONFLICT) {
+		if (json_array_size(mapped_in) > 0) {
+			cmf_resource_names_join(mapped_in, names, sizeof(names));
+			cmf_reply_error(resp, 409, "%s is mapped in environment%s %s: delete those secret mappings first",
+					what, json_array_size(mapped_in) > 1 ? "s" : "", names);
+		} else {
+			cmf_reply_error(resp, 409, "%s is mapped in an environment: delete those secret mappings first",
+					what);
+		}
+		json_decref(mapped_in);
+		cmf_audit_fail(req, &audit, resp->status, r);
+		return;
+	}
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
 		cmf_audit_fail(req, &audit, resp->status, r);

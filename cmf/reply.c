@@ -1,4 +1,5 @@
 /* cmf replies: every HTTP answer's body is built here, errors in CMF's {"errors":[{"message"}]} shape. */
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +12,24 @@
 /* Sent when even building an error body fails: a fixed string that cannot fail. */
 static const char fallback_body[] = "{\"errors\":[{\"message\":\"internal error\"}]}";
 
+/* Drop a body already set: it may hold secret values (a resolution discarded late), so wipe it. */
+static void
+body_drop(struct cmf_response *resp)
+{
+	if (resp->body != NULL) {
+		OPENSSL_cleanse(resp->body, strlen(resp->body));
+		free(resp->body);
+		resp->body = NULL;
+	}
+}
+
 void
 cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json)
 {
 	char *text = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
 
 	json_decref(json);
-	free(resp->body);
+	body_drop(resp);
 	resp->body = text;
 	resp->status = status;
 	resp->content_type = "application/json";
@@ -47,8 +59,7 @@ cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...
 void
 cmf_reply_empty(struct cmf_response *resp, unsigned status)
 {
-	free(resp->body);
-	resp->body = NULL;
+	body_drop(resp);
 	resp->status = status;
 }
 

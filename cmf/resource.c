@@ -304,3 +304,25 @@ cmf_resource_time(const char *s, long long *t)
 		*t = (long long)timegm(&tm);
 	return 0;
 }
+
+void
+cmf_resource_names_join(json_t *names, char *buf, size_t len)
+{
+	/* Room kept for ", and 4294967295 more". */
+	const size_t tail = 24;
+	size_t i, n = json_array_size(names), used = 0;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		const char *name = json_string_value(json_array_get(names, i));
+		size_t need = strlen(name != NULL ? name : "") + 2;
+
+		if (len <= tail || used + need + tail >= len)
+			break;
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i > 0 ? ", " : "", name != NULL ? name : "");
+	}
+	if (i < n && len > tail)
+		snprintf(buf + used, len - used, "%sand %zu more", i > 0 ? ", " : "", n - i);
+}

@@ -71,4 +71,13 @@ json_t *cmf_resource_page_json(long long page, int size, long long total, json_t
 json_t *cmf_resource_metadata_json(const char *name, const char *uid, const char *created, const char *updated,
 				   json_t *labels, json_t *annotations);
 
+/* Room for a joined list of names in one error message (the reply caps a message at 1 KiB). */
+#define CMF_NAMES_JOIN_MAX 640
+
+/*
+ * Join the strings of the array `names` (borrowed) as "a, b, c" into buf, always NUL-terminated; when
+ * they do not all fit, as many as fit are followed by "and N more".
+ */
+void cmf_resource_names_join(json_t *names, char *buf, size_t len);
+
 #endif

@@ -35,5 +35,25 @@ void cmf_api_tokens_create(struct cmf_request *req, struct cmf_response *resp, c
 void cmf_api_tokens_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_tokens_revoke(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_audit_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_environments_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_environments_put(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_environments_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_environments_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secret_mappings_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secret_mappings_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secret_mappings_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secret_mappings_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_secret_mappings_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_catalogs_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_catalogs_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_catalogs_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_catalogs_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_catalogs_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_databases_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_databases_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_databases_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_databases_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_databases_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 
 #endif

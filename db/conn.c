@@ -141,6 +141,8 @@ db_strerror(int err)
 		return "invalid value";
 	case DB_ERR_OUTCOME_UNKNOWN:
 		return "connection lost during COMMIT: outcome unknown";
+	case DB_ERR_UNMAPPED:
+		return "connectionSecretId not mapped in the environment";
 	}
 	return "unknown database error";
 }
@@ -252,6 +254,11 @@ result_error(struct db_conn *c, const char *what, PGresult *res)
 	}
 	if (strcmp(state, "23505") == 0) {
 		cmf_debug("%s: unique violation", what);
+		return DB_ERR_CONFLICT;
+	}
+	/* A row still referenced (ON DELETE RESTRICT): the stores check first; this is the backstop. */
+	if (strcmp(state, "23503") == 0) {
+		cmf_warn("%s: foreign key violation: %s", what, msg);
 		return DB_ERR_CONFLICT;
 	}
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
@@ -413,6 +420,7 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 		[DB_TX_WRITE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
 		[DB_TX_LOCKED] = "BEGIN ISOLATION LEVEL READ COMMITTED",
 		[DB_TX_LOCKED_READ] = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY",
+		[DB_TX_AUTOCOMMIT] = NULL,
 	};
 	const char *begin = begins[mode];
 	int reconnects = 0;
@@ -422,6 +430,15 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 		r = conn_ensure(c);
 		if (r != DB_OK)
 			return r;
+		if (mode == DB_TX_AUTOCOMMIT) {
+			r = body(c, cls);
+			if (r == DB_ERR_UNAVAILABLE && reconnects++ == 0 && conn_connect(c) == DB_OK)
+				continue;
+			if (r != DB_ERR_BUSY)
+				return r;
+			backoff(attempt);
+			continue;
+		}
 		r = db_exec_script(c, "BEGIN", begin);
 		if (r == DB_OK) {
 			r = body(c, cls);

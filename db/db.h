@@ -19,7 +19,7 @@ enum {
 	DB_ERR_INTERNAL = -1,          /* unexpected PostgreSQL error (logged) */
 	DB_ERR_ALLOC = -2,
 	DB_ERR_UNAVAILABLE = -3,       /* PostgreSQL unreachable (connection failure, SQLSTATE class 08) */
-	DB_ERR_CONFLICT = -4,          /* unique violation (23505) */
+	DB_ERR_CONFLICT = -4,          /* unique violation (23505), or a row still in use (23503 backstop) */
 	DB_ERR_NOT_FOUND = -5,
 	DB_ERR_BUSY = -6,              /* serialization failure / deadlock still failing after retries */
 	DB_ERR_MODE_MISMATCH = -7,     /* encryption.enabled differs from the database's recorded mode */
@@ -32,6 +32,7 @@ enum {
 	DB_ERR_TOO_LARGE = -14,        /* serialized data over CRYPTO_MAX_PLAINTEXT */
 	DB_ERR_INVALID = -15,          /* PostgreSQL refused a value (22xxx data exception, e.g. a bad time) */
 	DB_ERR_OUTCOME_UNKNOWN = -16,  /* the connection was lost during COMMIT: applied or not, unknown */
+	DB_ERR_UNMAPPED = -17,         /* a connectionSecretId has no secret mapping in the environment */
 };
 
 const char *db_strerror(int err);
@@ -65,9 +66,11 @@ int db_ping(struct db_conn *c);
  * DB_TX_LOCKED and DB_TX_LOCKED_READ are READ COMMITTED for bodies whose first statement takes an
  * advisory lock: under a snapshot isolation level the snapshot would be taken by the lock statement
  * itself, so a waiter would not see what the lock holder committed.
+ * DB_TX_AUTOCOMMIT runs the body without BEGIN/COMMIT: for bodies of one statement (one snapshot by
+ * itself), or of statements that need no common transaction; each commits as it runs.
  */
 typedef int (*db_tx_body)(struct db_conn *c, void *cls);
-enum db_tx_mode { DB_TX_READ = 0, DB_TX_WRITE = 1, DB_TX_LOCKED = 2, DB_TX_LOCKED_READ = 3 };
+enum db_tx_mode { DB_TX_READ = 0, DB_TX_WRITE = 1, DB_TX_LOCKED = 2, DB_TX_LOCKED_READ = 3, DB_TX_AUTOCOMMIT = 4 };
 int db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls);
 
 /* ---- Initialization: migrations and the encryption-mode lock ------------------------------------ */
@@ -202,6 +205,7 @@ struct db_secret {
 	json_t *labels;       /* object */
 	json_t *annotations;  /* object */
 	json_t *data;         /* object of decrypted string values: plaintext — handle with care */
+	json_t *environments; /* array of the names of the environments that map it, sorted */
 };
 
 /* Free (data values wiped through jansson's free hook, see cmf/main.c); NULL is a no-op. */
@@ -230,7 +234,209 @@ int db_secret_get(struct db_conn *c, const struct db_sealer *s, const char *name
 int db_secret_list(struct db_conn *c, const struct db_sealer *s, long long offset, int limit,
 		   struct db_secret ***items, size_t *n, long long *total);
 
-/* Delete. DB_ERR_NOT_FOUND if absent. */
-int db_secret_delete(struct db_conn *c, const char *name, const struct db_audit *audit);
+/*
+ * Delete. DB_ERR_NOT_FOUND if absent. DB_ERR_CONFLICT while a secret mapping still maps it: then
+ * *mapped_in (when mapped_in is not NULL) is a new array of the names of those environments, sorted
+ * (the caller decref's it; empty if only the foreign key caught a mapping made concurrently), and
+ * nothing is deleted. *mapped_in is NULL on every other return.
+ */
+int db_secret_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **mapped_in);
+
+/*
+ * Which resource a DB_ERR_NOT_FOUND of a nested resource's call is about, so the reply can name it:
+ * the parent (environment, catalog), the resource itself (mapping, database), or the resource it
+ * refers to (the secret of a mapping). DB_MISSING_NONE on every other return.
+ */
+enum db_missing { DB_MISSING_NONE = 0, DB_MISSING_PARENT, DB_MISSING_SELF, DB_MISSING_REF };
+
+/* ---- Environments ---------------------------------------------------------------------------------- */
+
+/* An environment as stored. All members owned by the struct. */
+struct db_environment {
+	char *name;
+	char uid[37];
+	char *kubernetes_namespace;
+	char created[32]; /* RFC 3339 UTC with milliseconds */
+	char updated[32];
+	json_t *labels;      /* object */
+	json_t *annotations; /* object */
+	json_t *defaults;    /* object: flinkApplicationDefaults, computePoolDefaults, statementDefaults as given */
+	json_t *secrets;     /* object: connectionSecretId → secret name, one per secret mapping */
+};
+
+/* Free; NULL is a no-op. */
+void db_environment_free(struct db_environment *e);
+
+/*
+ * Create or replace (CMF's POST): a new environment, or the existing one's namespace, labels,
+ * annotations and defaults replaced (uid and creation time kept). `labels`, `annotations`, `defaults`
+ * are borrowed objects. `audit` (may be NULL) is recorded in the same transaction; when the
+ * environment existed, it is recorded with its action replaced by `update_action`. On success *out is
+ * the stored environment (caller frees) and *created tells which of the two happened.
+ */
+int db_environment_put(struct db_conn *c, const char *name, const char *kubernetes_namespace, json_t *labels,
+		       json_t *annotations, json_t *defaults, const struct db_audit *audit,
+		       const char *update_action, struct db_environment **out, bool *created);
+
+/* Read one. DB_ERR_NOT_FOUND if absent. */
+int db_environment_get(struct db_conn *c, const char *name, struct db_environment **out);
+
+/* One page ordered by name, plus the total, from one snapshot; *items as in db_secret_list. */
+int db_environment_list(struct db_conn *c, long long offset, int limit, struct db_environment ***items,
+			size_t *n, long long *total);
+
+/* Delete, with its secret mappings (ON DELETE CASCADE). DB_ERR_NOT_FOUND if absent. */
+int db_environment_delete(struct db_conn *c, const char *name, const struct db_audit *audit);
+
+/* ---- Secret mappings (EnvironmentSecretMapping) ---------------------------------------------------- */
+
+/* In `environment`, the connectionSecretId `name` stands for the secret `secret_name`. Owned members. */
+struct db_secret_mapping {
+	char *environment;
+	char *name; /* the connectionSecretId */
+	char uid[37];
+	char *secret_name;
+	char created[32];
+	char updated[32];
+	json_t *labels;      /* object */
+	json_t *annotations; /* object */
+};
+
+void db_secret_mapping_free(struct db_secret_mapping *m);
+
+/*
+ * Create the mapping `name` in `environment` to `secret_name`, in one transaction that holds the
+ * environment's and the secret's rows (FOR KEY SHARE) so neither can be deleted under it.
+ * DB_ERR_NOT_FOUND with *missing = DB_MISSING_PARENT (no such environment) or DB_MISSING_REF (no such
+ * secret); DB_ERR_CONFLICT if the environment already has a mapping of that name. `labels` and
+ * `annotations` borrowed; `audit` (may be NULL) recorded in the transaction; *out as usual.
+ */
+int db_secret_mapping_create(struct db_conn *c, const char *environment, const char *name, const char *secret_name,
+			     json_t *labels, json_t *annotations, const struct db_audit *audit,
+			     struct db_secret_mapping **out, enum db_missing *missing);
+
+/* Replace secret_name, labels and annotations; as create, and DB_MISSING_SELF when there is no such mapping. */
+int db_secret_mapping_update(struct db_conn *c, const char *environment, const char *name, const char *secret_name,
+			     json_t *labels, json_t *annotations, const struct db_audit *audit,
+			     struct db_secret_mapping **out, enum db_missing *missing);
+
+/* Read one. DB_ERR_NOT_FOUND with *missing = DB_MISSING_PARENT or DB_MISSING_SELF. */
+int db_secret_mapping_get(struct db_conn *c, const char *environment, const char *name,
+			  struct db_secret_mapping **out, enum db_missing *missing);
+
+/* One page of an environment's mappings by name; DB_ERR_NOT_FOUND if the environment does not exist. */
+int db_secret_mapping_list(struct db_conn *c, const char *environment, long long offset, int limit,
+			   struct db_secret_mapping ***items, size_t *n, long long *total);
+
+/* Delete. DB_ERR_NOT_FOUND with *missing = DB_MISSING_PARENT or DB_MISSING_SELF. */
+int db_secret_mapping_delete(struct db_conn *c, const char *environment, const char *name,
+			     const struct db_audit *audit, enum db_missing *missing);
+
+/* ---- Kafka catalogs and databases ------------------------------------------------------------------ */
+
+/*
+ * A KafkaCatalog (catalog == NULL; the connection is its Schema Registry's, spec.srInstance) or a
+ * KafkaDatabase of `catalog` (the connection is its Kafka cluster's, spec.kafkaCluster). Owned members.
+ */
+struct db_kafka {
+	char *catalog; /* NULL for a catalog */
+	char *name;
+	char uid[37];
+	char created[32];
+	char updated[32];
+	json_t *labels;                   /* object */
+	json_t *annotations;              /* object */
+	json_t *connection_config;        /* object of strings: public configuration only */
+	char *connection_secret_id;       /* NULL when none */
+	json_t *environments_with_access; /* environments mapping connection_secret_id, sorted ([] if none) */
+};
+
+void db_kafka_free(struct db_kafka *k);
+
+/*
+ * Create a catalog. `labels`, `annotations`, `connection_config` borrowed objects;
+ * `connection_secret_id` may be NULL. DB_ERR_CONFLICT if the name exists. `audit` as usual.
+ */
+int db_kafka_catalog_create(struct db_conn *c, const char *name, json_t *labels, json_t *annotations,
+			    json_t *connection_config, const char *connection_secret_id, const struct db_audit *audit,
+			    struct db_kafka **out);
+
+/* Replace labels, annotations and the connection. DB_ERR_NOT_FOUND if absent. */
+int db_kafka_catalog_update(struct db_conn *c, const char *name, json_t *labels, json_t *annotations,
+			    json_t *connection_config, const char *connection_secret_id, const struct db_audit *audit,
+			    struct db_kafka **out);
+
+/* Read one. DB_ERR_NOT_FOUND if absent. */
+int db_kafka_catalog_get(struct db_conn *c, const char *name, struct db_kafka **out);
+
+/* One page by name, plus the total; *items as in db_secret_list. */
+int db_kafka_catalog_list(struct db_conn *c, long long offset, int limit, struct db_kafka ***items, size_t *n,
+			  long long *total);
+
+/*
+ * Delete. DB_ERR_NOT_FOUND if absent. DB_ERR_CONFLICT while it has databases: then *databases (when
+ * not NULL) is a new array of their names, sorted (empty if only the foreign key caught one created
+ * concurrently), and nothing is deleted. *databases is NULL on every other return.
+ */
+int db_kafka_catalog_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **databases);
+
+/*
+ * Create a database in `catalog` (its row held FOR KEY SHARE). DB_ERR_NOT_FOUND with *missing =
+ * DB_MISSING_PARENT when the catalog does not exist; DB_ERR_CONFLICT if the name exists in it.
+ */
+int db_kafka_database_create(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
+			     json_t *annotations, json_t *connection_config, const char *connection_secret_id,
+			     const struct db_audit *audit, struct db_kafka **out, enum db_missing *missing);
+
+/* Replace labels, annotations and the connection; DB_MISSING_PARENT or DB_MISSING_SELF when absent. */
+int db_kafka_database_update(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
+			     json_t *annotations, json_t *connection_config, const char *connection_secret_id,
+			     const struct db_audit *audit, struct db_kafka **out, enum db_missing *missing);
+
+/* Read one; DB_MISSING_PARENT or DB_MISSING_SELF when absent. */
+int db_kafka_database_get(struct db_conn *c, const char *catalog, const char *name, struct db_kafka **out,
+			  enum db_missing *missing);
+
+/* One page of a catalog's databases by name; DB_ERR_NOT_FOUND if the catalog does not exist. */
+int db_kafka_database_list(struct db_conn *c, const char *catalog, long long offset, int limit,
+			   struct db_kafka ***items, size_t *n, long long *total);
+
+/* Delete; DB_MISSING_PARENT or DB_MISSING_SELF when absent. */
+int db_kafka_database_delete(struct db_conn *c, const char *catalog, const char *name, const struct db_audit *audit,
+			     enum db_missing *missing);
+
+/* ---- Client-configuration resolution ------------------------------------------------------------- */
+
+/* What one resolution found, for the renderer. Members are borrowed for the callback's duration. */
+struct db_resolved {
+	json_t *kafka_config;    /* the database's kafka connectionConfig (object) */
+	json_t *kafka_secret;    /* data of the secret mapped to its connectionSecretId, or NULL when it has none */
+	json_t *sr_config;       /* the catalog's srInstance connectionConfig (object) */
+	json_t *sr_secret;       /* likewise for the catalog's connectionSecretId */
+	char etag[36];           /* strong ETag, quoted: "\"<32 hex>\"" */
+	bool not_modified;       /* If-None-Match named the current ETag: nothing was decrypted */
+	char detail[600];        /* for DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED: the sentence for the client */
+};
+
+/*
+ * The renderer: called once with the lookup's outcome — `r` is DB_OK (res complete, or not_modified)
+ * or DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED (res->detail) or another error — and returns the HTTP status
+ * it answered. The store then records the audit event with that status: if that fails, the call fails
+ * and the rendered answer must be discarded (it may be called again when the call is retried).
+ */
+typedef unsigned (*db_resolve_render)(void *cls, int r, const struct db_resolved *res);
+
+/*
+ * Resolve environment `env`'s view of database `catalog`/`database` from ONE snapshot (one SQL
+ * statement): the database's Kafka connectionConfig and its catalog's Schema Registry
+ * connectionConfig, each with the data of the secret `env` maps to its connectionSecretId, decrypted.
+ * The ETag hashes `etag_salt` (the output format and version) and the identities and versions of every
+ * row involved, so it is known before decrypting; when `if_none_match` lists it, nothing is decrypted.
+ * `audit` (borrowed) gets its status and outcome from the renderer and is committed before this
+ * returns. Returns DB_OK once rendered and audited; else the error (rendering, if any, is void).
+ */
+int db_resolve(struct db_conn *c, const struct db_sealer *sl, const char *env, const char *catalog,
+	       const char *database, const char *if_none_match, const char *etag_salt, db_resolve_render render,
+	       void *cls, struct db_audit *audit);
 
 #endif

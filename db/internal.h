@@ -90,6 +90,18 @@ int db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct 
 /* Run a parameterless SQL script (migrations, BEGIN/COMMIT/ROLLBACK); same error mapping. */
 int db_exec_script(struct db_conn *c, const char *what, const char *sql);
 
+/* "secret/<uid>/<version>": the AAD identity binding a secret's ciphertext to its row and version. */
+void db_secret_ident(char *buf, size_t len, const char *uid, long long version);
+
+/*
+ * Open a stored secret's data column (`data_escaped`: bytea as libpq returns it in text form) into a
+ * JSON object of strings (*data, new reference; values are plaintext). `sealed` is the row's flag; it
+ * must match the database's mode. DB_ERR_CORRUPT when it does not open (tampering, moved row),
+ * DB_ERR_KEY_UNAVAILABLE without a keyring. The plaintext buffer is wiped.
+ */
+int db_secret_data_open(const struct db_sealer *sl, const char *name, const char *uid, long long version,
+			bool sealed, const char *data_escaped, json_t **data);
+
 /* Insert an audit event inside the caller's transaction (no-op when `a` is NULL). */
 int db_audit_insert(struct db_conn *c, const struct db_audit *a);
 

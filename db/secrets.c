@@ -7,17 +7,34 @@
 #include <string.h>
 
 #include "cmf/log.h"
-#include "db/internal.h"
+#include "db/rows.h"
 
 /* Column order of SECRET_COLS in db/conn.c. */
 enum { COL_NAME, COL_UID, COL_VERSION, COL_LABELS, COL_ANNOTATIONS, COL_SEALED, COL_DATA, COL_CREATED, COL_UPDATED };
 
-/* "secret/<uid>/<version>": the AAD identity binding a ciphertext to its row and version. */
-static void
-secret_ident(char *buf, size_t len, const char *uid, long long version)
-{
-	snprintf(buf, len, "secret/%s/%lld", uid, version);
-}
+/* The environments that map one secret, sorted: a Secret's status.environments. */
+static const struct db_statement st_secret_envs = {
+	"secret_envs",
+	"SELECT coalesce(json_agg(DISTINCT environment ORDER BY environment), '[]')::text FROM cmf_secret_mappings "
+	"WHERE secret_name = $1",
+	1,
+};
+
+/* The same for a page of secrets, named by a JSON array of names: one row per secret that is mapped. */
+static const struct db_statement st_secret_envs_page = {
+	"secret_envs_page",
+	"SELECT secret_name, json_agg(DISTINCT environment ORDER BY environment)::text FROM cmf_secret_mappings "
+	"WHERE secret_name IN (SELECT json_array_elements_text($1::json)) GROUP BY secret_name",
+	1,
+};
+
+/* Delete: hold the row first, so a mapping being created concurrently either commits before (and is
+ * seen below) or waits and then finds the secret gone. */
+static const struct db_statement st_secret_delete_lock = {
+	"secret_delete_lock",
+	"SELECT 1 FROM cmf_secrets WHERE name = $1 FOR UPDATE",
+	1,
+};
 
 void
 db_secret_free(struct db_secret *s)
@@ -28,6 +45,7 @@ db_secret_free(struct db_secret *s)
 	json_decref(s->labels);
 	json_decref(s->annotations);
 	json_decref(s->data);
+	json_decref(s->environments);
 	free(s);
 }
 
@@ -161,7 +179,7 @@ seal_data(const struct db_sealer *sl, const char *uid, long long version, json_t
 	r = budget_take(crypto_keyring_current_term(sl->keyring));
 	if (r != DB_OK)
 		goto out;
-	secret_ident(ident, sizeof(ident), uid, version);
+	db_secret_ident(ident, sizeof(ident), uid, version);
 	cr = crypto_keyring_seal(sl->keyring, (const uint8_t *)ident, strlen(ident), (const uint8_t *)text,
 				 textlen, &ct, &ctlen);
 	if (cr != CRYPTO_OK) {
@@ -178,18 +196,13 @@ out:
 	return r;
 }
 
-/* Decode one row; opens the data (the plaintext buffer is wiped once parsed). */
+/* Decode one row; its data is opened by db_secret_data_open (db/seal.c), the one place rows decrypt. */
 static int
 row_to_secret(const struct db_sealer *sl, PGresult *res, int row, struct db_secret **out)
 {
-	char ident[96];
 	struct db_secret *s = NULL;
-	unsigned char *raw = NULL;
-	uint8_t *pt = NULL;
-	size_t rawlen = 0, ptlen = 0;
-	bool sealed = strcmp(PQgetvalue(res, row, COL_SEALED), "t") == 0;
 	json_error_t jerr;
-	int r = DB_OK, cr;
+	int r = DB_OK;
 
 	*out = NULL;
 	s = calloc(1, sizeof(*s));
@@ -202,8 +215,8 @@ row_to_secret(const struct db_sealer *sl, PGresult *res, int row, struct db_secr
 	snprintf(s->updated, sizeof(s->updated), "%s", PQgetvalue(res, row, COL_UPDATED));
 	s->labels = json_loads(PQgetvalue(res, row, COL_LABELS), 0, &jerr);
 	s->annotations = json_loads(PQgetvalue(res, row, COL_ANNOTATIONS), 0, &jerr);
-	raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, COL_DATA), &rawlen);
-	if (s->name == NULL || raw == NULL) {
+	s->environments = json_array(); /* filled by secret_envs_load where the caller needs it */
+	if (s->name == NULL || s->environments == NULL) {
 		r = DB_ERR_ALLOC;
 		goto out;
 	}
@@ -212,49 +225,72 @@ row_to_secret(const struct db_sealer *sl, PGresult *res, int row, struct db_secr
 		r = DB_ERR_CORRUPT;
 		goto out;
 	}
-	/* The row's form must match the database's mode: a plaintext row in an encrypted database was
-	 * not written by cmf, and is refused rather than served. */
-	if (sealed != sl->enabled) {
-		cmf_error("%s: secret %s is stored %s but the database has encryption %s", __func__, s->name,
-			  sealed ? "encrypted" : "in plaintext", sl->enabled ? "enabled" : "disabled");
-		r = DB_ERR_CORRUPT;
+	r = db_secret_data_open(sl, s->name, s->uid, s->version, strcmp(PQgetvalue(res, row, COL_SEALED), "t") == 0,
+				PQgetvalue(res, row, COL_DATA), &s->data);
+	if (r != DB_OK)
 		goto out;
-	}
-	if (sealed) {
-		if (sl->keyring == NULL) {
-			r = DB_ERR_KEY_UNAVAILABLE;
-			goto out;
-		}
-		secret_ident(ident, sizeof(ident), s->uid, s->version);
-		cr = crypto_keyring_open(sl->keyring, (const uint8_t *)ident, strlen(ident), raw, rawlen, &pt,
-					 &ptlen);
-		if (cr != CRYPTO_OK) {
-			cmf_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, s->name,
-				  s->uid, s->version, crypto_strerror(cr));
-			r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_CORRUPT;
-			goto out;
-		}
-		s->data = json_loadb((const char *)pt, ptlen, 0, &jerr);
-	} else {
-		s->data = json_loadb((const char *)raw, rawlen, 0, &jerr);
-	}
-	if (!json_is_object(s->data)) {
-		cmf_error("%s: secret %s: stored data is not a JSON object", __func__, s->name);
-		r = DB_ERR_CORRUPT;
-		goto out;
-	}
 	*out = s;
 	s = NULL;
 out:
-	if (pt != NULL) {
-		OPENSSL_cleanse(pt, ptlen);
-		free(pt);
-	}
-	if (raw != NULL) {
-		OPENSSL_cleanse(raw, rawlen);
-		PQfreemem(raw);
-	}
 	db_secret_free(s);
+	return r;
+}
+
+/* Fill s->environments from the secret mappings, inside the caller's transaction. */
+static int
+secret_envs_load(struct db_conn *c, struct db_secret *s)
+{
+	struct db_param p[] = { { s->name, 0, 0 } };
+	PGresult *res = NULL;
+	json_t *envs = NULL;
+	int r;
+
+	r = db_exec_stmt(c, &st_secret_envs, p, 1, &res);
+	if (r == DB_OK)
+		r = db_rows_json(res, 0, 0, false, s->name, &envs);
+	PQclear(res);
+	if (r == DB_OK) {
+		json_decref(s->environments);
+		s->environments = envs;
+	}
+	return r;
+}
+
+/* secret_envs_load for a page of secrets, in one query. */
+static int
+secret_envs_load_page(struct db_conn *c, struct db_secret **items, size_t n)
+{
+	json_t *names = json_array();
+	char *names_s = NULL;
+	PGresult *res = NULL;
+	int r = DB_OK;
+
+	if (names == NULL)
+		return DB_ERR_ALLOC;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(names, json_string(items[i]->name)) != 0)
+			r = DB_ERR_ALLOC;
+	names_s = r == DB_OK ? json_dumps(names, JSON_COMPACT) : NULL;
+	json_decref(names);
+	if (names_s == NULL)
+		return DB_ERR_ALLOC;
+	{
+		struct db_param p[] = { { names_s, 0, 0 } };
+
+		r = db_exec_stmt(c, &st_secret_envs_page, p, 1, &res);
+	}
+	free(names_s);
+	for (int row = 0; r == DB_OK && row < PQntuples(res); row++) {
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(items[i]->name, PQgetvalue(res, row, 0)) != 0)
+				continue;
+			json_decref(items[i]->environments);
+			items[i]->environments = NULL;
+			r = db_rows_json(res, row, 1, false, items[i]->name, &items[i]->environments);
+			break;
+		}
+	}
+	PQclear(res);
 	return r;
 }
 
@@ -306,6 +342,8 @@ write_params_run(struct db_conn *c, struct write_tx *t, enum db_stmt st, const c
 		goto out;
 	}
 	r = row_to_secret(t->sl, res, 0, &t->result);
+	if (r == DB_OK && st == ST_SECRET_UPDATE)
+		r = secret_envs_load(c, t->result); /* a new secret is mapped nowhere yet */
 	if (r == DB_OK)
 		r = db_audit_insert(c, t->audit);
 out:
@@ -421,6 +459,8 @@ get_body(struct db_conn *c, void *cls)
 		return r;
 	r = PQntuples(res) == 1 ? row_to_secret(t->sl, res, 0, &t->result) : DB_ERR_NOT_FOUND;
 	PQclear(res);
+	if (r == DB_OK)
+		r = secret_envs_load(c, t->result);
 	return r;
 }
 
@@ -494,6 +534,7 @@ list_body(struct db_conn *c, void *cls)
 			goto out;
 		t->n++;
 	}
+	r = secret_envs_load_page(c, t->items, t->n);
 out:
 	PQclear(res);
 	return r;
@@ -525,6 +566,7 @@ db_secret_list(struct db_conn *c, const struct db_sealer *sl, long long offset, 
 struct delete_tx {
 	const char *name;
 	const struct db_audit *audit;
+	json_t *mapped_in; /* on DB_ERR_CONFLICT */
 };
 
 static int
@@ -535,6 +577,23 @@ delete_body(struct db_conn *c, void *cls)
 	PGresult *res = NULL;
 	int r;
 
+	json_decref(t->mapped_in);
+	t->mapped_in = NULL;
+	r = db_exec_stmt(c, &st_secret_delete_lock, p, 1, &res);
+	if (r == DB_OK && PQntuples(res) != 1)
+		r = DB_ERR_NOT_FOUND;
+	PQclear(res);
+	if (r != DB_OK)
+		return r;
+	/* A mapping never dangles: refuse while any environment maps the secret (the FK is the backstop). */
+	r = db_exec_stmt(c, &st_secret_envs, p, 1, &res);
+	if (r == DB_OK)
+		r = db_rows_json(res, 0, 0, false, t->name, &t->mapped_in);
+	PQclear(res);
+	if (r != DB_OK)
+		return r;
+	if (json_array_size(t->mapped_in) > 0)
+		return DB_ERR_CONFLICT;
 	r = db_exec(c, ST_SECRET_DELETE, p, 1, &res);
 	if (r == DB_OK && strcmp(PQcmdTuples(res), "1") != 0)
 		r = DB_ERR_NOT_FOUND;
@@ -545,9 +604,20 @@ delete_body(struct db_conn *c, void *cls)
 }
 
 int
-db_secret_delete(struct db_conn *c, const char *name, const struct db_audit *audit)
+db_secret_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **mapped_in)
 {
-	struct delete_tx t = { name, audit };
+	struct delete_tx t = { name, audit, NULL };
+	int r;
 
-	return db_tx_run(c, DB_TX_WRITE, delete_body, &t);
+	if (mapped_in != NULL)
+		*mapped_in = NULL;
+	r = db_tx_run(c, DB_TX_WRITE, delete_body, &t);
+	if (r == DB_ERR_CONFLICT && t.mapped_in == NULL)
+		t.mapped_in = json_array(); /* the foreign key refused: a mapping made concurrently */
+	if (r == DB_ERR_CONFLICT && mapped_in != NULL) {
+		*mapped_in = t.mapped_in;
+		t.mapped_in = NULL;
+	}
+	json_decref(t.mapped_in);
+	return r;
 }

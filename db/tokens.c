@@ -181,7 +181,8 @@ db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *
 
 	*out = NULL;
 	*revoked = false;
-	r = db_tx_run(c, DB_TX_READ, get_body, &t);
+	/* One statement: no transaction around it (this runs on every authenticated request). */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, get_body, &t);
 	if (r != DB_OK) {
 		db_token_free(t.result);
 		return r;

@@ -46,6 +46,14 @@ def identities(cmf):
     return ids
 
 
+MAPPING = {"apiVersion": "cmf.confluent.io/v1", "kind": "EnvironmentSecretMapping", "metadata": {"name": "matrix-conn"},
+           "spec": {"secretName": "matrix-secret"}}
+CATALOG = {"apiVersion": "cmf.confluent.io/v1", "kind": "KafkaCatalog", "metadata": {"name": "matrix-cat"},
+           "spec": {"srInstance": {"connectionConfig": {"schema.registry.url": "https://sr"}}}}
+DATABASE = {"apiVersion": "cmf.confluent.io/v1", "kind": "KafkaDatabase", "metadata": {"name": "matrix-db"},
+            "spec": {"kafkaCluster": {"connectionConfig": {"bootstrap.servers": "kafka:9092"}}}}
+
+
 # Every route of `cmf routes`: (concrete path, body, status for the admin). The test fails when a route
 # exists without a row here, so a new endpoint cannot slip in without its authorization being tested.
 MATRIX = {
@@ -61,6 +69,38 @@ MATRIX = {
     "GET /cmf/api/v1/tokens/*": (API + "/tokens/matrix-reader", None, 200),
     "DELETE /cmf/api/v1/tokens/*": (API + "/tokens/matrix-absent", None, 404),
     "GET /cmf/api/v1/audit-events": (API + "/audit-events", None, 200),
+    # environment-reader route: the reader's scope is "prod"; nothing is defined there, so past
+    # authorization the answer is 404 for both the admin and the reader.
+    "GET /cmf/api/v1/environments/*/client-configs/*/*": (API + "/environments/prod/client-configs/main/orders",
+                                                            None, 404),
+    # Rows run in this order: each create comes before the reads and writes that need it.
+    "GET /cmf/api/v1/environments": (API + "/environments", None, 200),
+    "POST /cmf/api/v1/environments": (API + "/environments", {"name": "matrix-env", "kubernetesNamespace": "flink"},
+                                      200),
+    "GET /cmf/api/v1/environments/*": (API + "/environments/matrix-env", None, 200),
+    "DELETE /cmf/api/v1/environments/*": (API + "/environments/matrix-absent", None, 404),
+    "GET /cmf/api/v1/environments/*/secret-mappings": (API + "/environments/matrix-env/secret-mappings", None, 200),
+    "POST /cmf/api/v1/environments/*/secret-mappings": (API + "/environments/matrix-env/secret-mappings",
+                                                        MAPPING, 200),
+    "GET /cmf/api/v1/environments/*/secret-mappings/*": (API + "/environments/matrix-env/secret-mappings/matrix-conn",
+                                                         None, 200),
+    "PUT /cmf/api/v1/environments/*/secret-mappings/*": (API + "/environments/matrix-env/secret-mappings/matrix-conn",
+                                                         MAPPING, 200),
+    "DELETE /cmf/api/v1/environments/*/secret-mappings/*": (
+        API + "/environments/matrix-env/secret-mappings/matrix-absent", None, 404),
+    "GET /cmf/api/v1/catalogs/kafka": (API + "/catalogs/kafka", None, 200),
+    "POST /cmf/api/v1/catalogs/kafka": (API + "/catalogs/kafka", CATALOG, 200),
+    "GET /cmf/api/v1/catalogs/kafka/*": (API + "/catalogs/kafka/matrix-cat", None, 200),
+    "PUT /cmf/api/v1/catalogs/kafka/*": (API + "/catalogs/kafka/matrix-cat", CATALOG, 200),
+    "DELETE /cmf/api/v1/catalogs/kafka/*": (API + "/catalogs/kafka/matrix-absent", None, 404),
+    "GET /cmf/api/v1/catalogs/kafka/*/databases": (API + "/catalogs/kafka/matrix-cat/databases", None, 200),
+    "POST /cmf/api/v1/catalogs/kafka/*/databases": (API + "/catalogs/kafka/matrix-cat/databases", DATABASE, 200),
+    "GET /cmf/api/v1/catalogs/kafka/*/databases/*": (API + "/catalogs/kafka/matrix-cat/databases/matrix-db", None,
+                                                     200),
+    "PUT /cmf/api/v1/catalogs/kafka/*/databases/*": (API + "/catalogs/kafka/matrix-cat/databases/matrix-db",
+                                                     DATABASE, 200),
+    "DELETE /cmf/api/v1/catalogs/kafka/*/databases/*": (API + "/catalogs/kafka/matrix-cat/databases/matrix-absent",
+                                                        None, 404),
 }
 
 
@@ -92,6 +132,8 @@ def test_endpoint_identity_matrix(cmf, identities, identity):
         public, protected = EXPECT[identity]
         perm = perms[route]
         want = public if perm == "public" else (protected if protected is not None else admin_status)
+        if perm == "environment-reader" and identity == "reader":
+            want = admin_status  # in scope: authorized like the admin
         r = cmf.request(method, path, body, token=identities[identity])
         assert r.status == want, (identity, route, r)
         if r.status in (401, 403):
@@ -256,3 +298,8 @@ def test_environment_named_null_stays_a_string(cmf):
     assert r.status == 200, r
     assert r.json()["spec"]["environments"] == ["null", "prod"]
     assert cmf.request("GET", API + "/tokens/null-env").json()["spec"]["environments"] == ["null", "prod"]
+
+
+def test_reader_outside_its_scope_is_403(cmf, identities):
+    r = cmf.request("GET", API + "/environments/staging/client-configs/main/orders", token=identities["reader"])
+    assert r.status == 403 and r.error() == "this token may not read this environment"

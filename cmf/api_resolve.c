@@ -1,0 +1,141 @@
+/* cmf client configurations (GET /environments/{env}/client-configs/{catalog}/{database}): for jobs. */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmf/app.h"
+#include "cmf/audit.h"
+#include "cmf/log.h"
+#include "cmf/render.h"
+#include "cmf/reply.h"
+#include "cmf/resource.h"
+#include "cmf/router.h"
+
+/* Bumped whenever a format's text changes, so ETags change with it. */
+#define RENDER_VERSION "cmf-render-1"
+
+enum format { FMT_JSON, FMT_PROPERTIES, FMT_FLINK_SQL };
+
+static const struct {
+	const char *name;
+	const char *content_type;
+} formats[] = {
+	[FMT_JSON] = { "json", "application/json" },
+	/* Every character outside printable ASCII is \u-escaped, so the file is ASCII (ISO-8859-1 safe). */
+	[FMT_PROPERTIES] = { "properties", "text/x-java-properties; charset=ISO-8859-1" },
+	[FMT_FLINK_SQL] = { "flink-sql", "text/plain; charset=utf-8" },
+};
+
+struct render_ctx {
+	struct cmf_response *resp;
+	enum format fmt;
+	const char *env, *catalog, *database;
+};
+
+/* Hand `text` (secret values) to the response; the response body is wiped when freed (cmf/http.c). */
+static void
+reply_text(struct cmf_response *resp, const char *content_type, char *text)
+{
+	cmf_reply_empty(resp, 200); /* drops (wipes) any earlier body */
+	resp->body = text;
+	resp->status = 200;
+	resp->content_type = content_type;
+}
+
+static unsigned
+render(void *cls, int r, const struct db_resolved *res)
+{
+	struct render_ctx *rc = cls;
+	struct cmf_response *resp = rc->resp;
+	json_t *kafka = NULL, *sr = NULL;
+	char err[600] = "", comment[800];
+	char *text = NULL;
+
+	if (r == DB_ERR_NOT_FOUND) {
+		cmf_reply_error(resp, 404, "%s", res->detail);
+		return resp->status;
+	}
+	if (r == DB_ERR_UNMAPPED) {
+		cmf_reply_error(resp, 409, "%s", res->detail);
+		return resp->status;
+	}
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, "the client configuration");
+		return resp->status;
+	}
+	cmf_response_header(resp, "ETag", res->etag);
+	if (res->not_modified) {
+		cmf_reply_empty(resp, 304);
+		return resp->status;
+	}
+	kafka = cmf_render_merge(res->kafka_config, res->kafka_secret);
+	sr = cmf_render_merge(res->sr_config, res->sr_secret);
+	if (kafka == NULL || sr == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+	} else if (rc->fmt == FMT_JSON) {
+		text = cmf_render_json(kafka, sr, err, sizeof(err));
+	} else if (rc->fmt == FMT_PROPERTIES) {
+		snprintf(comment, sizeof(comment), "cmf client configuration: environment %s, Kafka database %s/%s",
+			 rc->env, rc->catalog, rc->database);
+		text = cmf_render_properties(kafka, sr, comment, err, sizeof(err));
+	} else {
+		text = cmf_render_flink_sql(kafka, sr, err, sizeof(err));
+	}
+	json_decref(kafka);
+	json_decref(sr);
+	if (text == NULL) {
+		cmf_reply_error(resp, strcmp(err, "out of memory") == 0 ? 500 : 422, "%s", err);
+		return resp->status;
+	}
+	reply_text(resp, formats[rc->fmt].content_type, text);
+	return 200;
+}
+
+void
+cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+{
+	const char *f = cmf_request_query(req, "format");
+	struct render_ctx rc = { resp, FMT_JSON, args[0], args[1], args[2] };
+	struct cmf_sealer_hold hold;
+	struct db_audit audit;
+	char res[800], salt[64];
+	struct db_conn *c;
+	size_t i;
+	int r;
+
+	if (f != NULL) {
+		for (i = 0; i < sizeof(formats) / sizeof(formats[0]) && strcmp(f, formats[i].name) != 0; i++)
+			;
+		if (i == sizeof(formats) / sizeof(formats[0])) {
+			cmf_reply_error(resp, 400, "format must be json, properties or flink-sql");
+			return;
+		}
+		rc.fmt = (enum format)i;
+	}
+	if (cmf_resource_path_name(resp, "environment", args[0]) != 0 ||
+	    cmf_resource_path_name(resp, "Kafka catalog", args[1]) != 0 ||
+	    cmf_resource_path_name(resp, "database", args[2]) != 0)
+		return;
+	c = cmf_app_conn(req->app);
+	if (c == NULL) {
+		cmf_reply_error(resp, 500, "internal error");
+		return;
+	}
+	snprintf(salt, sizeof(salt), "%s/%s", RENDER_VERSION, formats[rc.fmt].name);
+	cmf_audit_init(&audit, req, "client-config.read", "success", 200, res, sizeof(res), "client-config/%s/%s/%s",
+		       args[0], args[1], args[2]);
+	cmf_app_sealer_acquire(req->app, &hold);
+	r = db_resolve(c, &hold.sealer, args[0], args[1], args[2], cmf_request_header(req, "If-None-Match"), salt,
+		       render, &rc, &audit);
+	cmf_app_sealer_release(req->app, &hold);
+	if (r != DB_OK) {
+		/* Not audited, so not answered: whatever was rendered is discarded (and wiped on free). */
+		for (size_t h = 0; h < resp->nheaders; h++)
+			free(resp->headers[h].value);
+		resp->nheaders = 0;
+		cmf_reply_db_error(resp, r, "the client configuration");
+		return;
+	}
+	cmf_audit_done(req, &audit);
+}

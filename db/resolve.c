@@ -1,0 +1,232 @@
+/* db resolve: an environment's client configuration for one Kafka database, from one snapshot, audited. */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmf/log.h"
+#include "db/internal.h"
+
+/* One statement, so one snapshot even under READ COMMITTED: everything a resolution reads. */
+static const struct db_statement st_resolve = {
+	"resolve",
+	"SELECT c.name IS NOT NULL, c.sr_connection_config::text, c.sr_connection_secret_id, c.updated_at::text, "
+	"d.name IS NOT NULL, d.kafka_connection_config::text, d.kafka_connection_secret_id, d.updated_at::text, "
+	"km.secret_name, km.updated_at::text, ks.uid::text, ks.version, ks.sealed, ks.data, "
+	"sm.secret_name, sm.updated_at::text, ss.uid::text, ss.version, ss.sealed, ss.data "
+	"FROM cmf_environments e "
+	"LEFT JOIN cmf_kafka_catalogs c ON c.name = $2 "
+	"LEFT JOIN cmf_kafka_databases d ON d.catalog = c.name AND d.name = $3 "
+	"LEFT JOIN cmf_secret_mappings km ON km.environment = e.name AND km.name = d.kafka_connection_secret_id "
+	"LEFT JOIN cmf_secrets ks ON ks.name = km.secret_name "
+	"LEFT JOIN cmf_secret_mappings sm ON sm.environment = e.name AND sm.name = c.sr_connection_secret_id "
+	"LEFT JOIN cmf_secrets ss ON ss.name = sm.secret_name "
+	"WHERE e.name = $1",
+	3,
+};
+
+enum {
+	R_CAT, R_SR_CONFIG, R_SR_SECRET_ID, R_CAT_UPDATED,
+	R_DB, R_KAFKA_CONFIG, R_KAFKA_SECRET_ID, R_DB_UPDATED,
+	R_KM_SECRET, R_KM_UPDATED, R_KS_UID, R_KS_VERSION, R_KS_SEALED, R_KS_DATA,
+	R_SM_SECRET, R_SM_UPDATED, R_SS_UID, R_SS_VERSION, R_SS_SEALED, R_SS_DATA,
+};
+
+struct resolve_tx {
+	const struct db_sealer *sl;
+	const char *env, *catalog, *database, *if_none_match, *salt;
+	db_resolve_render render;
+	void *cls;
+	struct db_audit *audit;
+	struct db_resolved res;
+};
+
+static void
+resolved_clear(struct db_resolved *res)
+{
+	json_decref(res->kafka_config);
+	json_decref(res->kafka_secret);
+	json_decref(res->sr_config);
+	json_decref(res->sr_secret);
+	memset(res, 0, sizeof(*res));
+}
+
+/* The strong ETag: SHA-256 over the salt and every identity/version the answer depends on. */
+static int
+compute_etag(const char *salt, PGresult *res, char out[36])
+{
+	static const int cols[] = { R_SR_SECRET_ID, R_CAT_UPDATED, R_KAFKA_SECRET_ID, R_DB_UPDATED,
+				    R_KM_SECRET,    R_KM_UPDATED,  R_KS_UID,	      R_KS_VERSION,
+				    R_SM_SECRET,    R_SM_UPDATED,  R_SS_UID,	      R_SS_VERSION };
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char h[32];
+	unsigned int n = 0;
+	int ok;
+
+	if (md == NULL)
+		return DB_ERR_ALLOC;
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(md, salt, strlen(salt) + 1) == 1;
+	for (size_t i = 0; ok && i < sizeof(cols) / sizeof(cols[0]); i++) {
+		const char *v = PQgetisnull(res, 0, cols[i]) ? "\x01" : PQgetvalue(res, 0, cols[i]);
+
+		/* NUL-separated: no two different sequences of values hash the same bytes. */
+		ok = EVP_DigestUpdate(md, v, strlen(v) + 1) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(md, h, &n) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok) {
+		cmf_log_openssl(__func__);
+		return DB_ERR_INTERNAL;
+	}
+	out[0] = '"';
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 1 + 2 * i, 3, "%02x", h[i]);
+	out[33] = '"';
+	out[34] = '\0';
+	return DB_OK;
+}
+
+/* Whether an If-None-Match value lists `etag` (or is "*"); weak comparison, as RFC 9110 asks for it. */
+static bool
+etag_listed(const char *inm, const char *etag)
+{
+	const char *p = inm;
+
+	while (p != NULL && *p != '\0') {
+		size_t len;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		len = strcspn(p, ", ");
+		if ((len == 1 && *p == '*') || (len == strlen(etag) && strncmp(p, etag, len) == 0))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+static int
+load_config(PGresult *res, int col, json_t **out)
+{
+	json_error_t jerr;
+
+	*out = json_loads(PQgetvalue(res, 0, col), 0, &jerr);
+	return json_is_object(*out) ? DB_OK : DB_ERR_CORRUPT;
+}
+
+/* The data of the secret mapped to a connectionSecretId, or DB_ERR_UNMAPPED. */
+static int
+open_mapped(struct resolve_tx *t, PGresult *res, const char *id, int c_secret, int c_uid, int c_version,
+	    int c_sealed, int c_data, const char *used_by, json_t **out)
+{
+	*out = NULL;
+	if (PQgetisnull(res, 0, c_secret)) {
+		snprintf(t->res.detail, sizeof(t->res.detail),
+			 "connectionSecretId '%s' (used by %s) has no secret mapping in environment '%s': create one with "
+			 "POST /cmf/api/v1/environments/%s/secret-mappings",
+			 id, used_by, t->env, t->env);
+		return DB_ERR_UNMAPPED;
+	}
+	return db_secret_data_open(t->sl, PQgetvalue(res, 0, c_secret), PQgetvalue(res, 0, c_uid),
+				   strtoll(PQgetvalue(res, 0, c_version), NULL, 10),
+				   strcmp(PQgetvalue(res, 0, c_sealed), "t") == 0, PQgetvalue(res, 0, c_data), out);
+}
+
+/* Look up, decide, decrypt: the outcome the renderer is called with. */
+static int
+resolve_lookup(struct resolve_tx *t, PGresult *res)
+{
+	char used_by[600];
+	int r;
+
+	if (PQntuples(res) == 0) {
+		snprintf(t->res.detail, sizeof(t->res.detail), "environment '%s' not found", t->env);
+		return DB_ERR_NOT_FOUND;
+	}
+	if (strcmp(PQgetvalue(res, 0, R_CAT), "t") != 0) {
+		snprintf(t->res.detail, sizeof(t->res.detail), "Kafka catalog '%s' not found", t->catalog);
+		return DB_ERR_NOT_FOUND;
+	}
+	if (strcmp(PQgetvalue(res, 0, R_DB), "t") != 0) {
+		snprintf(t->res.detail, sizeof(t->res.detail), "database '%s' not found in Kafka catalog '%s'", t->database,
+			 t->catalog);
+		return DB_ERR_NOT_FOUND;
+	}
+	r = compute_etag(t->salt, res, t->res.etag);
+	if (r != DB_OK)
+		return r;
+	/* A missing mapping is reported even to a poller: the configuration it has is no longer what it'd get. */
+	if (!PQgetisnull(res, 0, R_KAFKA_SECRET_ID) && PQgetisnull(res, 0, R_KM_SECRET)) {
+		snprintf(used_by, sizeof(used_by), "database '%s/%s'", t->catalog, t->database);
+		return open_mapped(t, res, PQgetvalue(res, 0, R_KAFKA_SECRET_ID), R_KM_SECRET, 0, 0, 0, 0, used_by,
+				   &t->res.kafka_secret);
+	}
+	if (!PQgetisnull(res, 0, R_SR_SECRET_ID) && PQgetisnull(res, 0, R_SM_SECRET)) {
+		snprintf(used_by, sizeof(used_by), "the Schema Registry of catalog '%s'", t->catalog);
+		return open_mapped(t, res, PQgetvalue(res, 0, R_SR_SECRET_ID), R_SM_SECRET, 0, 0, 0, 0, used_by,
+				   &t->res.sr_secret);
+	}
+	if (t->if_none_match != NULL && etag_listed(t->if_none_match, t->res.etag)) {
+		t->res.not_modified = true;
+		return DB_OK;
+	}
+	if (load_config(res, R_KAFKA_CONFIG, &t->res.kafka_config) != DB_OK ||
+	    load_config(res, R_SR_CONFIG, &t->res.sr_config) != DB_OK)
+		return DB_ERR_CORRUPT;
+	if (!PQgetisnull(res, 0, R_KAFKA_SECRET_ID)) {
+		r = open_mapped(t, res, PQgetvalue(res, 0, R_KAFKA_SECRET_ID), R_KM_SECRET, R_KS_UID, R_KS_VERSION,
+				R_KS_SEALED, R_KS_DATA, "", &t->res.kafka_secret);
+		if (r != DB_OK)
+			return r;
+	}
+	if (!PQgetisnull(res, 0, R_SR_SECRET_ID)) {
+		r = open_mapped(t, res, PQgetvalue(res, 0, R_SR_SECRET_ID), R_SM_SECRET, R_SS_UID, R_SS_VERSION,
+				R_SS_SEALED, R_SS_DATA, "", &t->res.sr_secret);
+		if (r != DB_OK)
+			return r;
+	}
+	return DB_OK;
+}
+
+static int
+resolve_body(struct db_conn *c, void *cls)
+{
+	struct resolve_tx *t = cls;
+	struct db_param p[] = { { t->env, 0, 0 }, { t->catalog, 0, 0 }, { t->database, 0, 0 } };
+	PGresult *res = NULL;
+	unsigned status;
+	int r;
+
+	resolved_clear(&t->res);
+	r = db_exec_stmt(c, &st_resolve, p, 3, &res);
+	if (r != DB_OK)
+		return r; /* nothing was read: the caller answers for the database */
+	r = resolve_lookup(t, res);
+	PQclear(res);
+	status = t->render(t->cls, r, &t->res);
+	/* The decrypted values were rendered (or refused): they are not kept past this point. */
+	resolved_clear(&t->res);
+	t->audit->status = (int)status;
+	t->audit->outcome = status < 400 ? "success" : "failure";
+	return db_audit_insert(c, t->audit);
+}
+
+int
+db_resolve(struct db_conn *c, const struct db_sealer *sl, const char *env, const char *catalog,
+	   const char *database, const char *if_none_match, const char *etag_salt, db_resolve_render render,
+	   void *cls, struct db_audit *audit)
+{
+	struct resolve_tx t = { sl, env, catalog, database, if_none_match, etag_salt, render, cls, audit, { 0 } };
+	int r;
+
+	/*
+	 * No BEGIN/COMMIT: the one SELECT is a snapshot by itself, and the audit row is committed before the
+	 * caller releases a byte of the answer (so nothing decrypted leaves unaudited) — two round trips.
+	 */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, resolve_body, &t);
+	resolved_clear(&t.res);
+	return r;
+}
