@@ -27,6 +27,7 @@ static const struct {
 } sensitive_keys[] = {
 	{ KEY_CONTAINS, "password" },       /* ssl.truststore.password, ssl.key.password, ... */
 	{ KEY_CONTAINS, "secret" },         /* sasl.oauthbearer.client.secret, bearer.auth.client.secret */
+	{ KEY_CONTAINS, "passphrase" },     /* sasl.oauthbearer.assertion.private.key.passphrase */
 	{ KEY_NAME, "sasl.jaas.config" },    /* carries the SASL username and password inline */
 	{ KEY_NAME, "basic.auth.user.info" }, /* Schema Registry's "user:password" */
 	{ KEY_NAME, "bearer.auth.token" },   /* a Schema Registry bearer token */
@@ -38,6 +39,22 @@ static const struct {
 	 * start with "ssl.key" as strings but carry no secret; their passwords are caught above.
 	 */
 };
+
+/*
+ * 1 when a value is a URL with credentials in it ("https://user:password@host", what Schema Registry's
+ * basic.auth.credentials.source=URL reads): a password hidden in a public setting.
+ */
+static int
+value_has_url_credentials(const char *v)
+{
+	for (const char *p = strstr(v, "://"); p != NULL; p = strstr(p + 3, "://")) {
+		const char *auth = p + 3, *end = auth + strcspn(auth, "/?#"), *at = memchr(auth, '@', (size_t)(end - auth));
+
+		if (at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL)
+			return 1;
+	}
+	return 0;
+}
 
 /* 1 when `s` starts with the lowercase `p`, ignoring case. */
 static int
@@ -113,7 +130,7 @@ connection_input(json_t *spec, const char *key, struct cmf_response *resp, struc
 	}
 	/* Every offending key named at once, so one round trip fixes them all. */
 	json_object_foreach (out->config, k, v) {
-		if (key_sensitive(k)) {
+		if (key_sensitive(k) || value_has_url_credentials(json_string_value(v))) {
 			if (bad == NULL)
 				bad = json_array();
 			json_array_append_new(bad, json_string(k));

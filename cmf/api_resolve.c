@@ -43,14 +43,27 @@ reply_text(struct cmf_response *resp, const char *content_type, char *text)
 	resp->content_type = content_type;
 }
 
+/* Forget any answer already rendered: headers freed, body wiped. */
+static void
+discard(struct cmf_response *resp)
+{
+	for (size_t h = 0; h < resp->nheaders; h++)
+		free(resp->headers[h].value);
+	resp->nheaders = 0;
+	cmf_reply_empty(resp, 500);
+}
+
 static unsigned
 render(void *cls, int r, const struct db_resolved *res)
 {
 	struct render_ctx *rc = cls;
 	struct cmf_response *resp = rc->resp;
 	json_t *kafka = NULL, *sr = NULL;
-	char err[600] = "", comment[800];
+	char err[600] = "", comment[900];
 	char *text = NULL;
+
+	/* A retried resolution renders again: nothing of an earlier attempt may remain (e.g. its ETag). */
+	discard(resp);
 
 	if (r == DB_ERR_NOT_FOUND) {
 		cmf_reply_error(resp, 404, "%s", res->detail);
@@ -99,7 +112,8 @@ cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, co
 	struct render_ctx rc = { resp, FMT_JSON, args[0], args[1], args[2] };
 	struct cmf_sealer_hold hold;
 	struct db_audit audit;
-	char res[800], salt[64];
+	/* If-None-Match lists a poller's cached ETags (34 characters each): 4 KiB holds a hundred. */
+	char res[800], salt[64], inm[4096];
 	struct db_conn *c;
 	size_t i;
 	int r;
@@ -126,15 +140,14 @@ cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, co
 	cmf_audit_init(&audit, req, "client-config.read", "success", 200, res, sizeof(res), "client-config/%s/%s/%s",
 		       args[0], args[1], args[2]);
 	cmf_app_sealer_acquire(req->app, &hold);
-	r = db_resolve(c, &hold.sealer, args[0], args[1], args[2], cmf_request_header(req, "If-None-Match"), salt,
-		       render, &rc, &audit);
+	r = db_resolve(c, &hold.sealer, args[0], args[1], args[2],
+		       cmf_request_header_list(req, "If-None-Match", inm, sizeof(inm)), salt, render, &rc, &audit);
 	cmf_app_sealer_release(req->app, &hold);
 	if (r != DB_OK) {
-		/* Not audited, so not answered: whatever was rendered is discarded (and wiped on free). */
-		for (size_t h = 0; h < resp->nheaders; h++)
-			free(resp->headers[h].value);
-		resp->nheaders = 0;
-		cmf_reply_db_error(resp, r, "the client configuration");
+		/* Not audited, so not answered: whatever was rendered is discarded (and wiped). A read has
+		 * nothing to "maybe apply": an unknown audit outcome is just an unavailable database. */
+		discard(resp);
+		cmf_reply_db_error(resp, r == DB_ERR_OUTCOME_UNKNOWN ? DB_ERR_UNAVAILABLE : r, "the client configuration");
 		return;
 	}
 	cmf_audit_done(req, &audit);

@@ -83,6 +83,41 @@ count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *va
 	return MHD_YES;
 }
 
+struct header_join {
+	const char *name;
+	char *buf;
+	size_t len, used;
+	int cut;
+};
+
+static enum MHD_Result
+join_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct header_join *hj = cls;
+	int n;
+
+	(void)kind;
+	if (strcasecmp(key, hj->name) != 0 || value == NULL)
+		return MHD_YES;
+	n = snprintf(hj->buf + hj->used, hj->len - hj->used, "%s%s", hj->used > 0 ? "," : "", value);
+	if (n < 0 || (size_t)n >= hj->len - hj->used) {
+		hj->cut = 1;
+		return MHD_NO;
+	}
+	hj->used += (size_t)n;
+	return MHD_YES;
+}
+
+const char *
+cmf_request_header_list(const struct cmf_request *req, const char *name, char *buf, size_t len)
+{
+	struct header_join hj = { name, buf, len, 0, 0 };
+
+	buf[0] = '\0';
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_header, &hj);
+	return hj.used > 0 && !hj.cut ? buf : NULL;
+}
+
 int
 cmf_request_header_count(const struct cmf_request *req, const char *name)
 {

@@ -47,6 +47,13 @@ const char *cmf_request_query(const struct cmf_request *req, const char *name);
 /* A request header's value (the first, if repeated), or NULL if absent. */
 const char *cmf_request_header(const struct cmf_request *req, const char *name);
 
+/*
+ * Every line of a list-valued header (If-None-Match, ...) joined with ",", into `buf` (size len);
+ * NULL when absent or when the lines do not fit (then treat it as absent: the caller loses nothing
+ * but an optimisation).
+ */
+const char *cmf_request_header_list(const struct cmf_request *req, const char *name, char *buf, size_t len);
+
 /* How many times a header (case-insensitive name) appears in the request. */
 int cmf_request_header_count(const struct cmf_request *req, const char *name);
 

@@ -330,6 +330,7 @@ cmf_render_flink_sql(json_t *kafka, json_t *sr, char *err, size_t errlen)
 {
 	struct buf b = { 0 }, missing = { 0 };
 	const char **keys = NULL;
+	json_t *emitted = NULL; /* Flink option -> [source key, value] */
 	size_t n = 0;
 	int first = 1;
 	char *text = NULL;
@@ -360,8 +361,31 @@ cmf_render_flink_sql(json_t *kafka, json_t *sr, char *err, size_t errlen)
 	keys = sorted_keys(sr, &n);
 	if (keys == NULL)
 		goto oom;
-	for (size_t i = 0; i < n; i++)
-		sql_option(&b, "", flink_option(keys[i]), json_string_value(json_object_get(sr, keys[i])), &first);
+	/* Two Schema Registry keys may name one Flink option (basic.auth.user.info and its schema.registry.
+	 * form): written once when they agree, refused when they do not. */
+	emitted = json_object();
+	if (emitted == NULL)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		const char *opt = flink_option(keys[i]), *val = json_string_value(json_object_get(sr, keys[i]));
+		json_t *prev = json_object_get(emitted, opt);
+
+		if (prev != NULL) {
+			const char *prev_key = json_string_value(json_array_get(prev, 0));
+
+			if (strcmp(json_string_value(json_array_get(prev, 1)), val) != 0) {
+				snprintf(err, errlen,
+					 "Schema Registry properties '%.100s' and '%.100s' both set Flink's '%s' to different "
+					 "values: keep one",
+					 prev_key, keys[i], opt);
+				buf_wipe(&b);
+				goto out;
+			}
+			continue;
+		}
+		json_object_set_new(emitted, opt, json_pack("[s,s]", keys[i], val));
+		sql_option(&b, "", opt, val, &first);
+	}
 	buf_str(&b, "\n");
 	text = buf_take(&b);
 	if (text == NULL)
@@ -371,6 +395,7 @@ oom:
 	snprintf(err, errlen, "out of memory");
 out:
 	free(keys);
+	json_decref(emitted);
 	buf_wipe(&b);
 	buf_wipe(&missing);
 	return text;

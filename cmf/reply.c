@@ -43,8 +43,8 @@ cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json)
 void
 cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...)
 {
-	/* Client messages are one sentence; 1 KiB bounds one built from a long name. */
-	char msg[1024];
+	/* Client messages are one sentence; 2 KiB holds one quoting three names of 253 characters. */
+	char msg[2048];
 	va_list ap;
 
 	va_start(ap, fmt);

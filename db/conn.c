@@ -299,9 +299,10 @@ prepare_once(struct db_conn *c, const char *name, const char *sql, int nparams, 
 	return DB_OK;
 }
 
-/* Execute the prepared statement `name`; the mapping of errors is result_error's. */
+/* Execute the prepared statement `name` (text `sql`); the mapping of errors is result_error's. */
 static int
-exec_prepared(struct db_conn *c, const char *name, const struct db_param *params, int nparams, PGresult **res)
+exec_prepared(struct db_conn *c, const char *name, const char *sql, const struct db_param *params, int nparams,
+	      PGresult **res)
 {
 	/* No statement takes more than 10 parameters; the arrays are sized for that. */
 	const char *values[10];
@@ -317,6 +318,9 @@ exec_prepared(struct db_conn *c, const char *name, const struct db_param *params
 		lengths[i] = params[i].binary ? params[i].len : 0;
 		formats[i] = params[i].binary ? 1 : 0;
 	}
+	/* Counted before sending: once a write has left, its outcome is unknown if the connection drops. */
+	if (strncmp(sql, "SELECT ", 7) != 0)
+		c->writes_sent++;
 	r = PQexecPrepared(c->pg, name, nparams, values, lengths, formats, 0);
 	if (r == NULL ||
 	    (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)) {
@@ -341,7 +345,7 @@ db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int n
 	if (rc != DB_OK)
 		return rc;
 	c->prepared[st] = 1;
-	return exec_prepared(c, stmts[st].name, params, nparams, res);
+	return exec_prepared(c, stmts[st].name, stmts[st].sql, params, nparams, res);
 }
 
 int
@@ -366,7 +370,7 @@ db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct db_p
 		return rc;
 	if (!was_prepared)
 		c->prepared_stmts[c->nprepared_stmts++] = st;
-	return exec_prepared(c, st->name, params, nparams, res);
+	return exec_prepared(c, st->name, st->sql, params, nparams, res);
 }
 
 int
@@ -431,7 +435,12 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 		if (r != DB_OK)
 			return r;
 		if (mode == DB_TX_AUTOCOMMIT) {
+			unsigned long writes = c->writes_sent;
+
 			r = body(c, cls);
+			/* Each statement committed as it ran: replay only if no write had been sent. */
+			if (r == DB_ERR_UNAVAILABLE && c->writes_sent != writes)
+				return DB_ERR_OUTCOME_UNKNOWN;
 			if (r == DB_ERR_UNAVAILABLE && reconnects++ == 0 && conn_connect(c) == DB_OK)
 				continue;
 			if (r != DB_ERR_BUSY)

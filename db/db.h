@@ -415,7 +415,7 @@ struct db_resolved {
 	json_t *sr_secret;       /* likewise for the catalog's connectionSecretId */
 	char etag[36];           /* strong ETag, quoted: "\"<32 hex>\"" */
 	bool not_modified;       /* If-None-Match named the current ETag: nothing was decrypted */
-	char detail[600];        /* for DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED: the sentence for the client */
+	char detail[1536];       /* for DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED: the sentence (names of 253 chars fit) */
 };
 
 /*

@@ -60,6 +60,8 @@ struct db_conn {
 	const struct db_statement *prepared_stmts[DB_MAX_MODULE_STMTS];
 	size_t nprepared_stmts;
 	int in_commit; /* set while COMMIT is in flight: a lost connection then has an unknown outcome */
+	/* Statements sent that may write (anything but SELECT): autocommit bodies replay only before one. */
+	unsigned long writes_sent;
 };
 
 /*

@@ -96,11 +96,11 @@ etag_listed(const char *inm, const char *etag)
 	while (p != NULL && *p != '\0') {
 		size_t len;
 
-		while (*p == ' ' || *p == ',')
+		while (*p == ' ' || *p == '\t' || *p == ',')
 			p++;
 		if (strncmp(p, "W/", 2) == 0)
 			p += 2;
-		len = strcspn(p, ", ");
+		len = strcspn(p, ", \t");
 		if ((len == 1 && *p == '*') || (len == strlen(etag) && strncmp(p, etag, len) == 0))
 			return true;
 		p += len;

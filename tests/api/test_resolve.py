@@ -217,3 +217,62 @@ def test_database_without_secret_id_and_flink_unmappable_sr_key(world):
         "schemaRegistry": {"schema.registry.url": "http://sr:8081", "auto.register.schemas": "false"}}
     r = world.request("GET", p + "?format=flink-sql")
     assert r.status == 422 and "auto.register.schemas" in r.error()
+
+
+def test_credentials_hidden_in_public_config_are_refused(world):
+    r = world.request("POST", API + "/catalogs/kafka", catalog_body(
+        "url-creds", {"schema.registry.url": "https://u:hunter2@sr:8081", "basic.auth.credentials.source": "URL"}))
+    assert r.status == 422 and "schema.registry.url" in r.error() and "hunter2" not in r.error()
+    r = world.request("POST", API + "/catalogs/kafka/main/databases", database_body(
+        "passphrase", {"bootstrap.servers": "b:9092", "sasl.oauthbearer.assertion.private.key.passphrase": "x"}))
+    assert r.status == 422 and "passphrase" in r.error()
+    # a URL without credentials is fine
+    assert world.request("POST", API + "/catalogs/kafka", catalog_body(
+        "url-plain", {"schema.registry.url": "https://sr.example:8081/path@x"})).status == 200
+
+
+def test_unmapped_message_keeps_the_environment_with_long_names(world):
+    # 191-character names (three 63-character DNS labels)
+    env, cat, dbn, conn = (".".join([ch * 63] * 3) for ch in "ecdk")
+    ok(world.request("POST", API + "/environments", env_body(env)))
+    ok(world.request("POST", API + "/catalogs/kafka", catalog_body(cat, {"schema.registry.url": "http://sr"})))
+    ok(world.request("POST", API + "/catalogs/kafka/%s/databases" % cat,
+                     database_body(dbn, {"bootstrap.servers": "b:9092"}, conn)))
+    r = world.request("GET", API + "/environments/%s/client-configs/%s/%s" % (env, cat, dbn))
+    assert r.status == 409
+    assert r.error().endswith("create one with POST /cmf/api/v1/environments/%s/secret-mappings" % env)
+    assert "in environment '%s'" % env in r.error()
+
+
+def test_if_none_match_lists_tabs_and_repeated_lines(world):
+    import http.client
+    etag = ok(world.request("GET", PATH)).headers["etag"]
+    assert world.request("GET", PATH, headers={"If-None-Match": '"a",\t' + etag}).status == 304
+    conn = http.client.HTTPConnection("127.0.0.1", world.port, timeout=10)
+    conn.putrequest("GET", PATH)
+    conn.putheader("Authorization", "Bearer " + world.admin_token)
+    conn.putheader("If-None-Match", '"zzz"')
+    conn.putheader("If-None-Match", etag)
+    conn.endheaders()
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    assert r.status == 304
+
+
+def test_connection_lost_during_the_audit_insert_answers_once_without_data(world, pg, db):
+    """The backend dies inside the audit INSERT: the answer is not released, not replayed, not doubled."""
+    pg.psql("CREATE SEQUENCE kill_once; CREATE FUNCTION kill_once() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN IF nextval('kill_once') = 1 AND NEW.action = 'client-config.read' THEN "
+            "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$; "
+            "CREATE TRIGGER kill_once BEFORE INSERT ON cmf_audit_events FOR EACH ROW EXECUTE FUNCTION kill_once()",
+            db)
+    r = world.request("GET", PATH)
+    assert r.status == 503, r
+    assert r.error() == "database unavailable"
+    assert "etag" not in r.headers
+    assert b"pa=ss" not in r.body
+    rows = pg.psql("SELECT count(*) FROM cmf_audit_events WHERE action = 'client-config.read'", db)
+    assert rows in ("0", "1")
+    # the next call reconnects and is answered (and audited) normally
+    assert ok(world.request("GET", PATH)).json()["kafka"]["security.protocol"] == "SASL_SSL"

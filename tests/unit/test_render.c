@@ -108,6 +108,17 @@ START_TEST(test_flink_sql)
 			    "'value.avro-confluent.basic-auth.user-info' = 'u:p',\n"
 			    "'value.avro-confluent.url' = 'http://sr:8081'\n");
 	free(t);
+	/* two keys naming one Flink option: once when they agree, refused when they do not */
+	json_object_set_new(sr, "schema.registry.basic.auth.user.info", json_string("u:p"));
+	t = cmf_render_flink_sql(kafka, sr, err, sizeof(err));
+	ck_assert_ptr_nonnull(t);
+	ck_assert_ptr_nonnull(strstr(t, "'value.avro-confluent.basic-auth.user-info' = 'u:p',\n'value.avro-confluent.url'"));
+	free(t);
+	json_object_set_new(sr, "schema.registry.basic.auth.user.info", json_string("other:pw"));
+	ck_assert_ptr_null(cmf_render_flink_sql(kafka, sr, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "'basic.auth.user.info' and 'schema.registry.basic.auth.user.info'"));
+	ck_assert_ptr_null(strstr(err, "other:pw"));
+	json_object_del(sr, "schema.registry.basic.auth.user.info");
 	json_object_set_new(sr, "max.schemas.per.subject", json_string("10"));
 	json_object_set_new(sr, "auto.register.schemas", json_string("false"));
 	ck_assert_ptr_null(cmf_render_flink_sql(kafka, sr, err, sizeof(err)));
