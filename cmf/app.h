@@ -71,10 +71,12 @@ bool cmf_app_keyring_revoke(struct cmf_app *app, const char *reason);
 bool cmf_app_keyring_loaded(struct cmf_app *app, char *reason, size_t len);
 
 /*
- * Watch the mounted master key (encryption.key.file) every encryption.key.reloadIntervalSeconds,
- * from a thread of its own: a key file that disappears, becomes unreadable or holds another key
- * revokes the keyring; the right key coming back reloads the keyring from the database. Both
- * transitions are logged. Returns 0, or -1 (logged) if the thread cannot start.
+ * Watch the mounted secret files every encryption.key.reloadIntervalSeconds, from a thread of its own:
+ * - the master key (encryption enabled): a key file that disappears, becomes unreadable or holds
+ *   another key revokes the keyring; the right key coming back reloads it from the database;
+ * - the admin token (auth enabled): new content becomes the bootstrap token; a missing or invalid
+ *   file disables the bootstrap token until a valid one is back.
+ * Transitions are logged. Returns 0, or -1 (logged) if the thread cannot start.
  */
 int cmf_keywatch_start(struct cmf_app *app);
 

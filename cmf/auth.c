@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,10 @@
 #define TOKEN_SECRET_CHARS 43
 
 static bool auth_on;
+/* The bootstrap token's hash; replaced when the mounted file changes (cmf/keywatch.c). */
+static pthread_mutex_t admin_mutex = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t admin_hash[32];
+static bool admin_valid; /* false while the file is missing or invalid: the bootstrap token is refused */
 
 bool
 cmf_auth_enabled(void)
@@ -41,13 +45,59 @@ sha256(const void *data, size_t len, uint8_t out[32])
 	return 0;
 }
 
+/* Check and hash bootstrap-token file content (`buf` is wiped by the caller). */
+static int
+admin_token_hash(const char *path, uint8_t *buf, size_t len, uint8_t out[32], char *why, size_t whylen)
+{
+	while (len > 0 && isspace(buf[len - 1]))
+		len--;
+	if (len < TOKEN_MIN_CHARS) {
+		snprintf(why, whylen,
+			 "the admin token in %s is %zu characters; use at least %d (256 random bits, e.g. head -c 32 "
+			 "/dev/urandom | base64)",
+			 path, len, TOKEN_MIN_CHARS);
+		return -1;
+	}
+	if (sha256(buf, len, out) != 0) {
+		snprintf(why, whylen, "cannot hash the admin token");
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmf_auth_admin_token_update(const char *path, uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+	uint8_t h[32];
+
+	if (admin_token_hash(path, buf, len, h, why, whylen) != 0) {
+		cmf_auth_admin_token_disable();
+		return -1;
+	}
+	pthread_mutex_lock(&admin_mutex);
+	memcpy(admin_hash, h, sizeof(h));
+	admin_valid = true;
+	pthread_mutex_unlock(&admin_mutex);
+	OPENSSL_cleanse(h, sizeof(h));
+	return 0;
+}
+
+void
+cmf_auth_admin_token_disable(void)
+{
+	pthread_mutex_lock(&admin_mutex);
+	OPENSSL_cleanse(admin_hash, sizeof(admin_hash));
+	admin_valid = false;
+	pthread_mutex_unlock(&admin_mutex);
+}
+
 int
 cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen)
 {
 	char reason[512];
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int loose = 0, r = -1;
+	int loose = 0, r;
 
 	auth_on = cfg->auth_enabled;
 	if (!auth_on)
@@ -60,21 +110,7 @@ cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen)
 	if (loose)
 		cmf_warn("admin token file %s is readable by other users: restrict it to mode 0400 or 0440",
 			 cfg->auth_admin_token_file);
-	while (len > 0 && isspace(buf[len - 1]))
-		len--;
-	if (len < TOKEN_MIN_CHARS) {
-		snprintf(why, whylen,
-			 "the admin token in %s is %zu characters; use at least %d (256 random bits, e.g. head -c 32 "
-			 "/dev/urandom | base64)",
-			 cfg->auth_admin_token_file, len, TOKEN_MIN_CHARS);
-		goto out;
-	}
-	if (sha256(buf, len, admin_hash) != 0) {
-		snprintf(why, whylen, "cannot hash the admin token");
-		goto out;
-	}
-	r = 0;
-out:
+	r = cmf_auth_admin_token_update(cfg->auth_admin_token_file, buf, len, why, whylen);
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	return r;
@@ -171,6 +207,7 @@ cmf_auth_authenticate(struct cmf_request *req)
 	const char *h = cmf_request_header(req, "Authorization");
 	uint8_t hash[32];
 	size_t len;
+	bool admin;
 	int r;
 
 	cmf_auth_principal_clear(&req->principal);
@@ -195,7 +232,10 @@ cmf_auth_authenticate(struct cmf_request *req)
 	/* The bootstrap token first: a hash comparison in constant time, no database. */
 	if (sha256(h, len, hash) != 0)
 		return CMF_AUTH_UNAVAILABLE;
-	if (CRYPTO_memcmp(hash, admin_hash, sizeof(hash)) == 0) {
+	pthread_mutex_lock(&admin_mutex);
+	admin = admin_valid && CRYPTO_memcmp(hash, admin_hash, sizeof(hash)) == 0;
+	pthread_mutex_unlock(&admin_mutex);
+	if (admin) {
 		snprintf(req->principal.name, sizeof(req->principal.name), "admin");
 		req->principal.role = CMF_ROLE_ADMIN;
 		r = CMF_AUTH_OK;

@@ -20,6 +20,16 @@
  */
 int cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen);
 
+/*
+ * The bootstrap token's file changed (the kubelet swapped the Secret): take `buf` (its new content,
+ * `len` bytes, borrowed; the caller wipes it) as the bootstrap token. Content that is not a valid token
+ * disables the bootstrap token until a valid one comes (-1, `why` says what is wrong).
+ */
+int cmf_auth_admin_token_update(const char *path, uint8_t *buf, size_t len, char *why, size_t whylen);
+
+/* Refuse the bootstrap token (its file is gone or unreadable) until an update brings a valid one. */
+void cmf_auth_admin_token_disable(void);
+
 /* Authentication results. */
 enum {
 	CMF_AUTH_OK = 0,

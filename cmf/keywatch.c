@@ -1,4 +1,4 @@
-/* cmf key watch: re-reads the mounted master key; revokes the keyring when it goes, reloads it when back. */
+/* cmf key watch: re-reads mounted secrets — the master key (keyring revoked/reloaded) and the admin token. */
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cmf/app.h"
+#include "cmf/auth.h"
 #include "cmf/log.h"
 #include "k8s/k8s.h"
 
@@ -91,15 +92,59 @@ poll_once(struct cmf_app *app, struct k8s_watch *w, struct db_conn **conn)
 	crypto_key_free(key);
 }
 
+/*
+ * The bootstrap admin token's file (a Kubernetes Secret too): a new valid token replaces the old one;
+ * a missing or invalid file disables the bootstrap token until a valid one is back. `*valid` tracks
+ * the state for logging transitions only; the first read is the baseline cmf_auth_init already took.
+ */
+static void
+poll_admin_token(struct cmf_app *app, struct k8s_watch *w, bool *first, bool *valid)
+{
+	const char *path = app->cfg->auth_admin_token_file;
+	char why[512];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int loose = 0, r;
+
+	r = k8s_watch_poll(w, &buf, &len, &loose, why, sizeof(why));
+	if (r == K8S_WATCH_UNCHANGED)
+		return;
+	if (r < 0) {
+		cmf_auth_admin_token_disable();
+		if (*valid)
+			cmf_warn("bootstrap admin token disabled: %s", why);
+		*valid = false;
+		*first = false;
+		return;
+	}
+	r = cmf_auth_admin_token_update(path, buf, len, why, sizeof(why));
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	if (r != 0) {
+		if (*valid)
+			cmf_warn("bootstrap admin token disabled: %s", why);
+		*valid = false;
+	} else {
+		if (!*first)
+			cmf_info("admin token file %s changed: the new bootstrap admin token is in effect", path);
+		*valid = true;
+	}
+	*first = false;
+}
+
 static void *
 watch_main(void *arg)
 {
 	struct cmf_app *app = arg;
-	struct k8s_watch *w = NULL;
+	const struct cmf_config *cfg = app->cfg;
+	struct k8s_watch *w = NULL, *tw = NULL;
 	struct db_conn *conn = NULL;
+	bool token_first = true, token_valid = true;
 
-	if (k8s_watch_new(app->cfg->encryption_key_file, CMF_KEY_FILE_MAX, &w) != K8S_OK) {
-		cmf_error("%s: cannot start watching %s", __func__, app->cfg->encryption_key_file);
+	if ((cfg->encryption_enabled && k8s_watch_new(cfg->encryption_key_file, CMF_KEY_FILE_MAX, &w) != K8S_OK) ||
+	    (cfg->auth_enabled && k8s_watch_new(cfg->auth_admin_token_file, CMF_KEY_FILE_MAX, &tw) != K8S_OK)) {
+		cmf_error("%s: cannot start watching the mounted secret files", __func__);
+		k8s_watch_free(w);
 		return NULL;
 	}
 	pthread_mutex_lock(&watch_mutex);
@@ -107,7 +152,10 @@ watch_main(void *arg)
 		struct timespec deadline;
 
 		pthread_mutex_unlock(&watch_mutex);
-		poll_once(app, w, &conn);
+		if (w != NULL)
+			poll_once(app, w, &conn);
+		if (tw != NULL)
+			poll_admin_token(app, tw, &token_first, &token_valid);
 		pthread_mutex_lock(&watch_mutex);
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += app->cfg->encryption_key_reload_interval_seconds;
@@ -116,6 +164,7 @@ watch_main(void *arg)
 	}
 	pthread_mutex_unlock(&watch_mutex);
 	k8s_watch_free(w);
+	k8s_watch_free(tw);
 	db_conn_close(conn);
 	return NULL;
 }
@@ -135,8 +184,12 @@ cmf_keywatch_start(struct cmf_app *app)
 		return -1;
 	}
 	watch_started = true;
-	cmf_info("watching the encryption key file %s every %d s", app->cfg->encryption_key_file,
-		 app->cfg->encryption_key_reload_interval_seconds);
+	if (app->cfg->encryption_enabled)
+		cmf_info("watching the encryption key file %s every %d s", app->cfg->encryption_key_file,
+			 app->cfg->encryption_key_reload_interval_seconds);
+	if (app->cfg->auth_enabled)
+		cmf_info("watching the admin token file %s every %d s", app->cfg->auth_admin_token_file,
+			 app->cfg->encryption_key_reload_interval_seconds);
 	return 0;
 }
 

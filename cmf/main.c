@@ -381,7 +381,7 @@ cmd_run(const char *cmd, int argc, char **argv)
 		rc = EXIT_OK;
 		goto out;
 	}
-	if (cfg->encryption_enabled && cmf_keywatch_start(&app) != 0) {
+	if ((cfg->encryption_enabled || cfg->auth_enabled) && cmf_keywatch_start(&app) != 0) {
 		rc = EXIT_SOFTWARE;
 		goto out;
 	}

@@ -3,6 +3,7 @@ material not left in process memory."""
 import base64
 import os
 import re
+import time
 
 from conftest import KubeletSecretVolume, wait_for
 
@@ -84,7 +85,6 @@ def test_same_key_remounted_is_not_a_transition(cmf_factory, workdir):
     vol, c = start_with_volume(cmf_factory, workdir, raw, )
     for _ in range(3):
         vol.write({"encryption-key": raw})
-    import time
     time.sleep(3)
     assert ready_status(c) == 200
     assert "encryption key unavailable" not in c.log()
@@ -115,9 +115,39 @@ def test_master_key_not_left_in_memory(cmf_factory, workdir):
     raw = os.urandom(32)
     vol, c = start_with_volume(cmf_factory, workdir, raw)
     assert c.create_secret("mem-secret", {"password": "in-memory-marker-%s" % raw.hex()[:8]}).status == 200
-    import time
     time.sleep(2.5)  # at least one watch poll
     needles = [raw, base64.b64encode(raw)]
     assert scan_memory(c.proc.pid, needles) == set()
     # the scan can find things: the same process does hold the request's masked output strings
     assert scan_memory(c.proc.pid, [b"mem-secret"]) == {b"mem-secret"}
+
+
+def test_admin_token_rotation_without_restart(cmf_factory, workdir):
+    """The bootstrap token's Secret is rotated by the kubelet: the new token works, the old one stops."""
+    def token():
+        return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    old, new = token(), token()
+    vol = KubeletSecretVolume(os.path.join(workdir, "tokenvol"))
+    vol.write({"token": (old + "\n").encode()})
+    c = cmf_factory(env={"CMF_AUTH_ADMIN_TOKEN_FILE": os.path.join(vol.path, "token")}).start()
+    secrets = "/cmf/api/v1/secrets"
+    assert c.request("GET", secrets, token=old).status == 200
+
+    vol.write({"token": (new + "\n").encode()})
+    wait_for(lambda: c.request("GET", secrets, token=old).status == 401, BOUND)
+    assert c.request("GET", secrets, token=new).status == 200
+    assert "the new bootstrap admin token is in effect" in c.log()
+
+    vol.write({}, remove_links=False)  # the Secret lost its key: no bootstrap token at all
+    wait_for(lambda: c.request("GET", secrets, token=new).status == 401, BOUND)
+    assert "bootstrap admin token disabled" in c.log()
+
+    vol.write({"token": b"short\n"})  # back, but not a valid token: still refused
+    time.sleep(3)
+    assert c.request("GET", secrets, token=new).status == 401
+    assert c.request("GET", secrets, token="short").status == 401
+
+    vol.write({"token": (new + "\n").encode()})
+    wait_for(lambda: c.request("GET", secrets, token=new).status == 200, BOUND)
+    for t in (old, new):
+        assert t not in c.log()
