@@ -33,10 +33,6 @@ cmf_api_audit_list(struct cmf_request *req, struct cmf_response *resp, const cha
 		}
 	}
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	r = db_audit_list(c, &f, page * size, size, &items, &total);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, "audit events");

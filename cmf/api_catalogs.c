@@ -291,10 +291,6 @@ kafka_write(struct cmf_request *req, struct cmf_response *resp, const char *cata
 		goto out;
 	}
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		goto out;
-	}
 	snprintf(action, sizeof(action), "%s.%s", kind, path_name == NULL ? "create" : "update");
 	if (catalog == NULL)
 		cmf_audit_init(&audit, req, action, "success", 200, res, sizeof(res), "catalog/%s", in.name);
@@ -338,10 +334,6 @@ kafka_get(struct cmf_request *req, struct cmf_response *resp, const char *catalo
 		return;
 	if (cmf_resource_path_name(resp, catalog == NULL ? "catalog" : "database", name) != 0)
 		return;
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	if (catalog == NULL)
 		r = db_kafka_catalog_get(c, name, &k);
 	else
@@ -369,10 +361,6 @@ kafka_list(struct cmf_request *req, struct cmf_response *resp, const char *catal
 	if (cmf_resource_page(req, resp, &page, &size) != 0)
 		return;
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	if (catalog == NULL)
 		r = db_kafka_catalog_list(c, page * size, size, &items, &n, &total);
 	else
@@ -432,10 +420,6 @@ cmf_api_catalogs_delete(struct cmf_request *req, struct cmf_response *resp, cons
 	if (cmf_resource_path_name(resp, "catalog", args[0]) != 0)
 		return;
 	snprintf(what, sizeof(what), "catalog '%s'", args[0]);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	cmf_audit_init(&audit, req, "catalog.delete", "success", 204, res, sizeof(res), "catalog/%s", args[0]);
 	r = db_kafka_catalog_delete(c, args[0], &audit, &databases);
 	if (r == DB_ERR_CONFLICT) {
@@ -496,10 +480,6 @@ cmf_api_databases_delete(struct cmf_request *req, struct cmf_response *resp, con
 	if (cmf_resource_path_name(resp, "catalog", args[0]) != 0 ||
 	    cmf_resource_path_name(resp, "database", args[1]) != 0)
 		return;
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	cmf_audit_init(&audit, req, "database.delete", "success", 204, res, sizeof(res), "database/%s/%s", args[0],
 		       args[1]);
 	r = db_kafka_database_delete(c, args[0], args[1], &audit, &missing);

@@ -185,10 +185,6 @@ cmf_api_environments_put(struct cmf_request *req, struct cmf_response *resp, con
 		return;
 	snprintf(what, sizeof(what), "environment '%s'", in.name);
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		goto out;
-	}
 	/* Recorded as environment.update instead when the environment existed (decided in the transaction). */
 	cmf_audit_init(&audit, req, "environment.create", "success", 200, res, sizeof(res), "environment/%s", in.name);
 	r = db_environment_put(c, in.name, in.ns, in.labels, in.annotations, in.defaults, &audit, "environment.update",
@@ -219,10 +215,6 @@ cmf_api_environments_get(struct cmf_request *req, struct cmf_response *resp, con
 	if (cmf_resource_path_name(resp, "environment", args[0]) != 0)
 		return;
 	snprintf(what, sizeof(what), "environment '%s'", args[0]);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	r = db_environment_get(c, args[0], &e);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
@@ -246,10 +238,6 @@ cmf_api_environments_list(struct cmf_request *req, struct cmf_response *resp, co
 	if (cmf_resource_page(req, resp, &page, &size) != 0)
 		return;
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	r = db_environment_list(c, page * size, size, &items, &n, &total);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, "environments");
@@ -275,10 +263,6 @@ cmf_api_environments_delete(struct cmf_request *req, struct cmf_response *resp, 
 	if (cmf_resource_path_name(resp, "environment", args[0]) != 0)
 		return;
 	snprintf(what, sizeof(what), "environment '%s'", args[0]);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	cmf_audit_init(&audit, req, "environment.delete", "success", 204, res, sizeof(res), "environment/%s", args[0]);
 	r = db_environment_delete(c, args[0], &audit);
 	if (r != DB_OK) {
@@ -403,10 +387,6 @@ mapping_write(struct cmf_request *req, struct cmf_response *resp, const char *en
 		goto out;
 	}
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		goto out;
-	}
 	cmf_audit_init(&audit, req, path_name == NULL ? "secret-mapping.create" : "secret-mapping.update", "success",
 		       200, res, sizeof(res), "secret-mapping/%s/%s", env, in.name);
 	if (path_name == NULL)
@@ -450,10 +430,6 @@ cmf_api_secret_mappings_get(struct cmf_request *req, struct cmf_response *resp, 
 	if (cmf_resource_path_name(resp, "environment", args[0]) != 0 ||
 	    cmf_resource_path_name(resp, "secret mapping", args[1]) != 0)
 		return;
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	r = db_secret_mapping_get(c, args[0], args[1], &m, &missing);
 	if (r != DB_OK) {
 		mapping_error(resp, r, missing, args[0], args[1], NULL);
@@ -478,10 +454,6 @@ cmf_api_secret_mappings_list(struct cmf_request *req, struct cmf_response *resp,
 	if (cmf_resource_page(req, resp, &page, &size) != 0)
 		return;
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	r = db_secret_mapping_list(c, args[0], page * size, size, &items, &n, &total);
 	if (r == DB_ERR_NOT_FOUND) {
 		cmf_reply_error(resp, 404, "environment '%s' not found", args[0]);
@@ -512,10 +484,6 @@ cmf_api_secret_mappings_delete(struct cmf_request *req, struct cmf_response *res
 	if (cmf_resource_path_name(resp, "environment", args[0]) != 0 ||
 	    cmf_resource_path_name(resp, "secret mapping", args[1]) != 0)
 		return;
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	cmf_audit_init(&audit, req, "secret-mapping.delete", "success", 204, res, sizeof(res), "secret-mapping/%s/%s",
 		       args[0], args[1]);
 	r = db_secret_mapping_delete(c, args[0], args[1], &audit, &missing);

@@ -132,10 +132,6 @@ cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, co
 	    cmf_resource_path_name(resp, "database", args[2]) != 0)
 		return;
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	snprintf(salt, sizeof(salt), "%s/%s", RENDER_VERSION, formats[rc.fmt].name);
 	cmf_audit_init(&audit, req, "client-config.read", "success", 200, res, sizeof(res), "client-config/%s/%s/%s",
 		       args[0], args[1], args[2]);

@@ -142,7 +142,7 @@ cmf_api_tokens_create(struct cmf_request *req, struct cmf_response *resp, const 
 		return;
 	snprintf(what, sizeof(what), "token '%s'", in.name);
 	c = cmf_app_conn(req->app);
-	if (c == NULL || cmf_auth_token_new(value, id, hash) != 0) {
+	if (cmf_auth_token_new(value, id, hash) != 0) {
 		cmf_reply_error(resp, 500, "internal error");
 		goto out;
 	}
@@ -178,10 +178,6 @@ cmf_api_tokens_list(struct cmf_request *req, struct cmf_response *resp, const ch
 	if (cmf_resource_page(req, resp, &page, &size) != 0)
 		return;
 	c = cmf_app_conn(req->app);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	r = db_token_list(c, page * size, size, &items, &n, &total);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, "tokens");
@@ -207,10 +203,6 @@ cmf_api_tokens_get(struct cmf_request *req, struct cmf_response *resp, const cha
 	if (cmf_resource_path_name(resp, "token", args[0]) != 0)
 		return;
 	snprintf(what, sizeof(what), "token '%s'", args[0]);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	r = db_token_get(c, args[0], &t);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, what);
@@ -231,10 +223,6 @@ cmf_api_tokens_revoke(struct cmf_request *req, struct cmf_response *resp, const 
 	if (cmf_resource_path_name(resp, "token", args[0]) != 0)
 		return;
 	snprintf(what, sizeof(what), "token '%s'", args[0]);
-	if (c == NULL) {
-		cmf_reply_error(resp, 500, "internal error");
-		return;
-	}
 	cmf_audit_init(&audit, req, "token.revoke", "success", 204, res, sizeof(res), "token/%s", args[0]);
 	r = db_token_revoke(c, args[0], req->principal.name, &audit);
 	if (r != DB_OK) {

@@ -33,8 +33,9 @@ void cmf_app_cleanup(struct cmf_app *app);
 
 /*
  * The calling thread's database connection, opened on first use with the configured URL and
- * password and closed when the thread exits. NULL only if memory is exhausted. A connection that
- * failed to connect is still returned; the transaction runner reconnects.
+ * password and closed when the thread exits. NULL only if memory is exhausted; every db_ call answers
+ * DB_ERR_ALLOC for a NULL connection, so callers pass it on unchecked. A connection that failed to
+ * connect is still returned; the transaction runner reconnects.
  */
 struct db_conn *cmf_app_conn(struct cmf_app *app);
 

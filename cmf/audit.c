@@ -47,7 +47,7 @@ void
 cmf_audit_record(struct cmf_request *req, const struct db_audit *a)
 {
 	struct db_conn *c = cmf_app_conn(req->app);
-	int r = c != NULL ? db_audit_record(c, a) : DB_ERR_ALLOC;
+	int r = db_audit_record(c, a);
 
 	/* The log line is written either way: it is the trail of last resort when PostgreSQL is down. */
 	cmf_audit_log(a);

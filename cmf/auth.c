@@ -171,8 +171,6 @@ api_token(struct cmf_request *req, const char *tok, size_t len)
 	if (sha256(secret, TOKEN_SECRET_CHARS, hash) != 0)
 		return CMF_AUTH_UNAVAILABLE;
 	c = cmf_app_conn(req->app);
-	if (c == NULL)
-		return CMF_AUTH_UNAVAILABLE;
 	r = db_token_lookup(c, id, &t, &revoked);
 	if (r == DB_ERR_NOT_FOUND)
 		return CMF_AUTH_BAD;

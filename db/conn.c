@@ -7,6 +7,7 @@
 
 #include "cmf/log.h"
 #include "db/internal.h"
+#include "db/rows.h"
 
 /*
  * Attempts for one transaction: serialization failures under light contention clear within a few
@@ -16,19 +17,12 @@
 
 /* Statement texts, indexed by enum db_stmt. Columns of a secret row, in db/secrets.c's order. */
 #define SECRET_COLS                                                                               \
-	"name, uid::text, version, labels::text, annotations::text, sealed, data, "               \
-	"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "           \
-	"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+	"name, uid::text, version, labels::text, annotations::text, sealed, data, " DB_ROWS_TS("created_at") ", " \
+	DB_ROWS_TS("updated_at")
 
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define AUDIT_WHERE                                                                               \
 	"WHERE ($1::text IS NULL OR principal = $1) AND ($2::text IS NULL OR resource = $2) AND "  \
 	"($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)"
-/* Columns of a token row, in db/tokens.c's order. */
-#define TOKEN_COLS                                                                                \
-	"id, name, uid::text, role, array_to_json(environments)::text, " TS("created_at") ", "         \
-	"coalesce(" TS("expires_at") ", ''), created_by, (expires_at IS NOT NULL AND expires_at <= now())"
-
 static const struct {
 	const char *name;
 	const char *sql;
@@ -73,34 +67,15 @@ static const struct {
 	[ST_AUDIT_INSERT] = { "audit_insert",
 			      "INSERT INTO cmf_audit_events (principal, action, resource, outcome, status, request_id, "
 			      "client_address, client_cert) VALUES ($1, $2, $3, $4, $5::integer, $6, $7, $8) "
-			      "RETURNING id, " TS("time"),
+			      "RETURNING id, " DB_ROWS_TS("time"),
 			      8 },
 	/* Filters are optional: a NULL parameter matches everything. Newest first. */
 	[ST_AUDIT_LIST] = { "audit_list",
-			    "SELECT id, " TS("time") ", principal, action, resource, outcome, status, request_id, "
+			    "SELECT id, " DB_ROWS_TS("time") ", principal, action, resource, outcome, status, request_id, "
 			    "client_address, client_cert FROM cmf_audit_events " AUDIT_WHERE
 			    " ORDER BY id DESC LIMIT $5::bigint OFFSET $6::bigint",
 			    6 },
 	[ST_AUDIT_COUNT] = { "audit_count", "SELECT count(*) FROM cmf_audit_events " AUDIT_WHERE, 4 },
-	[ST_TOKEN_INSERT] = { "token_insert",
-			      "INSERT INTO cmf_tokens (id, name, uid, role, environments, secret_hash, expires_at, "
-			      "created_at, created_by) VALUES ($1, $2, $3::uuid, $4, $5::text[], $6::bytea, "
-			      "$7::timestamptz, now(), $8) RETURNING " TOKEN_COLS,
-			      8 },
-	[ST_TOKEN_LOOKUP] = { "token_lookup",
-			      "SELECT " TOKEN_COLS ", secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1",
-			      1 },
-	[ST_TOKEN_GET] = { "token_get", "SELECT " TOKEN_COLS " FROM cmf_tokens WHERE name = $1 AND revoked_at IS NULL",
-			   1 },
-	[ST_TOKEN_LIST] = { "token_list",
-			    "SELECT " TOKEN_COLS " FROM cmf_tokens WHERE revoked_at IS NULL ORDER BY name "
-			    "LIMIT $1::bigint OFFSET $2::bigint",
-			    2 },
-	[ST_TOKEN_COUNT] = { "token_count", "SELECT count(*) FROM cmf_tokens WHERE revoked_at IS NULL", 0 },
-	[ST_TOKEN_REVOKE] = { "token_revoke",
-			      "UPDATE cmf_tokens SET revoked_at = now(), revoked_by = $2 WHERE name = $1 AND "
-			      "revoked_at IS NULL",
-			      2 },
 };
 
 const char *
@@ -429,6 +404,10 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 	const char *begin = begins[mode];
 	int reconnects = 0;
 	int r = DB_ERR_BUSY;
+
+	/* A thread whose connection could not even be allocated: every store call fails the same way. */
+	if (c == NULL)
+		return DB_ERR_ALLOC;
 
 	for (int attempt = 0; attempt < DB_TX_MAX_ATTEMPTS; attempt++) {
 		r = conn_ensure(c);

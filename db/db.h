@@ -66,6 +66,7 @@ int db_ping(struct db_conn *c);
  * DB_TX_LOCKED and DB_TX_LOCKED_READ are READ COMMITTED for bodies whose first statement takes an
  * advisory lock: under a snapshot isolation level the snapshot would be taken by the lock statement
  * itself, so a waiter would not see what the lock holder committed.
+ * A NULL connection (cmf_app_conn out of memory) is DB_ERR_ALLOC, so callers need no check of their own.
  * DB_TX_AUTOCOMMIT runs the body without BEGIN/COMMIT: for bodies of one statement (one snapshot by
  * itself), or of statements that need no common transaction; each commits as it runs.
  */

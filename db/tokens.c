@@ -5,8 +5,38 @@
 
 #include "cmf/log.h"
 #include "db/internal.h"
+#include "db/rows.h"
 
-/* Column order of TOKEN_COLS in db/conn.c; ST_TOKEN_LOOKUP adds secret_hash and revoked after them. */
+/* Columns of a token row, in the order of the enum below; st_token_lookup adds secret_hash and revoked. */
+#define TOKEN_COLS                                                                                \
+	"id, name, uid::text, role, array_to_json(environments)::text, " DB_ROWS_TS("created_at") ", "  \
+	"coalesce(" DB_ROWS_TS("expires_at") ", ''), created_by, (expires_at IS NOT NULL AND expires_at <= now())"
+
+static const struct db_statement st_token_insert = {
+	"token_insert",
+	"INSERT INTO cmf_tokens (id, name, uid, role, environments, secret_hash, expires_at, created_at, created_by) "
+	"VALUES ($1, $2, $3::uuid, $4, $5::text[], $6::bytea, $7::timestamptz, now(), $8) RETURNING " TOKEN_COLS,
+	8,
+};
+static const struct db_statement st_token_lookup = {
+	"token_lookup", "SELECT " TOKEN_COLS ", secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1", 1,
+};
+static const struct db_statement st_token_get = {
+	"token_get", "SELECT " TOKEN_COLS " FROM cmf_tokens WHERE name = $1 AND revoked_at IS NULL", 1,
+};
+static const struct db_statement st_token_list = {
+	"token_list",
+	"SELECT " TOKEN_COLS " FROM cmf_tokens WHERE revoked_at IS NULL ORDER BY name LIMIT $1::bigint OFFSET $2::bigint",
+	2,
+};
+static const struct db_statement st_token_count = {
+	"token_count", "SELECT count(*) FROM cmf_tokens WHERE revoked_at IS NULL", 0,
+};
+static const struct db_statement st_token_revoke = {
+	"token_revoke", "UPDATE cmf_tokens SET revoked_at = now(), revoked_by = $2 WHERE name = $1 AND revoked_at IS NULL",
+	2,
+};
+
 enum { TC_ID, TC_NAME, TC_UID, TC_ROLE, TC_ENVS, TC_CREATED, TC_EXPIRES, TC_CREATED_BY, TC_EXPIRED, TC_HASH, TC_REVOKED };
 
 void
@@ -96,7 +126,7 @@ create_body(struct db_conn *c, void *cls)
 
 	db_token_free(t->result);
 	t->result = NULL;
-	r = db_exec(c, ST_TOKEN_INSERT, p, 8, &res);
+	r = db_exec_stmt(c, &st_token_insert, p, 8, &res);
 	if (r == DB_OK)
 		r = row_to_token(res, 0, &t->result);
 	PQclear(res);
@@ -133,7 +163,7 @@ db_token_create(struct db_conn *c, const char *id, const char *name, const char 
 }
 
 struct get_tx {
-	enum db_stmt st;
+	const struct db_statement *st;
 	const char *key;
 	struct db_token *result;
 	bool revoked;
@@ -149,7 +179,7 @@ get_body(struct db_conn *c, void *cls)
 
 	db_token_free(t->result);
 	t->result = NULL;
-	r = db_exec(c, t->st, p, 1, &res);
+	r = db_exec_stmt(c, t->st, p, 1, &res);
 	if (r != DB_OK)
 		return r;
 	if (PQntuples(res) != 1) {
@@ -157,7 +187,7 @@ get_body(struct db_conn *c, void *cls)
 		return DB_ERR_NOT_FOUND;
 	}
 	r = row_to_token(res, 0, &t->result);
-	if (r == DB_OK && t->st == ST_TOKEN_LOOKUP) {
+	if (r == DB_OK && t->st == &st_token_lookup) {
 		size_t len = 0;
 		unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, TC_HASH), &len);
 
@@ -176,7 +206,7 @@ get_body(struct db_conn *c, void *cls)
 int
 db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *revoked)
 {
-	struct get_tx t = { ST_TOKEN_LOOKUP, id, NULL, false };
+	struct get_tx t = { &st_token_lookup, id, NULL, false };
 	int r;
 
 	*out = NULL;
@@ -195,7 +225,7 @@ db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *
 int
 db_token_get(struct db_conn *c, const char *name, struct db_token **out)
 {
-	struct get_tx t = { ST_TOKEN_GET, name, NULL, false };
+	struct get_tx t = { &st_token_get, name, NULL, false };
 	int r;
 
 	*out = NULL;
@@ -208,75 +238,52 @@ db_token_get(struct db_conn *c, const char *name, struct db_token **out)
 	return DB_OK;
 }
 
-struct list_tx {
-	long long offset;
-	int limit;
-	struct db_token **items;
-	size_t n;
-	long long total;
-};
-
-static void
-list_reset(struct list_tx *t)
+static int
+token_decode(PGresult *res, int row, void **out)
 {
-	for (size_t i = 0; i < t->n; i++)
-		db_token_free(t->items[i]);
-	free(t->items);
-	t->items = NULL;
-	t->n = 0;
+	return row_to_token(res, row, (struct db_token **)out);
 }
 
-static int
-list_body(struct db_conn *c, void *cls)
+static void
+token_free(void *t)
 {
-	struct list_tx *t = cls;
-	char limit_s[24], offset_s[24];
-	struct db_param p[] = { { limit_s, 0, 0 }, { offset_s, 0, 0 } };
-	PGresult *res = NULL;
-	int r, rows;
-
-	list_reset(t);
-	r = db_exec(c, ST_TOKEN_COUNT, NULL, 0, &res);
-	if (r != DB_OK)
-		return r;
-	t->total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	snprintf(limit_s, sizeof(limit_s), "%d", t->limit);
-	snprintf(offset_s, sizeof(offset_s), "%lld", t->offset);
-	r = db_exec(c, ST_TOKEN_LIST, p, 2, &res);
-	if (r != DB_OK)
-		return r;
-	rows = PQntuples(res);
-	t->items = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*t->items));
-	if (t->items == NULL)
-		r = DB_ERR_ALLOC;
-	for (int i = 0; r == DB_OK && i < rows; i++) {
-		r = row_to_token(res, i, &t->items[t->n]);
-		if (r == DB_OK)
-			t->n++;
-	}
-	PQclear(res);
-	return r;
+	db_token_free(t);
 }
 
 int
 db_token_list(struct db_conn *c, long long offset, int limit, struct db_token ***items, size_t *n,
 	      long long *total)
 {
-	struct list_tx t = { offset, limit, NULL, 0, 0 };
+	struct db_rows_page pg = {
+		.count = &st_token_count,
+		.list = &st_token_list,
+		.offset = offset,
+		.limit = limit,
+		.decode = token_decode,
+		.free_item = token_free,
+	};
+	struct db_token **out;
 	int r;
 
 	*items = NULL;
 	*n = 0;
 	*total = 0;
-	r = db_tx_run(c, DB_TX_READ, list_body, &t);
-	if (r != DB_OK) {
-		list_reset(&t);
+	r = db_rows_page_read(c, &pg);
+	if (r != DB_OK)
 		return r;
+	out = calloc(pg.n > 0 ? pg.n : 1, sizeof(*out));
+	if (out == NULL) {
+		for (size_t i = 0; i < pg.n; i++)
+			token_free(pg.items[i]);
+		free(pg.items);
+		return DB_ERR_ALLOC;
 	}
-	*items = t.items;
-	*n = t.n;
-	*total = t.total;
+	for (size_t i = 0; i < pg.n; i++)
+		out[i] = pg.items[i];
+	free(pg.items);
+	*items = out;
+	*n = pg.n;
+	*total = pg.total;
 	return DB_OK;
 }
 
@@ -293,7 +300,7 @@ revoke_body(struct db_conn *c, void *cls)
 	PGresult *res = NULL;
 	int r;
 
-	r = db_exec(c, ST_TOKEN_REVOKE, p, 2, &res);
+	r = db_exec_stmt(c, &st_token_revoke, p, 2, &res);
 	if (r == DB_OK && strcmp(PQcmdTuples(res), "1") != 0)
 		r = DB_ERR_NOT_FOUND;
 	PQclear(res);
