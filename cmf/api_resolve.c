@@ -43,16 +43,6 @@ reply_text(struct cmf_response *resp, const char *content_type, char *text)
 	resp->content_type = content_type;
 }
 
-/* Forget any answer already rendered: headers freed, body wiped. */
-static void
-discard(struct cmf_response *resp)
-{
-	for (size_t h = 0; h < resp->nheaders; h++)
-		free(resp->headers[h].value);
-	resp->nheaders = 0;
-	cmf_reply_empty(resp, 500);
-}
-
 static unsigned
 render(void *cls, int r, const struct db_resolved *res)
 {
@@ -63,7 +53,7 @@ render(void *cls, int r, const struct db_resolved *res)
 	char *text = NULL;
 
 	/* A retried resolution renders again: nothing of an earlier attempt may remain (e.g. its ETag). */
-	discard(resp);
+	cmf_response_clear(resp);
 
 	if (r == DB_ERR_NOT_FOUND) {
 		cmf_reply_error(resp, 404, "%s", res->detail);
@@ -142,7 +132,7 @@ cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, co
 	if (r != DB_OK) {
 		/* Not audited, so not answered: whatever was rendered is discarded (and wiped). A read has
 		 * nothing to "maybe apply": an unknown audit outcome is just an unavailable database. */
-		discard(resp);
+		cmf_response_clear(resp);
 		cmf_reply_db_error(resp, r == DB_ERR_OUTCOME_UNKNOWN ? DB_ERR_UNAVAILABLE : r, "the client configuration");
 		return;
 	}

@@ -150,8 +150,8 @@ wipe_free_body(void *p)
 	}
 }
 
-static void
-response_clear(struct cmf_response *resp)
+void
+cmf_response_clear(struct cmf_response *resp)
 {
 	wipe_free_body(resp->body);
 	resp->body = NULL;
@@ -200,7 +200,7 @@ send_response(struct MHD_Connection *conn, struct req_ctx *ctx, struct cmf_respo
 	else
 		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	if (r == NULL) {
-		response_clear(resp);
+		cmf_response_clear(resp);
 		return MHD_NO;
 	}
 	resp->body = NULL; /* owned by MHD now */
@@ -217,7 +217,7 @@ send_response(struct MHD_Connection *conn, struct req_ctx *ctx, struct cmf_respo
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, resp->status, r);
 	MHD_destroy_response(r);
-	response_clear(resp);
+	cmf_response_clear(resp);
 	ctx->responded = 1;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);

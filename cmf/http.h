@@ -69,6 +69,9 @@ struct cmf_response {
 	size_t nheaders;
 };
 
+/* Forget a response built so far: headers freed, body wiped and freed (it may hold secret values). */
+void cmf_response_clear(struct cmf_response *resp);
+
 /* Add a header (value copied). Silently ignored beyond CMF_HTTP_MAX_HEADERS (a programming error, logged). */
 void cmf_response_header(struct cmf_response *resp, const char *name, const char *value);
 
