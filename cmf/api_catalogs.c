@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmf/audit.h"
+#include "cmf/csfle.h"
 #include "cmf/log.h"
 #include "cmf/reply.h"
 #include "cmf/resource.h"
@@ -130,7 +131,8 @@ connection_input(json_t *spec, const char *key, struct cmf_response *resp, struc
 	}
 	/* Every offending key named at once, so one round trip fixes them all. */
 	json_object_foreach (out->config, k, v) {
-		if (key_sensitive(k) || value_has_url_credentials(json_string_value(v))) {
+		/* Rule executor parameters are KMS credentials: a CsfleConfig's credentials secret holds them. */
+		if (key_sensitive(k) || cmf_csfle_credential_key(k) || value_has_url_credentials(json_string_value(v))) {
 			if (bad == NULL)
 				bad = json_array();
 			json_array_append_new(bad, json_string(k));
@@ -186,6 +188,7 @@ struct kafka_input {
 	const char *name;
 	json_t *labels, *annotations;
 	struct connection_input conn;
+	const char *csfle_config; /* database: spec.csfleConfig (cmf's extension), NULL when none */
 };
 
 static void
@@ -202,9 +205,9 @@ kafka_input(struct cmf_request *req, struct cmf_response *resp, const char *cata
 {
 	static const char *const top_keys[] = { "spec", NULL };
 	static const char *const cat_spec_keys[] = { "srInstance", "kafkaClusters", NULL };
-	static const char *const db_spec_keys[] = { "kafkaCluster", "ddlEnvironments", NULL };
+	static const char *const db_spec_keys[] = { "kafkaCluster", "ddlEnvironments", "csfleConfig", NULL };
 	char why[512]; /* a sentence around a name of up to 253 characters */
-	json_t *spec;
+	json_t *spec, *v;
 
 	memset(in, 0, sizeof(*in));
 	if (cmf_resource_body(req, resp, &in->body) != 0)
@@ -228,6 +231,18 @@ kafka_input(struct cmf_request *req, struct cmf_response *resp, const char *cata
 		if (unsupported_list(spec, "ddlEnvironments", "cmf runs no SQL statements; leave it out", resp) != 0 ||
 		    connection_input(spec, "kafkaCluster", resp, &in->conn) != 0)
 			goto bad;
+		v = json_object_get(spec, "csfleConfig");
+		if (v != NULL && !json_is_null(v)) {
+			if (!json_is_string(v)) {
+				cmf_reply_error(resp, 400, "spec.csfleConfig must be the name of a CsfleConfig (a string)");
+				goto bad;
+			}
+			if (cmf_resource_name_check("spec.csfleConfig", json_string_value(v), why, sizeof(why)) != 0) {
+				cmf_reply_error(resp, 400, "%s", why);
+				goto bad;
+			}
+			in->csfle_config = json_string_value(v);
+		}
 	}
 	return 0;
 bad:
@@ -241,18 +256,68 @@ kafka_json(const struct db_kafka *k)
 {
 	json_t *conn = json_pack("{s:O}", "connectionConfig", k->connection_config);
 
+	json_t *j;
+
 	if (conn != NULL && k->connection_secret_id != NULL)
 		json_object_set_new(conn, "connectionSecretId", json_string(k->connection_secret_id));
-	return json_pack("{s:s,s:s,s:o,s:{s:o},s:{s:O}}", "apiVersion", CMF_API_VERSION, "kind",
-			 k->catalog == NULL ? "KafkaCatalog" : "KafkaDatabase", "metadata",
-			 cmf_resource_metadata_json(k->name, k->uid, k->created, k->updated, k->labels, k->annotations),
-			 "spec", k->catalog == NULL ? "srInstance" : "kafkaCluster", conn, "status",
-			 "environmentsWithAccess", k->environments_with_access);
+	j = json_pack("{s:s,s:s,s:o,s:{s:o},s:{s:O}}", "apiVersion", CMF_API_VERSION, "kind",
+		      k->catalog == NULL ? "KafkaCatalog" : "KafkaDatabase", "metadata",
+		      cmf_resource_metadata_json(k->name, k->uid, k->created, k->updated, k->labels, k->annotations),
+		      "spec", k->catalog == NULL ? "srInstance" : "kafkaCluster", conn, "status", "environmentsWithAccess",
+		      k->environments_with_access);
+	if (j != NULL && k->csfle_config != NULL)
+		json_object_set_new(json_object_get(j, "spec"), "csfleConfig", json_string(k->csfle_config));
+	return j;
+}
+
+/*
+ * A database naming a CsfleConfig: its public configuration and its catalog's, checked as the
+ * resolution will check them merged with the secrets (cmf_csfle_check_public). Problems are
+ * refused here, so they show when written rather than when a job starts; *warnings gets the advice
+ * (DLQ and reporter topics). The resolution checks again: the catalog may change in between.
+ */
+static int
+database_csfle_check(struct cmf_request *req, struct cmf_response *resp, const char *catalog,
+		     const struct kafka_input *in, json_t **warnings)
+{
+	struct db_kafka *cat = NULL;
+	json_t *problems = json_array();
+	int r, ret = -1;
+
+	*warnings = json_array();
+	if (problems == NULL || *warnings == NULL) {
+		cmf_reply_error(resp, 500, "out of memory");
+		goto out;
+	}
+	r = db_kafka_catalog_get(cmf_app_conn(req->app), catalog, &cat);
+	if (r == DB_ERR_NOT_FOUND) {
+		ret = 0; /* the write answers 404 for the catalog */
+		goto out;
+	}
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, "the catalog");
+		goto out;
+	}
+	cmf_csfle_check_public(in->conn.config, cat->connection_config, problems, *warnings);
+	if (json_array_size(problems) > 0) {
+		cmf_reply_problems(resp, 422, problems);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0) {
+		json_decref(*warnings);
+		*warnings = NULL;
+	}
+	json_decref(problems);
+	db_kafka_free(cat);
+	return ret;
 }
 
 /* The reply for a failed call on a catalog (catalog NULL) or database. */
 static void
-kafka_error(struct cmf_response *resp, int r, enum db_missing missing, const char *catalog, const char *name)
+kafka_error(struct cmf_response *resp, int r, enum db_missing missing, const char *catalog, const char *name,
+	    const char *csfle_config)
 {
 	char what[600];
 
@@ -262,6 +327,9 @@ kafka_error(struct cmf_response *resp, int r, enum db_missing missing, const cha
 		snprintf(what, sizeof(what), "database '%s' in catalog '%s'", name, catalog);
 	if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_PARENT)
 		cmf_reply_error(resp, 404, "catalog '%s' not found", catalog);
+	else if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_REF)
+		cmf_reply_error(resp, 404, "CsfleConfig '%s' not found: create it before naming it in spec.csfleConfig",
+				csfle_config);
 	else
 		cmf_reply_db_error(resp, r, what);
 }
@@ -276,6 +344,7 @@ kafka_write(struct cmf_request *req, struct cmf_response *resp, const char *cata
 	enum db_missing missing = DB_MISSING_NONE;
 	struct db_audit audit;
 	char action[32], res[600];
+	json_t *warnings = NULL, *j;
 	struct db_conn *c;
 	int r;
 
@@ -290,6 +359,8 @@ kafka_write(struct cmf_request *req, struct cmf_response *resp, const char *cata
 				path_name);
 		goto out;
 	}
+	if (in.csfle_config != NULL && database_csfle_check(req, resp, catalog, &in, &warnings) != 0)
+		goto out;
 	c = cmf_app_conn(req->app);
 	snprintf(action, sizeof(action), "%s.%s", kind, path_name == NULL ? "create" : "update");
 	if (catalog == NULL)
@@ -304,20 +375,24 @@ kafka_write(struct cmf_request *req, struct cmf_response *resp, const char *cata
 					    &audit, &k);
 	else if (path_name == NULL)
 		r = db_kafka_database_create(c, catalog, in.name, in.labels, in.annotations, in.conn.config,
-					     in.conn.secret_id, &audit, &k, &missing);
+					     in.conn.secret_id, in.csfle_config, &audit, &k, &missing);
 	else
 		r = db_kafka_database_update(c, catalog, in.name, in.labels, in.annotations, in.conn.config,
-					     in.conn.secret_id, &audit, &k, &missing);
+					     in.conn.secret_id, in.csfle_config, &audit, &k, &missing);
 	if (r != DB_OK) {
-		kafka_error(resp, r, missing, catalog, in.name);
+		kafka_error(resp, r, missing, catalog, in.name, in.csfle_config);
 		cmf_audit_fail(req, &audit, resp->status, r);
 		goto out;
 	}
 	cmf_audit_done(req, &audit);
 	cmf_info("%s %s%s%s %s (uid %s)", kind, catalog != NULL ? catalog : "", catalog != NULL ? "/" : "", k->name,
 		 path_name == NULL ? "created" : "updated", k->uid);
-	cmf_reply_json(resp, 200, kafka_json(k));
+	j = kafka_json(k);
+	if (j != NULL && json_array_size(warnings) > 0)
+		json_object_set(json_object_get(j, "status"), "warnings", warnings);
+	cmf_reply_json(resp, 200, j);
 out:
+	json_decref(warnings);
 	db_kafka_free(k);
 	kafka_input_clear(&in);
 }
@@ -339,7 +414,7 @@ kafka_get(struct cmf_request *req, struct cmf_response *resp, const char *catalo
 	else
 		r = db_kafka_database_get(c, catalog, name, &k, &missing);
 	if (r != DB_OK) {
-		kafka_error(resp, r, missing, catalog, name);
+		kafka_error(resp, r, missing, catalog, name, NULL);
 		return;
 	}
 	cmf_reply_json(resp, 200, kafka_json(k));
@@ -484,7 +559,7 @@ cmf_api_databases_delete(struct cmf_request *req, struct cmf_response *resp, con
 		       args[1]);
 	r = db_kafka_database_delete(c, args[0], args[1], &audit, &missing);
 	if (r != DB_OK) {
-		kafka_error(resp, r, missing, args[0], args[1]);
+		kafka_error(resp, r, missing, args[0], args[1], NULL);
 		cmf_audit_fail(req, &audit, resp->status, r);
 		return;
 	}

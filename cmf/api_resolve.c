@@ -6,6 +6,7 @@
 
 #include "cmf/app.h"
 #include "cmf/audit.h"
+#include "cmf/csfle.h"
 #include "cmf/log.h"
 #include "cmf/render.h"
 #include "cmf/reply.h"
@@ -13,9 +14,9 @@
 #include "cmf/router.h"
 
 /* Bumped whenever a format's text changes, so ETags change with it. */
-#define RENDER_VERSION "cmf-render-1"
+#define RENDER_VERSION "cmf-render-2"
 
-enum format { FMT_JSON, FMT_PROPERTIES, FMT_FLINK_SQL };
+enum format { FMT_JSON, FMT_PROPERTIES, FMT_FLINK_SQL, FMT_CONNECT };
 
 static const struct {
 	const char *name;
@@ -25,6 +26,7 @@ static const struct {
 	/* Every character outside printable ASCII is \u-escaped, so the file is ASCII (ISO-8859-1 safe). */
 	[FMT_PROPERTIES] = { "properties", "text/x-java-properties; charset=ISO-8859-1" },
 	[FMT_FLINK_SQL] = { "flink-sql", "text/plain; charset=utf-8" },
+	[FMT_CONNECT] = { "connect", "text/x-java-properties; charset=ISO-8859-1" },
 };
 
 struct render_ctx {
@@ -43,13 +45,45 @@ reply_text(struct cmf_response *resp, const char *content_type, char *text)
 	resp->content_type = content_type;
 }
 
+/*
+ * A database with CSFLE: its CsfleConfig checked against the merged configuration and applied to it
+ * (cmf_csfle_apply). 0 with *warnings (new array), or -1 with the reply set (422 names every problem).
+ */
+static int
+csfle_apply(struct render_ctx *rc, const struct db_resolved *res, json_t *kafka, json_t *sr, json_t **warnings)
+{
+	json_t *problems = json_array();
+	int ret = -1;
+
+	*warnings = json_array();
+	if (problems == NULL || *warnings == NULL)
+		goto out;
+	if (res->csfle_spec != NULL)
+		cmf_csfle_apply(res->csfle_spec, res->csfle_name, res->csfle_secret, kafka, sr, problems, *warnings);
+	if (json_array_size(problems) > 0) {
+		cmf_reply_problems(rc->resp, 422, problems);
+		goto out;
+	}
+	for (size_t i = 0; i < json_array_size(*warnings); i++)
+		cmf_warn("client configuration %s/%s/%s: %s", rc->env, rc->catalog, rc->database,
+			 json_string_value(json_array_get(*warnings, i)));
+	ret = 0;
+out:
+	if (ret != 0) {
+		json_decref(*warnings);
+		*warnings = NULL;
+	}
+	json_decref(problems);
+	return ret;
+}
+
 static unsigned
 render(void *cls, int r, const struct db_resolved *res)
 {
 	struct render_ctx *rc = cls;
 	struct cmf_response *resp = rc->resp;
-	json_t *kafka = NULL, *sr = NULL;
-	char err[600] = "", comment[900];
+	json_t *kafka = NULL, *sr = NULL, *warnings = NULL;
+	char err[600] = "", comment[4096];
 	char *text = NULL;
 
 	/* A retried resolution renders again: nothing of an earlier attempt may remain (e.g. its ETag). */
@@ -72,21 +106,44 @@ render(void *cls, int r, const struct db_resolved *res)
 		cmf_reply_empty(resp, 304);
 		return resp->status;
 	}
+	if (res->csfle_spec != NULL && rc->fmt == FMT_FLINK_SQL) {
+		cmf_reply_error(resp, 422,
+				"database '%s/%s' uses CsfleConfig '%s', and Flink's open-source avro-confluent format does "
+				"not run Schema Registry encryption rules (it serializes through its own "
+				"ConfluentSchemaRegistryCoder, not Confluent's serializers): its options would write the "
+				"tagged fields in plaintext. Use format=properties with Confluent's serializers instead",
+				rc->catalog, rc->database, res->csfle_name);
+		return resp->status;
+	}
 	kafka = cmf_render_merge(res->kafka_config, res->kafka_secret);
 	sr = cmf_render_merge(res->sr_config, res->sr_secret);
-	if (kafka == NULL || sr == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-	} else if (rc->fmt == FMT_JSON) {
-		text = cmf_render_json(kafka, sr, err, sizeof(err));
-	} else if (rc->fmt == FMT_PROPERTIES) {
-		snprintf(comment, sizeof(comment), "cmf client configuration: environment %s, Kafka database %s/%s",
-			 rc->env, rc->catalog, rc->database);
-		text = cmf_render_properties(kafka, sr, comment, err, sizeof(err));
-	} else {
-		text = cmf_render_flink_sql(kafka, sr, err, sizeof(err));
+	if (kafka == NULL || sr == NULL || csfle_apply(rc, res, kafka, sr, &warnings) != 0) {
+		json_decref(kafka);
+		json_decref(sr);
+		if (resp->status < 400)
+			cmf_reply_error(resp, 500, "out of memory");
+		return resp->status;
 	}
+	/* The warnings travel with the configuration, where the job's operator reads it. */
+	snprintf(comment, sizeof(comment), "cmf client configuration: environment %s, Kafka database %s/%s%s", rc->env,
+		 rc->catalog, rc->database, res->csfle_spec != NULL ? ", CSFLE" : "");
+	for (size_t i = 0; i < json_array_size(warnings); i++) {
+		size_t len = strlen(comment);
+
+		snprintf(comment + len, sizeof(comment) - len, "\nWARNING: %s",
+			 json_string_value(json_array_get(warnings, i)));
+	}
+	if (rc->fmt == FMT_JSON)
+		text = cmf_render_json(kafka, sr, warnings, err, sizeof(err));
+	else if (rc->fmt == FMT_PROPERTIES)
+		text = cmf_render_properties(kafka, sr, comment, err, sizeof(err));
+	else if (rc->fmt == FMT_CONNECT)
+		text = cmf_render_connect(sr, res->csfle_spec != NULL, comment, err, sizeof(err));
+	else
+		text = cmf_render_flink_sql(kafka, sr, err, sizeof(err));
 	json_decref(kafka);
 	json_decref(sr);
+	json_decref(warnings);
 	if (text == NULL) {
 		cmf_reply_error(resp, strcmp(err, "out of memory") == 0 ? 500 : 422, "%s", err);
 		return resp->status;
@@ -112,7 +169,7 @@ cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, co
 		for (i = 0; i < sizeof(formats) / sizeof(formats[0]) && strcmp(f, formats[i].name) != 0; i++)
 			;
 		if (i == sizeof(formats) / sizeof(formats[0])) {
-			cmf_reply_error(resp, 400, "format must be json, properties or flink-sql");
+			cmf_reply_error(resp, 400, "format must be json, properties, flink-sql or connect");
 			return;
 		}
 		rc.fmt = (enum format)i;

@@ -1279,6 +1279,107 @@ cmf_csfle_check_resolved(json_t *kafka, json_t *sr, json_t *problems, json_t *wa
 		msg_add(problems, "no schema.registry.url: CSFLE needs Schema Registry for its rules and keys");
 }
 
+void
+cmf_csfle_check_public(json_t *kafka, json_t *sr, json_t *problems, json_t *warnings)
+{
+	int has_url = 0;
+
+	resolved_one(kafka, "kafka", problems, warnings, &has_url);
+	resolved_one(sr, "schemaRegistry", problems, warnings, &has_url);
+}
+
+int
+cmf_csfle_credential_key(const char *key)
+{
+	const char *p = key;
+
+	while ((p = strstr(p, "rule.executors.")) != NULL) {
+		if (p == key || p[-1] == '.') {
+			const char *x = p + strlen("rule.executors."), *dot = strchr(x, '.');
+
+			if (dot != NULL && dot != x && strncmp(dot + 1, "param.", 6) == 0)
+				return 1;
+		}
+		p++;
+	}
+	return 0;
+}
+
+/* One property cmf sets for CSFLE: taken out of `kafka` (it goes to `sr`, once) and set in `sr`. */
+static void
+apply_set(json_t *kafka, json_t *sr, const char *key, const char *value)
+{
+	json_object_del(kafka, key);
+	json_object_set_new(sr, key, json_string(value));
+}
+
+/* A credential key in a resolved map: the KMS credentials come from one place only. */
+static void
+apply_foreign_credentials(json_t *props, const char *where, const char *config, json_t *problems)
+{
+	char qb[QUOTE_MAX + 4], cb[QUOTE_MAX + 4];
+	const char *k;
+	json_t *v;
+
+	json_object_foreach (props, k, v) {
+		if (cmf_csfle_credential_key(k))
+			msg_add(problems,
+				"%s: %s: rule executor parameters come only from the credentials secret of CsfleConfig '%s' "
+				"(spec.kms.credentialsSecretId); remove it",
+				where, q(k, qb, sizeof(qb)), q(config, cb, sizeof(cb)));
+	}
+}
+
+/* The spec's latestCacheTtlSec against one set in a resolved map: two values, one client. */
+static void
+apply_ttl(json_t *props, const char *where, json_t *ttl, json_t *problems)
+{
+	char want[32], qb[QUOTE_MAX + 4];
+	const char *k;
+	json_t *v;
+
+	snprintf(want, sizeof(want), "%lld", (long long)json_integer_value(ttl));
+	json_object_foreach (props, k, v) {
+		if (key_is(k, "latest.cache.ttl.sec") && (!json_is_string(v) || strcmp(json_string_value(v), want) != 0))
+			msg_add(problems, "%s: %s differs from the CsfleConfig's latestCacheTtlSec (%s): set it in one place",
+				where, q(k, qb, sizeof(qb)), want);
+	}
+}
+
+void
+cmf_csfle_apply(json_t *spec, const char *config, json_t *creds, json_t *kafka, json_t *sr, json_t *problems,
+		json_t *warnings)
+{
+	json_t *kms = json_object_get(spec, "kms"), *ttl = json_object_get(spec, "latestCacheTtlSec"), *v;
+	const char *k;
+	size_t before = json_array_size(problems);
+	char key[512];
+
+	apply_foreign_credentials(kafka, "kafka", config, problems);
+	apply_foreign_credentials(sr, "schemaRegistry", config, problems);
+	cmf_csfle_check_resolved(kafka, sr, problems, warnings);
+	if (json_is_integer(ttl)) {
+		apply_ttl(kafka, "kafka", ttl, problems);
+		apply_ttl(sr, "schemaRegistry", ttl, problems);
+	}
+	if (json_object_get(kms, "credentialsSecretId") != NULL)
+		cmf_csfle_check_credentials(json_string_value(json_object_get(kms, "type")), creds, problems);
+	if (json_array_size(problems) > before)
+		return;
+	apply_set(kafka, sr, "auto.register.schemas", "false");
+	apply_set(kafka, sr, "use.latest.version", "true");
+	if (json_is_integer(ttl)) {
+		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(ttl));
+		apply_set(kafka, sr, "latest.cache.ttl.sec", key);
+	}
+	if (json_object_get(kms, "credentialsSecretId") != NULL) {
+		json_object_foreach (creds, k, v) {
+			snprintf(key, sizeof(key), "rule.executors._default_.param.%s", k); /* known keys: short */
+			json_object_set(sr, key, v);
+		}
+	}
+}
+
 /* ---- ruleSet ---- */
 
 json_t *

@@ -129,6 +129,33 @@ void cmf_csfle_check_credentials(const char *kms_type, json_t *secret_data, json
 void cmf_csfle_check_resolved(json_t *kafka, json_t *sr, json_t *problems, json_t *warnings);
 
 /*
+ * The same for the public connectionConfigs alone (when a database is written): every finding but a
+ * missing schema.registry.url, which a connection secret may still supply.
+ */
+void cmf_csfle_check_public(json_t *kafka, json_t *sr, json_t *problems, json_t *warnings);
+
+/*
+ * 1 when `key` is a rule executor parameter, "rule.executors.<x>.param.<name>" (at its start or after
+ * a '.'): KMS credentials, which belong in the CsfleConfig's credentials secret, never in a
+ * connectionConfig.
+ */
+int cmf_csfle_credential_key(const char *key);
+
+/*
+ * Apply CsfleConfig `config` (its checked `spec`) to a resolved client configuration: the `kafka` and
+ * `sr` property maps (objects of strings, modified) of a database naming it, and `creds` (the data of
+ * the secret mapped to spec.kms.credentialsSecretId, borrowed; ignored when the spec names none).
+ * Problems (nothing is changed when there is one): everything cmf_csfle_check_resolved finds; a rule
+ * executor parameter in kafka or sr (credentials come from one place); a latest.cache.ttl.sec other
+ * than spec.latestCacheTtlSec; cmf_csfle_check_credentials's findings. Warnings: check_resolved's.
+ * Otherwise `sr` gains the serializer settings auto.register.schemas=false, use.latest.version=true,
+ * latest.cache.ttl.sec (when the spec sets it), and rule.executors._default_.param.<key> for every
+ * credential (the same keys leave `kafka`, so a merged file holds each once).
+ */
+void cmf_csfle_apply(json_t *spec, const char *config, json_t *creds, json_t *kafka, json_t *sr, json_t *problems,
+		     json_t *warnings);
+
+/*
  * The Schema Registry ruleSet of a spec, as seed 002 shows it, ready to register:
  *   {"domainRules":[...ENCRYPT rules in declared order...],
  *    "encodingRules":[...ENCRYPT_PAYLOAD rules in declared order...]}

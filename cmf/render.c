@@ -87,9 +87,12 @@ cmf_render_merge(json_t *config, json_t *secret)
 }
 
 char *
-cmf_render_json(json_t *kafka, json_t *sr, char *err, size_t errlen)
+cmf_render_json(json_t *kafka, json_t *sr, json_t *warnings, char *err, size_t errlen)
 {
 	json_t *j = json_pack("{s:O,s:O}", "kafka", kafka, "schemaRegistry", sr);
+
+	if (j != NULL && json_array_size(warnings) > 0)
+		json_object_set(j, "warnings", warnings);
 	char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
 	json_decref(j);
@@ -195,6 +198,25 @@ cmf_render_properties_escape(const char *s, int is_key)
 	return buf_take(&b);
 }
 
+/* `comment`'s lines as "# " lines; bytes outside printable ASCII become '?' (the file is ISO-8859-1). */
+static void
+put_comment(struct buf *b, const char *comment)
+{
+	buf_str(b, "# ");
+	for (const char *p = comment; *p != '\0'; p++) {
+		char c = *p;
+
+		if (c == '\n') {
+			buf_str(b, "\n# ");
+			continue;
+		}
+		if ((unsigned char)c < 0x20 || (unsigned char)c > 0x7e)
+			c = '?';
+		buf_put(b, &c, 1);
+	}
+	buf_str(b, "\n");
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -246,11 +268,8 @@ cmf_render_properties(json_t *kafka, json_t *sr, const char *comment, char *err,
 	keys = sorted_keys(all, &n);
 	if (keys == NULL)
 		goto oom;
-	if (comment != NULL) {
-		buf_str(&b, "# ");
-		buf_str(&b, comment);
-		buf_str(&b, "\n");
-	}
+	if (comment != NULL)
+		put_comment(&b, comment);
 	for (size_t i = 0; i < n; i++) {
 		properties_escape(&b, keys[i], 1);
 		buf_str(&b, "=");
@@ -398,5 +417,46 @@ out:
 	json_decref(emitted);
 	buf_wipe(&b);
 	buf_wipe(&missing);
+	return text;
+}
+
+char *
+cmf_render_connect(json_t *sr, int csfle, const char *comment, char *err, size_t errlen)
+{
+	static const char *const prefixes[] = { "key.converter.", "value.converter." };
+	json_t *all = json_object(), *none = json_object(), *v;
+	const char *k;
+	char *text = NULL, *key;
+
+	if (all == NULL || none == NULL)
+		goto oom;
+	if (csfle && json_object_set_new(all, "csfle.enabled", json_string("true")) != 0)
+		goto oom;
+	json_object_foreach (sr, k, v) {
+		/* Seed 001 lists the rule executor parameters unprefixed (Confluent Cloud's connectors read
+		 * them so); a self-managed worker hands a converter only its prefixed keys: both are written. */
+		if (strncmp(k, "rule.executors.", 15) == 0 && json_object_set(all, k, v) != 0)
+			goto oom;
+		for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+			size_t len = strlen(prefixes[i]) + strlen(k) + 1;
+			int rc;
+
+			key = malloc(len);
+			if (key == NULL)
+				goto oom;
+			snprintf(key, len, "%s%s", prefixes[i], k);
+			rc = json_object_set(all, key, v);
+			free(key);
+			if (rc != 0)
+				goto oom;
+		}
+	}
+	text = cmf_render_properties(all, none, comment, err, errlen);
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+out:
+	json_decref(all);
+	json_decref(none);
 	return text;
 }

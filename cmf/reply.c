@@ -40,20 +40,52 @@ cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json)
 	}
 }
 
+/* THE error body: one {"message"} per sentence (already sanitized), in CMF's {"errors":[...]}. */
+static void
+reply_errors(struct cmf_response *resp, unsigned status, const char *const *msgs, size_t n)
+{
+	json_t *errors = json_array();
+
+	for (size_t i = 0; errors != NULL && i < n; i++)
+		if (json_array_append_new(errors, json_pack("{s:s}", "message", msgs[i])) != 0) {
+			json_decref(errors);
+			errors = NULL;
+		}
+	if (status == 503)
+		cmf_response_header(resp, "Retry-After", "1");
+	cmf_reply_json(resp, status, errors != NULL ? json_pack("{s:o}", "errors", errors) : NULL);
+}
+
 void
 cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...)
 {
 	/* Client messages are one sentence; 2 KiB holds one quoting three names of 253 characters. */
 	char msg[2048];
+	const char *one[] = { msg };
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	cmf_utf8_sanitize(msg);
-	if (status == 503)
-		cmf_response_header(resp, "Retry-After", "1");
-	cmf_reply_json(resp, status, json_pack("{s:[{s:s}]}", "errors", "message", msg));
+	reply_errors(resp, status, one, 1);
+}
+
+void
+cmf_reply_problems(struct cmf_response *resp, unsigned status, json_t *problems)
+{
+	size_t n = json_array_size(problems), m = 0;
+	const char **msgs = calloc(n > 0 ? n : 1, sizeof(*msgs));
+
+	if (msgs == NULL) {
+		reply_errors(resp, 500, NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (json_is_string(json_array_get(problems, i)))
+			msgs[m++] = json_string_value(json_array_get(problems, i));
+	reply_errors(resp, status, msgs, m);
+	free(msgs);
 }
 
 void

@@ -16,6 +16,12 @@ void cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json);
 void cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * The same body with one {"message"} per string of `problems` (borrowed array of valid UTF-8
+ * sentences, e.g. cmf/csfle.c's), so a client fixes all of them in one round trip.
+ */
+void cmf_reply_problems(struct cmf_response *resp, unsigned status, json_t *problems);
+
 /* 204 without a body. */
 void cmf_reply_empty(struct cmf_response *resp, unsigned status);
 

@@ -44,6 +44,12 @@ void cmf_api_secret_mappings_create(struct cmf_request *req, struct cmf_response
 void cmf_api_secret_mappings_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_secret_mappings_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_secret_mappings_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_csfle_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_csfle_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_csfle_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_csfle_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_csfle_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+void cmf_api_csfle_ruleset(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_catalogs_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_catalogs_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
 void cmf_api_catalogs_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);

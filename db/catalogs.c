@@ -16,8 +16,12 @@
 	"(SELECT coalesce(json_agg(m.environment ORDER BY m.environment), '[]') FROM cmf_secret_mappings m "  \
 	"WHERE m.name = " secret_id ")::text"
 #define CAT_COLS KAFKA_COLS("NULL::text", "k.sr_connection_config", "k.sr_connection_secret_id")
-#define DB_COLS KAFKA_COLS("k.catalog", "k.kafka_connection_config", "k.kafka_connection_secret_id")
-enum { KC_CATALOG, KC_NAME, KC_UID, KC_LABELS, KC_ANNOTATIONS, KC_CONFIG, KC_SECRET_ID, KC_CREATED, KC_UPDATED, KC_ENVS };
+#define CAT_COLS_ALL CAT_COLS ", NULL::text"
+#define DB_COLS KAFKA_COLS("k.catalog", "k.kafka_connection_config", "k.kafka_connection_secret_id") ", k.csfle_config"
+enum {
+	KC_CATALOG, KC_NAME, KC_UID, KC_LABELS, KC_ANNOTATIONS, KC_CONFIG, KC_SECRET_ID, KC_CREATED, KC_UPDATED, KC_ENVS,
+	KC_CSFLE,
+};
 
 static const struct db_statement st_cat_lock = {
 	"catalog_lock", "SELECT 1 FROM cmf_kafka_catalogs WHERE name = $1 FOR UPDATE", 1,
@@ -25,6 +29,10 @@ static const struct db_statement st_cat_lock = {
 /* Held by database writes: the catalog cannot be deleted under them. */
 static const struct db_statement st_cat_share = {
 	"catalog_share", "SELECT 1 FROM cmf_kafka_catalogs WHERE name = $1 FOR KEY SHARE", 1,
+};
+/* Held by database writes naming a CsfleConfig: it cannot be deleted under them. */
+static const struct db_statement st_csfle_share = {
+	"database_csfle_share", "SELECT 1 FROM cmf_csfle_configs WHERE name = $1 FOR KEY SHARE", 1,
 };
 static const struct db_statement st_cat_exists = {
 	"catalog_exists", "SELECT 1 FROM cmf_kafka_catalogs WHERE name = $1", 1,
@@ -42,10 +50,10 @@ static const struct db_statement st_cat_update = {
 	5,
 };
 static const struct db_statement st_cat_get = {
-	"catalog_get", "SELECT " CAT_COLS " FROM cmf_kafka_catalogs k WHERE k.name = $1", 1,
+	"catalog_get", "SELECT " CAT_COLS_ALL " FROM cmf_kafka_catalogs k WHERE k.name = $1", 1,
 };
 static const struct db_statement st_cat_list = {
-	"catalog_list", "SELECT " CAT_COLS " FROM cmf_kafka_catalogs k ORDER BY k.name LIMIT $1::bigint OFFSET $2::bigint",
+	"catalog_list", "SELECT " CAT_COLS_ALL " FROM cmf_kafka_catalogs k ORDER BY k.name LIMIT $1::bigint OFFSET $2::bigint",
 	2,
 };
 static const struct db_statement st_cat_count = { "catalog_count", "SELECT count(*) FROM cmf_kafka_catalogs", 0 };
@@ -61,15 +69,15 @@ static const struct db_statement st_cat_databases = {
 static const struct db_statement st_db_insert = {
 	"database_insert",
 	"INSERT INTO cmf_kafka_databases (catalog, name, uid, labels, annotations, kafka_connection_config, "
-	"kafka_connection_secret_id, created_at, updated_at) "
-	"VALUES ($1, $2, $3::uuid, $4::jsonb, $5::jsonb, $6::jsonb, $7, now(), now())",
-	7,
+	"kafka_connection_secret_id, csfle_config, created_at, updated_at) "
+	"VALUES ($1, $2, $3::uuid, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, now(), now())",
+	8,
 };
 static const struct db_statement st_db_update = {
 	"database_update",
 	"UPDATE cmf_kafka_databases SET labels = $3::jsonb, annotations = $4::jsonb, kafka_connection_config = $5::jsonb, "
-	"kafka_connection_secret_id = $6, updated_at = now() WHERE catalog = $1 AND name = $2",
-	6,
+	"kafka_connection_secret_id = $6, csfle_config = $7, updated_at = now() WHERE catalog = $1 AND name = $2",
+	7,
 };
 static const struct db_statement st_db_get = {
 	"database_get", "SELECT " DB_COLS " FROM cmf_kafka_databases k WHERE k.catalog = $1 AND k.name = $2", 2,
@@ -95,6 +103,7 @@ db_kafka_free(struct db_kafka *k)
 	free(k->catalog);
 	free(k->name);
 	free(k->connection_secret_id);
+	free(k->csfle_config);
 	json_decref(k->labels);
 	json_decref(k->annotations);
 	json_decref(k->connection_config);
@@ -120,6 +129,8 @@ kafka_decode(PGresult *res, int row, void **out)
 		r = db_rows_str(res, row, KC_NAME, false, &k->name);
 	if (r == DB_OK)
 		r = db_rows_str(res, row, KC_SECRET_ID, true, &k->connection_secret_id);
+	if (r == DB_OK)
+		r = db_rows_str(res, row, KC_CSFLE, true, &k->csfle_config);
 	if (r == DB_OK)
 		r = db_rows_json(res, row, KC_LABELS, true, name, &k->labels);
 	if (r == DB_OK)
@@ -191,6 +202,7 @@ struct kafka_write_tx {
 	const char *name;
 	const char *labels, *annotations, *config; /* JSON text */
 	const char *secret_id;                     /* may be NULL (SQL NULL) */
+	const char *csfle_config;                  /* database only; may be NULL */
 	const struct db_audit *audit;
 	struct db_kafka *result;
 	enum db_missing missing;
@@ -200,7 +212,7 @@ static int
 kafka_write_body(struct db_conn *c, void *cls)
 {
 	struct kafka_write_tx *t = cls;
-	struct db_param cat[] = { { t->catalog, 0, 0 } }, p[7];
+	struct db_param cat[] = { { t->catalog, 0, 0 } }, csfle[] = { { t->csfle_config, 0, 0 } }, p[8];
 	const struct db_statement *st;
 	PGresult *res = NULL;
 	char uid[37];
@@ -216,9 +228,16 @@ kafka_write_body(struct db_conn *c, void *cls)
 			return r == 0 ? DB_ERR_NOT_FOUND : r;
 		}
 	}
+	if (t->csfle_config != NULL) {
+		r = db_rows_exists(c, &st_csfle_share, csfle, 1);
+		if (r <= 0) {
+			t->missing = DB_MISSING_REF;
+			return r == 0 ? DB_ERR_NOT_FOUND : r;
+		}
+	}
 	if (crypto_uuid4(uid) != CRYPTO_OK)
 		return DB_ERR_INTERNAL;
-	/* Parameters: [catalog,] name, [uid (insert),] labels, annotations, connection config, secret id. */
+	/* Parameters: [catalog,] name, [uid (insert),] labels, annotations, connection config, secret id[, csfle]. */
 	if (t->catalog != NULL)
 		p[n++] = (struct db_param){ t->catalog, 0, 0 };
 	p[n++] = (struct db_param){ t->name, 0, 0 };
@@ -228,6 +247,8 @@ kafka_write_body(struct db_conn *c, void *cls)
 	p[n++] = (struct db_param){ t->annotations, 0, 0 };
 	p[n++] = (struct db_param){ t->config, 0, 0 };
 	p[n++] = (struct db_param){ t->secret_id, 0, 0 };
+	if (t->catalog != NULL)
+		p[n++] = (struct db_param){ t->csfle_config, 0, 0 };
 	if (t->catalog == NULL)
 		st = t->create ? &st_cat_insert : &st_cat_update;
 	else
@@ -247,10 +268,11 @@ kafka_write_body(struct db_conn *c, void *cls)
 
 static int
 kafka_write(struct db_conn *c, bool create, const char *catalog, const char *name, json_t *labels,
-	    json_t *annotations, json_t *config, const char *secret_id, const struct db_audit *audit,
-	    struct db_kafka **out, enum db_missing *missing)
+	    json_t *annotations, json_t *config, const char *secret_id, const char *csfle_config,
+	    const struct db_audit *audit, struct db_kafka **out, enum db_missing *missing)
 {
-	struct kafka_write_tx t = { create, catalog, name, NULL, NULL, NULL, secret_id, audit, NULL, DB_MISSING_NONE };
+	struct kafka_write_tx t = { create,	  catalog, name, NULL, NULL, NULL, secret_id, csfle_config,
+				    audit,	  NULL,	   DB_MISSING_NONE };
 	char *l = json_dumps(labels, JSON_COMPACT), *an = json_dumps(annotations, JSON_COMPACT);
 	char *cf = json_dumps(config, JSON_COMPACT);
 	int r = DB_ERR_ALLOC;
@@ -332,8 +354,8 @@ db_kafka_catalog_create(struct db_conn *c, const char *name, json_t *labels, jso
 			json_t *connection_config, const char *connection_secret_id, const struct db_audit *audit,
 			struct db_kafka **out)
 {
-	return kafka_write(c, true, NULL, name, labels, annotations, connection_config, connection_secret_id, audit, out,
-			   NULL);
+	return kafka_write(c, true, NULL, name, labels, annotations, connection_config, connection_secret_id, NULL, audit,
+			   out, NULL);
 }
 
 int
@@ -341,7 +363,7 @@ db_kafka_catalog_update(struct db_conn *c, const char *name, json_t *labels, jso
 			json_t *connection_config, const char *connection_secret_id, const struct db_audit *audit,
 			struct db_kafka **out)
 {
-	return kafka_write(c, false, NULL, name, labels, annotations, connection_config, connection_secret_id, audit,
+	return kafka_write(c, false, NULL, name, labels, annotations, connection_config, connection_secret_id, NULL, audit,
 			   out, NULL);
 }
 
@@ -429,19 +451,21 @@ db_kafka_catalog_delete(struct db_conn *c, const char *name, const struct db_aud
 int
 db_kafka_database_create(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
 			 json_t *annotations, json_t *connection_config, const char *connection_secret_id,
-			 const struct db_audit *audit, struct db_kafka **out, enum db_missing *missing)
+			 const char *csfle_config, const struct db_audit *audit, struct db_kafka **out,
+			 enum db_missing *missing)
 {
-	return kafka_write(c, true, catalog, name, labels, annotations, connection_config, connection_secret_id, audit,
-			   out, missing);
+	return kafka_write(c, true, catalog, name, labels, annotations, connection_config, connection_secret_id,
+			   csfle_config, audit, out, missing);
 }
 
 int
 db_kafka_database_update(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
 			 json_t *annotations, json_t *connection_config, const char *connection_secret_id,
-			 const struct db_audit *audit, struct db_kafka **out, enum db_missing *missing)
+			 const char *csfle_config, const struct db_audit *audit, struct db_kafka **out,
+			 enum db_missing *missing)
 {
-	return kafka_write(c, false, catalog, name, labels, annotations, connection_config, connection_secret_id, audit,
-			   out, missing);
+	return kafka_write(c, false, catalog, name, labels, annotations, connection_config, connection_secret_id,
+			   csfle_config, audit, out, missing);
 }
 
 int

@@ -350,6 +350,7 @@ struct db_kafka {
 	json_t *connection_config;        /* object of strings: public configuration only */
 	char *connection_secret_id;       /* NULL when none */
 	json_t *environments_with_access; /* environments mapping connection_secret_id, sorted ([] if none) */
+	char *csfle_config;               /* database only: the CsfleConfig it names, or NULL */
 };
 
 void db_kafka_free(struct db_kafka *k);
@@ -383,16 +384,19 @@ int db_kafka_catalog_delete(struct db_conn *c, const char *name, const struct db
 
 /*
  * Create a database in `catalog` (its row held FOR KEY SHARE). DB_ERR_NOT_FOUND with *missing =
- * DB_MISSING_PARENT when the catalog does not exist; DB_ERR_CONFLICT if the name exists in it.
+ * DB_MISSING_PARENT when the catalog does not exist, DB_MISSING_REF when `csfle_config` (may be
+ * NULL: none) names no CsfleConfig (held FOR KEY SHARE otherwise); DB_ERR_CONFLICT if the name exists.
  */
 int db_kafka_database_create(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
 			     json_t *annotations, json_t *connection_config, const char *connection_secret_id,
-			     const struct db_audit *audit, struct db_kafka **out, enum db_missing *missing);
+			     const char *csfle_config, const struct db_audit *audit, struct db_kafka **out,
+			     enum db_missing *missing);
 
-/* Replace labels, annotations and the connection; DB_MISSING_PARENT or DB_MISSING_SELF when absent. */
+/* Replace labels, annotations, the connection and csfle_config; as create, and DB_MISSING_SELF when absent. */
 int db_kafka_database_update(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
 			     json_t *annotations, json_t *connection_config, const char *connection_secret_id,
-			     const struct db_audit *audit, struct db_kafka **out, enum db_missing *missing);
+			     const char *csfle_config, const struct db_audit *audit, struct db_kafka **out,
+			     enum db_missing *missing);
 
 /* Read one; DB_MISSING_PARENT or DB_MISSING_SELF when absent. */
 int db_kafka_database_get(struct db_conn *c, const char *catalog, const char *name, struct db_kafka **out,
@@ -406,6 +410,46 @@ int db_kafka_database_list(struct db_conn *c, const char *catalog, long long off
 int db_kafka_database_delete(struct db_conn *c, const char *catalog, const char *name, const struct db_audit *audit,
 			     enum db_missing *missing);
 
+/* ---- CsfleConfigs ----------------------------------------------------------------------------------- */
+
+/* A CsfleConfig: a client-side field-level encryption declaration (spec contract: cmf/csfle.h). */
+struct db_csfle {
+	char *name;
+	char uid[37];
+	char created[32];
+	char updated[32];
+	json_t *labels;      /* object */
+	json_t *annotations; /* object */
+	json_t *spec;        /* object, as stored (checked by the API before every write) */
+	json_t *databases;   /* "catalog/database" of every KafkaDatabase naming it, sorted ([] if none) */
+};
+
+void db_csfle_free(struct db_csfle *f);
+
+/*
+ * Create or replace (update: DB_ERR_NOT_FOUND if absent). `labels`, `annotations`, `spec` borrowed
+ * objects; spec.kms.credentialsSecretId is kept beside it for the resolution. DB_ERR_CONFLICT if
+ * the name exists (create). `audit` is recorded in the same transaction; *out the stored row.
+ */
+int db_csfle_create(struct db_conn *c, const char *name, json_t *labels, json_t *annotations, json_t *spec,
+		    const struct db_audit *audit, struct db_csfle **out);
+int db_csfle_update(struct db_conn *c, const char *name, json_t *labels, json_t *annotations, json_t *spec,
+		    const struct db_audit *audit, struct db_csfle **out);
+
+/* Read one. DB_ERR_NOT_FOUND if absent. */
+int db_csfle_get(struct db_conn *c, const char *name, struct db_csfle **out);
+
+/* One page by name, plus the total; *items as in db_secret_list. */
+int db_csfle_list(struct db_conn *c, long long offset, int limit, struct db_csfle ***items, size_t *n,
+		  long long *total);
+
+/*
+ * Delete. DB_ERR_NOT_FOUND if absent. DB_ERR_CONFLICT while databases name it: *databases is then a
+ * new array of their "catalog/database" names (empty if only the foreign key caught one), and
+ * nothing is deleted; NULL on every other return.
+ */
+int db_csfle_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **databases);
+
 /* ---- Client-configuration resolution ------------------------------------------------------------- */
 
 /* What one resolution found, for the renderer. Members are borrowed for the callback's duration. */
@@ -414,6 +458,9 @@ struct db_resolved {
 	json_t *kafka_secret;    /* data of the secret mapped to its connectionSecretId, or NULL when it has none */
 	json_t *sr_config;       /* the catalog's srInstance connectionConfig (object) */
 	json_t *sr_secret;       /* likewise for the catalog's connectionSecretId */
+	json_t *csfle_spec;      /* spec of the CsfleConfig the database names, or NULL when it names none */
+	char csfle_name[256];    /* its name ("" when none) */
+	json_t *csfle_secret;    /* data of the secret mapped to its spec.kms.credentialsSecretId, or NULL */
 	char etag[36];           /* strong ETag, quoted: "\"<32 hex>\"" */
 	bool not_modified;       /* If-None-Match named the current ETag: nothing was decrypted */
 	char detail[1536];       /* for DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED: the sentence (names of 253 chars fit) */

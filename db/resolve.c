@@ -14,7 +14,9 @@ static const struct db_statement st_resolve = {
 	"SELECT c.name IS NOT NULL, c.sr_connection_config::text, c.sr_connection_secret_id, c.updated_at::text, "
 	"d.name IS NOT NULL, d.kafka_connection_config::text, d.kafka_connection_secret_id, d.updated_at::text, "
 	"km.secret_name, km.updated_at::text, ks.uid::text, ks.version, ks.sealed, ks.data, "
-	"sm.secret_name, sm.updated_at::text, ss.uid::text, ss.version, ss.sealed, ss.data "
+	"sm.secret_name, sm.updated_at::text, ss.uid::text, ss.version, ss.sealed, ss.data, "
+	"f.name, f.spec::text, f.credentials_secret_id, f.updated_at::text, "
+	"fm.secret_name, fm.updated_at::text, fs.uid::text, fs.version, fs.sealed, fs.data "
 	"FROM cmf_environments e "
 	"LEFT JOIN cmf_kafka_catalogs c ON c.name = $2 "
 	"LEFT JOIN cmf_kafka_databases d ON d.catalog = c.name AND d.name = $3 "
@@ -22,6 +24,9 @@ static const struct db_statement st_resolve = {
 	"LEFT JOIN cmf_secrets ks ON ks.name = km.secret_name "
 	"LEFT JOIN cmf_secret_mappings sm ON sm.environment = e.name AND sm.name = c.sr_connection_secret_id "
 	"LEFT JOIN cmf_secrets ss ON ss.name = sm.secret_name "
+	"LEFT JOIN cmf_csfle_configs f ON f.name = d.csfle_config "
+	"LEFT JOIN cmf_secret_mappings fm ON fm.environment = e.name AND fm.name = f.credentials_secret_id "
+	"LEFT JOIN cmf_secrets fs ON fs.name = fm.secret_name "
 	"WHERE e.name = $1",
 	3,
 };
@@ -31,6 +36,8 @@ enum {
 	R_DB, R_KAFKA_CONFIG, R_KAFKA_SECRET_ID, R_DB_UPDATED,
 	R_KM_SECRET, R_KM_UPDATED, R_KS_UID, R_KS_VERSION, R_KS_SEALED, R_KS_DATA,
 	R_SM_SECRET, R_SM_UPDATED, R_SS_UID, R_SS_VERSION, R_SS_SEALED, R_SS_DATA,
+	R_F_NAME, R_F_SPEC, R_F_SECRET_ID, R_F_UPDATED,
+	R_FM_SECRET, R_FM_UPDATED, R_FS_UID, R_FS_VERSION, R_FS_SEALED, R_FS_DATA,
 };
 
 struct resolve_tx {
@@ -49,6 +56,8 @@ resolved_clear(struct db_resolved *res)
 	json_decref(res->kafka_secret);
 	json_decref(res->sr_config);
 	json_decref(res->sr_secret);
+	json_decref(res->csfle_spec);
+	json_decref(res->csfle_secret);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -58,7 +67,9 @@ compute_etag(const char *salt, PGresult *res, char out[36])
 {
 	static const int cols[] = { R_SR_SECRET_ID, R_CAT_UPDATED, R_KAFKA_SECRET_ID, R_DB_UPDATED,
 				    R_KM_SECRET,    R_KM_UPDATED,  R_KS_UID,	      R_KS_VERSION,
-				    R_SM_SECRET,    R_SM_UPDATED,  R_SS_UID,	      R_SS_VERSION };
+				    R_SM_SECRET,    R_SM_UPDATED,  R_SS_UID,	      R_SS_VERSION,
+				    R_F_NAME,	    R_F_UPDATED,   R_F_SECRET_ID,     R_FM_SECRET,
+				    R_FM_UPDATED,   R_FS_UID,	   R_FS_VERSION };
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char h[32];
 	unsigned int n = 0;
@@ -169,6 +180,11 @@ resolve_lookup(struct resolve_tx *t, PGresult *res)
 		return open_mapped(t, res, PQgetvalue(res, 0, R_SR_SECRET_ID), R_SM_SECRET, 0, 0, 0, 0, used_by,
 				   &t->res.sr_secret);
 	}
+	if (!PQgetisnull(res, 0, R_F_SECRET_ID) && PQgetisnull(res, 0, R_FM_SECRET)) {
+		snprintf(used_by, sizeof(used_by), "the KMS credentials of CsfleConfig '%s'", PQgetvalue(res, 0, R_F_NAME));
+		return open_mapped(t, res, PQgetvalue(res, 0, R_F_SECRET_ID), R_FM_SECRET, 0, 0, 0, 0, used_by,
+				   &t->res.csfle_secret);
+	}
 	if (t->if_none_match != NULL && etag_listed(t->if_none_match, t->res.etag)) {
 		t->res.not_modified = true;
 		return DB_OK;
@@ -185,6 +201,17 @@ resolve_lookup(struct resolve_tx *t, PGresult *res)
 	if (!PQgetisnull(res, 0, R_SR_SECRET_ID)) {
 		r = open_mapped(t, res, PQgetvalue(res, 0, R_SR_SECRET_ID), R_SM_SECRET, R_SS_UID, R_SS_VERSION,
 				R_SS_SEALED, R_SS_DATA, "", &t->res.sr_secret);
+		if (r != DB_OK)
+			return r;
+	}
+	if (!PQgetisnull(res, 0, R_F_NAME)) {
+		snprintf(t->res.csfle_name, sizeof(t->res.csfle_name), "%s", PQgetvalue(res, 0, R_F_NAME));
+		if (load_config(res, R_F_SPEC, &t->res.csfle_spec) != DB_OK)
+			return DB_ERR_CORRUPT;
+	}
+	if (!PQgetisnull(res, 0, R_F_SECRET_ID)) {
+		r = open_mapped(t, res, PQgetvalue(res, 0, R_F_SECRET_ID), R_FM_SECRET, R_FS_UID, R_FS_VERSION,
+				R_FS_SEALED, R_FS_DATA, "", &t->res.csfle_secret);
 		if (r != DB_OK)
 			return r;
 	}
