@@ -53,6 +53,9 @@ CATALOG = {"apiVersion": "cmf.confluent.io/v1", "kind": "KafkaCatalog", "metadat
 DATABASE = {"apiVersion": "cmf.confluent.io/v1", "kind": "KafkaDatabase", "metadata": {"name": "matrix-db"},
             "spec": {"kafkaCluster": {"connectionConfig": {"bootstrap.servers": "kafka:9092"}}}}
 
+CSFLE = {"apiVersion": "cmf.confluent.io/v1", "kind": "CsfleConfig", "metadata": {"name": "matrix-csfle"},
+         "spec": {"kms": {"type": "local-kms", "keyId": "k"}, "kek": {"name": "kek"}, "latestCacheTtlSec": 60,
+                  "rules": [{"name": "r", "tags": ["PII"]}]}}
 
 # Every route of `cmf routes`: (concrete path, body, status for the admin). The test fails when a route
 # exists without a row here, so a new endpoint cannot slip in without its authorization being tested.
@@ -88,6 +91,12 @@ MATRIX = {
                                                          MAPPING, 200),
     "DELETE /cmf/api/v1/environments/*/secret-mappings/*": (
         API + "/environments/matrix-env/secret-mappings/matrix-absent", None, 404),
+    "GET /cmf/api/v1/csfle-configs": (API + "/csfle-configs", None, 200),
+    "POST /cmf/api/v1/csfle-configs": (API + "/csfle-configs", CSFLE, 200),
+    "GET /cmf/api/v1/csfle-configs/*": (API + "/csfle-configs/matrix-csfle", None, 200),
+    "PUT /cmf/api/v1/csfle-configs/*": (API + "/csfle-configs/matrix-csfle", CSFLE, 200),
+    "DELETE /cmf/api/v1/csfle-configs/*": (API + "/csfle-configs/matrix-absent", None, 404),
+    "GET /cmf/api/v1/csfle-configs/*/ruleset": (API + "/csfle-configs/matrix-csfle/ruleset", None, 200),
     "GET /cmf/api/v1/catalogs/kafka": (API + "/catalogs/kafka", None, 200),
     "POST /cmf/api/v1/catalogs/kafka": (API + "/catalogs/kafka", CATALOG, 200),
     "GET /cmf/api/v1/catalogs/kafka/*": (API + "/catalogs/kafka/matrix-cat", None, 200),

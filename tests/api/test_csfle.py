@@ -489,3 +489,58 @@ def test_credentials_only_in_resolution_answers(world, pg, db):
     events = [e for e in world.request("GET", API + "/audit-events?size=100").json()["items"]
               if e["resource"].startswith("csfle-config/")]
     assert [e["action"] for e in events] == ["csfle-config.create"]
+
+
+# ---- end to end with Confluent's CSFLE client ---------------------------------------------------------
+
+ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.dirname(
+    __import__("os").path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def csfle_npm():
+    """@confluentinc/schemaregistry, pinned by tests/csfle_e2e/package-lock.json (tests/csfle-npm.sh)."""
+    import subprocess
+    out = subprocess.run(["sh", ROOT + "/tests/csfle-npm.sh"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, f"tests/csfle-npm.sh failed:\n{out.stderr}"
+    return out.stdout.strip().splitlines()[-1]
+
+
+def roundtrip(npm_dir, inp):
+    import os
+    import subprocess
+    env = dict(os.environ, CSFLE_NPM_DIR=npm_dir)
+    env.pop("LOCAL_SECRET", None)
+    p = subprocess.run(["node", ROOT + "/tests/csfle_e2e/roundtrip.mjs"], input=json.dumps(inp), env=env,
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, (json.loads(p.stdout) if p.returncode == 0 else None), p.stderr
+
+
+def test_end_to_end_with_confluent_js_client(world, csfle_npm):
+    """The config and ruleSet cmf renders, used as is by Confluent's JavaScript CSFLE client (its mock
+    registry stands in for Schema Registry, local-kms for the KMS): the tagged field is ciphertext on the
+    wire and decrypts back; without the rule executor parameters it cannot be read, or written."""
+    # The catalog points at the client's in-memory registry, so nothing in cmf's output is edited.
+    ok(world.request("PUT", API + "/catalogs/kafka/main", body("main", {"srInstance": {
+        "connectionConfig": {"schema.registry.url": "mock://cmf-e2e"}}}, "KafkaCatalog")))
+    cfg = ok(world.request("GET", PATH)).json()
+    props = dict(cfg["kafka"], **cfg["schemaRegistry"])
+    ruleset = ok(world.request("GET", API + "/csfle-configs/orders-pii/ruleset")).json()
+    record = {"id": "order-0001-visible", "ssn": "123-45-6789", "email": None, "amount": 42.5}
+    inp = {"properties": props, "ruleSet": ruleset, "subject": "orders-value", "schema": AVRO, "record": record,
+           "taggedField": "ssn", "topic": "orders"}
+    rc, out, err = roundtrip(csfle_npm, inp)
+    assert rc == 0, err
+    wire = bytes.fromhex(out["wireHex"])
+    assert wire[0] == 0  # Confluent wire format: magic byte, schema id
+    assert out["plaintextOnWire"] is False and b"123-45-6789" not in wire
+    assert out["otherFieldOnWire"] is True and b"order-0001-visible" in wire
+    assert out["decoded"] == record
+    # a reader without the rule executor parameters gets ciphertext (the rule's read action is NONE)
+    assert out["withoutParamsError"] is not None or out["decodedWithoutParams"]["ssn"] != "123-45-6789"
+    assert "cannot load secret" in (out["withoutParamsRuleError"] or out["withoutParamsError"] or "")
+    # a writer without them refuses to write (onFailure ERROR on write): no plaintext goes out
+    props.pop("rule.executors._default_.param.secret")
+    rc, out, err = roundtrip(csfle_npm, dict(inp, properties=props))
+    assert rc == 3 and "cannot load secret" in err, (rc, err)
