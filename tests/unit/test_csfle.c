@@ -801,6 +801,82 @@ START_TEST(test_ruleset)
 }
 END_TEST
 
+START_TEST(test_apply)
+{
+	json_t *spec = J("{\"kms\":{\"type\":\"aws-kms\",\"keyId\":\"arn:aws:kms:us-east-1:123456789012:key/k\","
+			 "\"credentialsSecretId\":\"kms\"},\"kek\":{\"name\":\"kek\"},\"latestCacheTtlSec\":300,"
+			 "\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
+	json_t *creds = J("{\"access.key.id\":\"AKIA\",\"secret.access.key\":\"s3cr3t\"}");
+	json_t *kafka = J("{\"bootstrap.servers\":\"b:9092\",\"use.latest.version\":\"true\"}");
+	json_t *sr = J("{\"schema.registry.url\":\"http://sr\"}");
+	json_t *problems = json_array(), *warnings = json_array(), *want;
+
+	cmf_csfle_apply(spec, "cfg", creds, kafka, sr, problems, warnings);
+	dump("problems", problems);
+	ck_assert_int_eq(json_array_size(problems), 0);
+	ck_assert_int_eq(json_array_size(warnings), 0);
+	/* The serializer settings and credentials go to sr, once: the copy in kafka leaves. */
+	want = J("{\"schema.registry.url\":\"http://sr\",\"auto.register.schemas\":\"false\","
+		 "\"use.latest.version\":\"true\",\"latest.cache.ttl.sec\":\"300\","
+		 "\"rule.executors._default_.param.access.key.id\":\"AKIA\","
+		 "\"rule.executors._default_.param.secret.access.key\":\"s3cr3t\"}");
+	ck_assert(json_equal(sr, want));
+	json_decref(want);
+	want = J("{\"bootstrap.servers\":\"b:9092\"}");
+	ck_assert(json_equal(kafka, want));
+	json_decref(want);
+	json_decref(kafka);
+	json_decref(sr);
+	json_decref(creds);
+
+	/* Problems: nothing changes, every one is named, no value is quoted. */
+	creds = J("{\"access.key.id\":\"AKIA\"}");
+	kafka = J("{\"rule.executors._default_.param.secret.access.key\":\"other-secret\","
+		  "\"latest.cache.ttl.sec\":\"-1\",\"dlq.topic.name\":\"d\"}");
+	sr = J("{\"schema.registry.url\":\"http://sr\",\"auto.register.schemas\":\"TRUE\"}");
+	json_array_clear(problems);
+	json_array_clear(warnings);
+	cmf_csfle_apply(spec, "cfg", creds, kafka, sr, problems, warnings);
+	dump("problems", problems);
+	ck_assert_int_eq(json_array_size(problems), 4);
+	ck_assert(has(problems, "rule.executors._default_.param.secret.access.key"));
+	ck_assert(has(problems, "latestCacheTtlSec (300)"));
+	ck_assert(has(problems, "auto.register.schemas"));
+	ck_assert(has(problems, "missing secret.access.key"));
+	ck_assert(!has(problems, "other-secret") && !has(problems, "AKIA"));
+	ck_assert(has(warnings, "dlq.topic.name"));
+	ck_assert_ptr_null(json_object_get(sr, "use.latest.version"));
+	json_decref(kafka);
+	json_decref(sr);
+	json_decref(creds);
+
+	/* No credentialsSecretId: ambient credentials, nothing to check or add. */
+	json_object_del(json_object_get(spec, "kms"), "credentialsSecretId");
+	kafka = J("{}");
+	sr = J("{\"schema.registry.url\":\"http://sr\"}");
+	json_array_clear(problems);
+	cmf_csfle_apply(spec, "cfg", NULL, kafka, sr, problems, NULL);
+	ck_assert_int_eq(json_array_size(problems), 0);
+	ck_assert_int_eq(json_object_size(sr), 4);
+	json_decref(kafka);
+	json_decref(sr);
+	json_decref(spec);
+	json_decref(problems);
+	json_decref(warnings);
+}
+END_TEST
+
+START_TEST(test_credential_key)
+{
+	ck_assert(cmf_csfle_credential_key("rule.executors._default_.param.access.key.id"));
+	ck_assert(cmf_csfle_credential_key("value.converter.rule.executors.enc.param.secret"));
+	ck_assert(!cmf_csfle_credential_key("rule.executors._default_.onFailure"));
+	ck_assert(!cmf_csfle_credential_key("rule.executors..param.x"));
+	ck_assert(!cmf_csfle_credential_key("xrule.executors.a.param.x"));
+	ck_assert(!cmf_csfle_credential_key("rule.executors"));
+}
+END_TEST
+
 static Suite *
 csfle_suite(void)
 {
@@ -822,6 +898,8 @@ csfle_suite(void)
 	tcase_add_test(tc, test_credentials);
 	tcase_add_test(tc, test_resolved);
 	tcase_add_test(tc, test_ruleset);
+	tcase_add_test(tc, test_apply);
+	tcase_add_test(tc, test_credential_key);
 	suite_add_tcase(s, tc);
 	return s;
 }

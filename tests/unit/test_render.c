@@ -128,6 +128,33 @@ START_TEST(test_flink_sql)
 }
 END_TEST
 
+START_TEST(test_connect)
+{
+	json_t *sr = json_pack("{s:s,s:s,s:s}", "schema.registry.url", "http://sr:8081", "use.latest.version", "true",
+			       "rule.executors._default_.param.secret", "k=v");
+	char err[256] = "";
+	char *text = cmf_render_connect(sr, 1, "head\nWARNING: caf\xc3\xa9", err, sizeof(err));
+
+	ck_assert_msg(text != NULL, "%s", err);
+	ck_assert_str_eq(text, "# head\n"
+			       "# WARNING: caf??\n"
+			       "csfle.enabled=true\n"
+			       "key.converter.rule.executors._default_.param.secret=k\\=v\n"
+			       "key.converter.schema.registry.url=http\\://sr\\:8081\n"
+			       "key.converter.use.latest.version=true\n"
+			       "rule.executors._default_.param.secret=k\\=v\n"
+			       "value.converter.rule.executors._default_.param.secret=k\\=v\n"
+			       "value.converter.schema.registry.url=http\\://sr\\:8081\n"
+			       "value.converter.use.latest.version=true\n");
+	free(text);
+	text = cmf_render_connect(sr, 0, NULL, err, sizeof(err));
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_null(strstr(text, "csfle.enabled"));
+	free(text);
+	json_decref(sr);
+}
+END_TEST
+
 static Suite *
 render_suite(void)
 {
@@ -138,6 +165,7 @@ render_suite(void)
 	tcase_add_test(tc, test_merge_secret_wins);
 	tcase_add_test(tc, test_properties_file);
 	tcase_add_test(tc, test_flink_sql);
+	tcase_add_test(tc, test_connect);
 	suite_add_tcase(s, tc);
 	return s;
 }
