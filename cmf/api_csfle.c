@@ -23,10 +23,11 @@ csfle_json(const struct db_csfle *f)
 		warnings = NULL;
 	}
 	json_decref(problems);
-	return json_pack("{s:s,s:s,s:o,s:O,s:{s:o*,s:O}}", "apiVersion", CMF_API_VERSION, "kind", "CsfleConfig",
+	return json_pack("{s:s,s:s,s:o,s:O,s:{s:o*,s:O,s:O}}", "apiVersion", CMF_API_VERSION, "kind", "CsfleConfig",
 			 "metadata",
 			 cmf_resource_metadata_json(f->name, f->uid, f->created, f->updated, f->labels, f->annotations),
-			 "spec", f->spec, "status", "warnings", warnings, "databases", f->databases);
+			 "spec", f->spec, "status", "warnings", warnings, "databases", f->databases,
+			 "environmentsWithAccess", f->environments_with_access);
 }
 
 /* POST (path_name NULL: create) or PUT (path_name: update). */

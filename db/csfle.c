@@ -6,13 +6,18 @@
 #include "cmf/log.h"
 #include "db/rows.h"
 
-/* Columns in csfle_decode's order; databases: "catalog/name" of every database naming the config. */
+/*
+ * Columns in csfle_decode's order; databases: "catalog/name" of every database naming the config;
+ * environments: those mapping its credentialsSecretId (a job elsewhere gets 409 for the mapping).
+ */
 #define CSFLE_COLS                                                                                          \
 	"f.name, f.uid::text, f.labels::text, f.annotations::text, f.spec::text, " DB_ROWS_TS("f.created_at") \
 	", " DB_ROWS_TS("f.updated_at") ", "                                                                    \
 	"(SELECT coalesce(json_agg(d.catalog || '/' || d.name ORDER BY d.catalog, d.name), '[]') "             \
-	"FROM cmf_kafka_databases d WHERE d.csfle_config = f.name)::text"
-enum { FC_NAME, FC_UID, FC_LABELS, FC_ANNOTATIONS, FC_SPEC, FC_CREATED, FC_UPDATED, FC_DATABASES };
+	"FROM cmf_kafka_databases d WHERE d.csfle_config = f.name)::text, "                                   \
+	"(SELECT coalesce(json_agg(m.environment ORDER BY m.environment), '[]') FROM cmf_secret_mappings m "  \
+	"WHERE m.name = f.credentials_secret_id)::text"
+enum { FC_NAME, FC_UID, FC_LABELS, FC_ANNOTATIONS, FC_SPEC, FC_CREATED, FC_UPDATED, FC_DATABASES, FC_ENVS };
 
 static const struct db_statement st_insert = {
 	"csfle_insert",
@@ -55,6 +60,7 @@ db_csfle_free(struct db_csfle *f)
 	json_decref(f->annotations);
 	json_decref(f->spec);
 	json_decref(f->databases);
+	json_decref(f->environments_with_access);
 	free(f);
 }
 
@@ -80,6 +86,8 @@ csfle_decode(PGresult *res, int row, void **out)
 		r = db_rows_json(res, row, FC_SPEC, true, name, &f->spec);
 	if (r == DB_OK)
 		r = db_rows_json(res, row, FC_DATABASES, false, name, &f->databases);
+	if (r == DB_OK)
+		r = db_rows_json(res, row, FC_ENVS, false, name, &f->environments_with_access);
 	if (r != DB_OK) {
 		db_csfle_free(f);
 		return r;

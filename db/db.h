@@ -422,6 +422,7 @@ struct db_csfle {
 	json_t *annotations; /* object */
 	json_t *spec;        /* object, as stored (checked by the API before every write) */
 	json_t *databases;   /* "catalog/database" of every KafkaDatabase naming it, sorted ([] if none) */
+	json_t *environments_with_access; /* environments mapping spec.kms.credentialsSecretId, sorted ([] if none) */
 };
 
 void db_csfle_free(struct db_csfle *f);

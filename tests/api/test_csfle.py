@@ -83,7 +83,7 @@ def test_crud(cmf):
     assert j["kind"] == "CsfleConfig" and j["apiVersion"] == "cmf.confluent.io/v1"
     assert j["metadata"]["name"] == "orders-pii" and len(j["metadata"]["uid"]) == 36
     assert j["spec"] == SPEC
-    assert j["status"] == {"warnings": [], "databases": []}
+    assert j["status"] == {"warnings": [], "databases": [], "environmentsWithAccess": []}
     assert ok(cmf.request("GET", API + "/csfle-configs/orders-pii")).json() == j
     lst = ok(cmf.request("GET", API + "/csfle-configs")).json()
     assert [i["metadata"]["name"] for i in lst["items"]] == ["orders-pii"]
@@ -262,6 +262,7 @@ def test_database_names_its_csfle_config(world):
     assert d["spec"]["csfleConfig"] == "orders-pii"
     f = ok(world.request("GET", API + "/csfle-configs/orders-pii")).json()
     assert f["status"]["databases"] == ["main/orders"]
+    assert f["status"]["environmentsWithAccess"] == ["prod"]
     r = world.request("DELETE", API + "/csfle-configs/orders-pii")
     assert r.status == 409
     assert r.error() == ("CsfleConfig 'orders-pii' is used by database main/orders: remove spec.csfleConfig from "
