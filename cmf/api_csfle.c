@@ -36,10 +36,10 @@ csfle_write(struct cmf_request *req, struct cmf_response *resp, const char *path
 {
 	static const char *const top_keys[] = { "spec", NULL };
 	json_t *body = NULL, *labels = NULL, *annotations = NULL, *spec, *problems = NULL, *warnings = NULL;
-	const char *name;
+	const char *name, *id;
 	struct db_csfle *f = NULL;
 	struct db_audit audit;
-	char action[32], res[300], what[300];
+	char action[32], res[300], what[300], why[512];
 	int r;
 
 	if (path_name != NULL && cmf_resource_path_name(resp, "CsfleConfig", path_name) != 0)
@@ -66,6 +66,10 @@ csfle_write(struct cmf_request *req, struct cmf_response *resp, const char *path
 	}
 	/* Every problem at once: one round trip fixes the whole declaration. */
 	cmf_csfle_check(spec, problems, warnings);
+	/* A connectionSecretId, so a mapping's name: one that no mapping can have would only 409 later. */
+	id = json_string_value(json_object_get(json_object_get(spec, "kms"), "credentialsSecretId"));
+	if (id != NULL && cmf_resource_name_check("spec.kms.credentialsSecretId", id, why, sizeof(why)) != 0)
+		json_array_append_new(problems, json_string(why));
 	if (json_array_size(problems) > 0) {
 		cmf_reply_problems(resp, 422, problems);
 		goto out;

@@ -146,6 +146,8 @@ TRIPS = [
     ("expiry >= 0", with_(dek={"expiryDays": -1}), "spec.dek.expiryDays"),
     ("rule names unique", with_(rules=[SPEC["rules"][0], SPEC["rules"][0]]), "spec.rules[1].name"),
     ("unknown key", with_(kms__credentialSecretId="typo"), "credentialSecretId"),
+    ("credentialsSecretId is a mapping name", with_(kms__credentialsSecretId="Not_A_Name"),
+     "spec.kms.credentialsSecretId"),
     ("tagged int field", with_(schemas__0__schema=json.dumps(
         {"type": "record", "name": "R", "fields": [{"name": "age", "type": "int", "confluent:tags": ["PII"]}]})),
      "age"),
