@@ -1,5 +1,7 @@
 /* cmf Kafka catalogs API (/cmf/api/v1/catalogs/kafka and their databases): CMF's shapes, public config only. */
 #include <ctype.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,22 +42,6 @@ static const struct {
 	 * start with "ssl.key" as strings but carry no secret; their passwords are caught above.
 	 */
 };
-
-/*
- * 1 when a value is a URL with credentials in it ("https://user:password@host", what Schema Registry's
- * basic.auth.credentials.source=URL reads): a password hidden in a public setting.
- */
-static int
-value_has_url_credentials(const char *v)
-{
-	for (const char *p = strstr(v, "://"); p != NULL; p = strstr(p + 3, "://")) {
-		const char *auth = p + 3, *end = auth + strcspn(auth, "/?#"), *at = memchr(auth, '@', (size_t)(end - auth));
-
-		if (at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL)
-			return 1;
-	}
-	return 0;
-}
 
 /* 1 when `s` starts with the lowercase `p`, ignoring case. */
 static int
@@ -132,7 +118,7 @@ connection_input(json_t *spec, const char *key, struct cmf_response *resp, struc
 	/* Every offending key named at once, so one round trip fixes them all. */
 	json_object_foreach (out->config, k, v) {
 		/* Rule executor parameters are KMS credentials: a CsfleConfig's credentials secret holds them. */
-		if (key_sensitive(k) || cmf_csfle_credential_key(k) || value_has_url_credentials(json_string_value(v))) {
+		if (key_sensitive(k) || cmf_csfle_credential_key(k) || cmf_resource_url_has_credentials(json_string_value(v))) {
 			if (bad == NULL)
 				bad = json_array();
 			json_array_append_new(bad, json_string(k));
@@ -189,6 +175,8 @@ struct kafka_input {
 	json_t *labels, *annotations;
 	struct connection_input conn;
 	const char *csfle_config; /* database: spec.csfleConfig (cmf's extension), NULL when none */
+	bool csfle_given;         /* spec.csfleConfig present (null included): absent on PUT keeps the stored one */
+	char *csfle_kept;         /* the stored name kept by such a PUT (owned) */
 };
 
 static void
@@ -197,6 +185,7 @@ kafka_input_clear(struct kafka_input *in)
 	json_decref(in->body);
 	json_decref(in->labels);
 	json_decref(in->annotations);
+	free(in->csfle_kept);
 	memset(in, 0, sizeof(*in));
 }
 
@@ -232,6 +221,7 @@ kafka_input(struct cmf_request *req, struct cmf_response *resp, const char *cata
 		    connection_input(spec, "kafkaCluster", resp, &in->conn) != 0)
 			goto bad;
 		v = json_object_get(spec, "csfleConfig");
+		in->csfle_given = v != NULL;
 		if (v != NULL && !json_is_null(v)) {
 			if (!json_is_string(v)) {
 				cmf_reply_error(resp, 400, "spec.csfleConfig must be the name of a CsfleConfig (a string)");
@@ -281,6 +271,7 @@ database_csfle_check(struct cmf_request *req, struct cmf_response *resp, const c
 		     const struct kafka_input *in, json_t **warnings)
 {
 	struct db_kafka *cat = NULL;
+	struct db_csfle *f = NULL;
 	json_t *problems = json_array();
 	int r, ret = -1;
 
@@ -290,15 +281,17 @@ database_csfle_check(struct cmf_request *req, struct cmf_response *resp, const c
 		goto out;
 	}
 	r = db_kafka_catalog_get(cmf_app_conn(req->app), catalog, &cat);
+	if (r == DB_OK)
+		r = db_csfle_get(cmf_app_conn(req->app), in->csfle_config, &f);
 	if (r == DB_ERR_NOT_FOUND) {
-		ret = 0; /* the write answers 404 for the catalog */
+		ret = 0; /* the write answers 404 for the catalog or the CsfleConfig */
 		goto out;
 	}
 	if (r != DB_OK) {
-		cmf_reply_db_error(resp, r, "the catalog");
+		cmf_reply_db_error(resp, r, "the catalog or CsfleConfig");
 		goto out;
 	}
-	cmf_csfle_check_public(in->conn.config, cat->connection_config, problems, *warnings);
+	cmf_csfle_check_database(f->spec, f->name, in->conn.config, cat->connection_config, problems, *warnings);
 	if (json_array_size(problems) > 0) {
 		cmf_reply_problems(resp, 422, problems);
 		goto out;
@@ -311,7 +304,38 @@ out:
 	}
 	json_decref(problems);
 	db_kafka_free(cat);
+	db_csfle_free(f);
 	return ret;
+}
+
+/*
+ * A PUT of a database without spec.csfleConfig keeps the CsfleConfig it names: a client that speaks
+ * only CMF's fields must not switch its encryption off by updating it (null removes it explicitly).
+ * 0, or -1 with the reply set; a database that does not exist is left to the write's 404.
+ */
+static int
+database_csfle_keep(struct cmf_request *req, struct cmf_response *resp, const char *catalog, struct kafka_input *in)
+{
+	struct db_kafka *k = NULL;
+	int r = db_kafka_database_get(cmf_app_conn(req->app), catalog, in->name, &k, NULL);
+
+	if (r == DB_ERR_NOT_FOUND)
+		return 0;
+	if (r != DB_OK) {
+		cmf_reply_db_error(resp, r, "the database");
+		return -1;
+	}
+	if (k->csfle_config != NULL) {
+		in->csfle_kept = strdup(k->csfle_config);
+		if (in->csfle_kept == NULL) {
+			db_kafka_free(k);
+			cmf_reply_error(resp, 500, "out of memory");
+			return -1;
+		}
+		in->csfle_config = in->csfle_kept;
+	}
+	db_kafka_free(k);
+	return 0;
 }
 
 /* The reply for a failed call on a catalog (catalog NULL) or database. */
@@ -359,6 +383,8 @@ kafka_write(struct cmf_request *req, struct cmf_response *resp, const char *cata
 				path_name);
 		goto out;
 	}
+	if (catalog != NULL && path_name != NULL && !in.csfle_given && database_csfle_keep(req, resp, catalog, &in) != 0)
+		goto out;
 	if (in.csfle_config != NULL && database_csfle_check(req, resp, catalog, &in, &warnings) != 0)
 		goto out;
 	c = cmf_app_conn(req->app);

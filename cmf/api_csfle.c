@@ -15,9 +15,17 @@ static json_t *
 csfle_json(const struct db_csfle *f)
 {
 	json_t *problems = json_array(), *warnings = json_array();
+	const char *id;
 
 	/* Stored specs passed the checks when written; a later, stricter check shows up as a warning here. */
 	cmf_csfle_check(f->spec, problems, warnings);
+	/* What the spec alone cannot tell: where its credentials are mapped. */
+	id = json_string_value(json_object_get(json_object_get(f->spec, "kms"), "credentialsSecretId"));
+	if (id != NULL && json_array_size(f->environments_with_access) == 0 && warnings != NULL)
+		json_array_append_new(warnings,
+				      json_sprintf("spec.kms.credentialsSecretId '%s' is mapped in no environment: "
+						   "resolutions of the databases naming this CsfleConfig get 409 until one maps it",
+						   id));
 	if (json_array_extend(warnings, problems) != 0) {
 		json_decref(warnings);
 		warnings = NULL;
@@ -70,6 +78,11 @@ csfle_write(struct cmf_request *req, struct cmf_response *resp, const char *path
 	id = json_string_value(json_object_get(json_object_get(spec, "kms"), "credentialsSecretId"));
 	if (id != NULL && cmf_resource_name_check("spec.kms.credentialsSecretId", id, why, sizeof(why)) != 0)
 		json_array_append_new(problems, json_string(why));
+	/* The spec is public (returned by every read, in the ruleSet): a Vault token in the URL would leak. */
+	id = json_string_value(json_object_get(json_object_get(spec, "kms"), "keyId"));
+	if (id != NULL && cmf_resource_url_has_credentials(id))
+		json_array_append_new(problems, json_string("spec.kms.keyId holds credentials in its URL: put them in the "
+							    "secret that spec.kms.credentialsSecretId names"));
 	if (json_array_size(problems) > 0) {
 		cmf_reply_problems(resp, 422, problems);
 		goto out;

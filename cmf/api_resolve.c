@@ -56,10 +56,13 @@ csfle_apply(struct render_ctx *rc, const struct db_resolved *res, json_t *kafka,
 	int ret = -1;
 
 	*warnings = json_array();
-	if (problems == NULL || *warnings == NULL)
+	if (problems == NULL || *warnings == NULL ||
+	    (res->csfle_spec != NULL &&
+	     cmf_csfle_apply(res->csfle_spec, res->csfle_name, res->csfle_secret, kafka, sr, problems, *warnings) != 0)) {
+		/* Fail closed: a half-applied CSFLE configuration could write plaintext. */
+		cmf_reply_error(rc->resp, 500, "out of memory");
 		goto out;
-	if (res->csfle_spec != NULL)
-		cmf_csfle_apply(res->csfle_spec, res->csfle_name, res->csfle_secret, kafka, sr, problems, *warnings);
+	}
 	if (json_array_size(problems) > 0) {
 		cmf_reply_problems(rc->resp, 422, problems);
 		goto out;
@@ -83,6 +86,7 @@ render(void *cls, int r, const struct db_resolved *res)
 	struct render_ctx *rc = cls;
 	struct cmf_response *resp = rc->resp;
 	json_t *kafka = NULL, *sr = NULL, *warnings = NULL;
+	/* The header line and the warnings (each under 512 bytes); more are cut, the JSON keeps them all. */
 	char err[600] = "", comment[4096];
 	char *text = NULL;
 
@@ -101,12 +105,8 @@ render(void *cls, int r, const struct db_resolved *res)
 		cmf_reply_db_error(resp, r, "the client configuration");
 		return resp->status;
 	}
-	cmf_response_header(resp, "ETag", res->etag);
-	if (res->not_modified) {
-		cmf_reply_empty(resp, 304);
-		return resp->status;
-	}
-	if (res->csfle_spec != NULL && rc->fmt == FMT_FLINK_SQL) {
+	/* Refusals carry no ETag: a poller must not get a 304 for an answer it was refused. */
+	if (res->csfle_name[0] != '\0' && rc->fmt == FMT_FLINK_SQL) {
 		cmf_reply_error(resp, 422,
 				"database '%s/%s' uses CsfleConfig '%s', and Flink's open-source avro-confluent format does "
 				"not run Schema Registry encryption rules (it serializes through its own "
@@ -115,12 +115,17 @@ render(void *cls, int r, const struct db_resolved *res)
 				rc->catalog, rc->database, res->csfle_name);
 		return resp->status;
 	}
+	if (res->not_modified) {
+		cmf_response_header(resp, "ETag", res->etag);
+		cmf_reply_empty(resp, 304);
+		return resp->status;
+	}
 	kafka = cmf_render_merge(res->kafka_config, res->kafka_secret);
 	sr = cmf_render_merge(res->sr_config, res->sr_secret);
 	if (kafka == NULL || sr == NULL || csfle_apply(rc, res, kafka, sr, &warnings) != 0) {
 		json_decref(kafka);
 		json_decref(sr);
-		if (resp->status < 400)
+		if (kafka == NULL || sr == NULL)
 			cmf_reply_error(resp, 500, "out of memory");
 		return resp->status;
 	}
@@ -149,6 +154,7 @@ render(void *cls, int r, const struct db_resolved *res)
 		return resp->status;
 	}
 	reply_text(resp, formats[rc->fmt].content_type, text);
+	cmf_response_header(resp, "ETag", res->etag);
 	return 200;
 }
 

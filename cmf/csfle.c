@@ -1061,6 +1061,12 @@ cmf_csfle_check(json_t *spec, json_t *problems, json_t *warnings)
 		     "kms, kek, dek, preserveSourceFields, latestCacheTtlSec, rules, schemas", problems);
 	check_kms(json_object_get(spec, "kms"), problems, &kms_type, &key_id);
 	check_kek(json_object_get(spec, "kek"), problems);
+	/* Seed 002: without a KEK shared with the DEK Registry, the clients themselves need KMS access. */
+	if (json_is_object(json_object_get(spec, "kms")) &&
+	    json_object_get(json_object_get(spec, "kms"), "credentialsSecretId") == NULL &&
+	    !json_is_true(json_object_get(json_object_get(spec, "kek"), "shared")))
+		msg_add(warnings, "spec.kms.credentialsSecretId is unset and spec.kek.shared is not true: the clients will "
+			"use ambient KMS credentials (environment variables, instance roles); cmf cannot check them");
 	expiry = check_dek(json_object_get(spec, "dek"), problems);
 	check_bool(spec, "preserveSourceFields", "spec", problems);
 	ttl = json_object_get(spec, "latestCacheTtlSec");
@@ -1306,11 +1312,11 @@ cmf_csfle_credential_key(const char *key)
 }
 
 /* One property cmf sets for CSFLE: taken out of `kafka` (it goes to `sr`, once) and set in `sr`. */
-static void
-apply_set(json_t *kafka, json_t *sr, const char *key, const char *value)
+static int
+apply_set(json_t *kafka, json_t *sr, const char *key, json_t *value)
 {
 	json_object_del(kafka, key);
-	json_object_set_new(sr, key, json_string(value));
+	return json_object_set_new(sr, key, value);
 }
 
 /* A credential key in a resolved map: the KMS credentials come from one place only. */
@@ -1346,38 +1352,61 @@ apply_ttl(json_t *props, const char *where, json_t *ttl, json_t *problems)
 	}
 }
 
-void
-cmf_csfle_apply(json_t *spec, const char *config, json_t *creds, json_t *kafka, json_t *sr, json_t *problems,
-		json_t *warnings)
+/* What the database's configuration must satisfy for `spec`, public parts or merged (`need_url`). */
+static void
+check_configs(json_t *spec, const char *config, json_t *kafka, json_t *sr, int need_url, json_t *problems,
+	      json_t *warnings)
 {
-	json_t *kms = json_object_get(spec, "kms"), *ttl = json_object_get(spec, "latestCacheTtlSec"), *v;
-	const char *k;
-	size_t before = json_array_size(problems);
-	char key[512];
+	json_t *ttl = json_object_get(spec, "latestCacheTtlSec");
 
 	apply_foreign_credentials(kafka, "kafka", config, problems);
 	apply_foreign_credentials(sr, "schemaRegistry", config, problems);
-	cmf_csfle_check_resolved(kafka, sr, problems, warnings);
+	if (need_url)
+		cmf_csfle_check_resolved(kafka, sr, problems, warnings);
+	else
+		cmf_csfle_check_public(kafka, sr, problems, warnings);
 	if (json_is_integer(ttl)) {
 		apply_ttl(kafka, "kafka", ttl, problems);
 		apply_ttl(sr, "schemaRegistry", ttl, problems);
 	}
-	if (json_object_get(kms, "credentialsSecretId") != NULL)
+}
+
+void
+cmf_csfle_check_database(json_t *spec, const char *config, json_t *kafka, json_t *sr, json_t *problems,
+			 json_t *warnings)
+{
+	check_configs(spec, config, kafka, sr, 0, problems, warnings);
+}
+
+int
+cmf_csfle_apply(json_t *spec, const char *config, json_t *creds, json_t *kafka, json_t *sr, json_t *problems,
+		json_t *warnings)
+{
+	json_t *kms = json_object_get(spec, "kms"), *ttl = json_object_get(spec, "latestCacheTtlSec"), *v;
+	int has_creds = json_object_get(kms, "credentialsSecretId") != NULL, failed = 0;
+	size_t before = json_array_size(problems);
+	const char *k;
+	char key[512];
+
+	check_configs(spec, config, kafka, sr, 1, problems, warnings);
+	if (has_creds)
 		cmf_csfle_check_credentials(json_string_value(json_object_get(kms, "type")), creds, problems);
 	if (json_array_size(problems) > before)
-		return;
-	apply_set(kafka, sr, "auto.register.schemas", "false");
-	apply_set(kafka, sr, "use.latest.version", "true");
+		return 0;
+	/* Every set is checked: a configuration missing one of these writes plaintext or uses ambient credentials. */
+	failed |= apply_set(kafka, sr, "auto.register.schemas", json_string("false"));
+	failed |= apply_set(kafka, sr, "use.latest.version", json_string("true"));
 	if (json_is_integer(ttl)) {
 		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(ttl));
-		apply_set(kafka, sr, "latest.cache.ttl.sec", key);
+		failed |= apply_set(kafka, sr, "latest.cache.ttl.sec", json_string(key));
 	}
-	if (json_object_get(kms, "credentialsSecretId") != NULL) {
+	if (has_creds) {
 		json_object_foreach (creds, k, v) {
 			snprintf(key, sizeof(key), "rule.executors._default_.param.%s", k); /* known keys: short */
-			json_object_set(sr, key, v);
+			failed |= json_object_set(sr, key, v);
 		}
 	}
+	return failed ? -1 : 0;
 }
 
 /* ---- ruleSet ---- */

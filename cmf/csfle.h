@@ -151,9 +151,19 @@ int cmf_csfle_credential_key(const char *key);
  * Otherwise `sr` gains the serializer settings auto.register.schemas=false, use.latest.version=true,
  * latest.cache.ttl.sec (when the spec sets it), and rule.executors._default_.param.<key> for every
  * credential (the same keys leave `kafka`, so a merged file holds each once).
+ * Returns 0 (problems or applied), or -1 when memory ran out while applying: the maps are then
+ * incomplete and must not be served.
  */
-void cmf_csfle_apply(json_t *spec, const char *config, json_t *creds, json_t *kafka, json_t *sr, json_t *problems,
-		     json_t *warnings);
+int cmf_csfle_apply(json_t *spec, const char *config, json_t *creds, json_t *kafka, json_t *sr, json_t *problems,
+		    json_t *warnings);
+
+/*
+ * The checks of cmf_csfle_apply that a database's public configuration and its catalog's can fail
+ * on their own, run when the database is written: check_public's findings (no URL requirement: a
+ * secret may supply it), a rule executor parameter, a latest.cache.ttl.sec other than the spec's.
+ */
+void cmf_csfle_check_database(json_t *spec, const char *config, json_t *kafka, json_t *sr, json_t *problems,
+			      json_t *warnings);
 
 /*
  * The Schema Registry ruleSet of a spec, as seed 002 shows it, ready to register:

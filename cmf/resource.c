@@ -326,3 +326,15 @@ cmf_resource_names_join(json_t *names, char *buf, size_t len)
 	if (i < n && len > tail)
 		snprintf(buf + used, len - used, "%sand %zu more", i > 0 ? ", " : "", n - i);
 }
+
+int
+cmf_resource_url_has_credentials(const char *v)
+{
+	for (const char *p = strstr(v, "://"); p != NULL; p = strstr(p + 3, "://")) {
+		const char *auth = p + 3, *end = auth + strcspn(auth, "/?#"), *at = memchr(auth, '@', (size_t)(end - auth));
+
+		if (at != NULL && (size_t)(at - auth) > 0)
+			return 1;
+	}
+	return 0;
+}

@@ -80,4 +80,11 @@ json_t *cmf_resource_metadata_json(const char *name, const char *uid, const char
  */
 void cmf_resource_names_join(json_t *names, char *buf, size_t len);
 
+/*
+ * 1 when `v` holds a URL with user information in it ("https://user:password@host", what Schema
+ * Registry's basic.auth.credentials.source=URL reads, or "https://token@vault"): a credential hidden
+ * in a public setting.
+ */
+int cmf_resource_url_has_credentials(const char *v);
+
 #endif

@@ -460,7 +460,7 @@ struct db_resolved {
 	json_t *sr_config;       /* the catalog's srInstance connectionConfig (object) */
 	json_t *sr_secret;       /* likewise for the catalog's connectionSecretId */
 	json_t *csfle_spec;      /* spec of the CsfleConfig the database names, or NULL when it names none */
-	char csfle_name[256];    /* its name ("" when none) */
+	char csfle_name[256];    /* its name ("" when none); set for not_modified answers too */
 	json_t *csfle_secret;    /* data of the secret mapped to its spec.kms.credentialsSecretId, or NULL */
 	char etag[36];           /* strong ETag, quoted: "\"<32 hex>\"" */
 	bool not_modified;       /* If-None-Match named the current ETag: nothing was decrypted */

@@ -31,6 +31,15 @@ SPEC = {
 }
 
 
+UNMAPPED_WARNING = ("spec.kms.credentialsSecretId 'kms-conn' is mapped in no environment: resolutions of the "
+                    "databases naming this CsfleConfig get 409 until one maps it")
+
+
+def spec_warnings(j):
+    """status.warnings about the spec itself (not where its credentials are mapped)."""
+    return [w for w in j["status"]["warnings"] if w != UNMAPPED_WARNING]
+
+
 def body(name, spec, kind="CsfleConfig"):
     return {"apiVersion": "cmf.confluent.io/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
@@ -83,7 +92,8 @@ def test_crud(cmf):
     assert j["kind"] == "CsfleConfig" and j["apiVersion"] == "cmf.confluent.io/v1"
     assert j["metadata"]["name"] == "orders-pii" and len(j["metadata"]["uid"]) == 36
     assert j["spec"] == SPEC
-    assert j["status"] == {"warnings": [], "databases": [], "environmentsWithAccess": []}
+    # no environment maps its credentials yet: said once, as advice
+    assert j["status"] == {"warnings": [UNMAPPED_WARNING], "databases": [], "environmentsWithAccess": []}
     assert ok(cmf.request("GET", API + "/csfle-configs/orders-pii")).json() == j
     lst = ok(cmf.request("GET", API + "/csfle-configs")).json()
     assert [i["metadata"]["name"] for i in lst["items"]] == ["orders-pii"]
@@ -167,23 +177,28 @@ def test_each_check_trips(cmf, what, spec, needle):
 
 
 PASSES = [
-    ("aws arn", with_(kms={"type": "aws-kms", "keyId": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab"})),
-    ("aws alias", with_(kms={"type": "aws-kms", "keyId": "arn:aws:kms:eu-west-1:123456789012:alias/pii"})),
-    ("azure", with_(kms={"type": "azure-kms", "keyId": "https://myvault.vault.azure.net/keys/pii/0123abcd"})),
-    ("gcp", with_(kms={"type": "gcp-kms", "keyId": "projects/p1/locations/global/keyRings/r1/cryptoKeys/k1"})),
-    ("vault", with_(kms={"type": "hcvault", "keyId": "https://vault.example:8200/transit/keys/pii"})),
+    ("aws arn", with_(kms={"type": "aws-kms", "keyId": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab", "credentialsSecretId": "kms-conn"})),
+    ("aws alias", with_(kms={"type": "aws-kms", "keyId": "arn:aws:kms:eu-west-1:123456789012:alias/pii", "credentialsSecretId": "kms-conn"})),
+    ("azure", with_(kms={"type": "azure-kms", "keyId": "https://myvault.vault.azure.net/keys/pii/0123abcd", "credentialsSecretId": "kms-conn"})),
+    ("gcp", with_(kms={"type": "gcp-kms", "keyId": "projects/p1/locations/global/keyRings/r1/cryptoKeys/k1", "credentialsSecretId": "kms-conn"})),
+    ("vault", with_(kms={"type": "hcvault", "keyId": "https://vault.example:8200/transit/keys/pii", "credentialsSecretId": "kms-conn"})),
     ("payload rule", with_(rules=[SPEC["rules"][0], {"name": "payload", "type": "ENCRYPT_PAYLOAD"}])),
     ("two-value WRITEREAD", with_(rules__0__mode="WRITEREAD", rules__0__onFailure="ERROR,ERROR")),
     ("SIV + expiry 0", with_(dek={"algorithm": "AES256_SIV", "expiryDays": 0})),
     ("JSON Schema nullable string", with_(schemas__0={"subject": "s-value", "schemaType": "JSON", "schema": json.dumps(
         {"type": "object", "properties": {"ssn": {"type": ["string", "null"], "confluent:tags": ["PII"]}}})})),
+    ("KEK name of 256 characters, explicit kind", with_(kek={"name": "k" * 256}, rules__0__kind="TRANSFORM")),
+    ("tagged bytes and nullable bytes", with_(schemas__0__schema=json.dumps(
+        {"type": "record", "name": "R", "fields": [{"name": "b", "type": "bytes", "confluent:tags": ["PII"]},
+                                                   {"name": "n", "type": ["null", "bytes"], "confluent:tags": ["PII"]}]}))),
+    ("shared KEK without credentials", with_(kms={"type": "local-kms", "keyId": "k"}, kek={"name": "kek", "shared": True})),
 ]
 
 
 @pytest.mark.parametrize("what,spec", PASSES, ids=[t[0] for t in PASSES])
 def test_valid_forms_pass_without_warnings(cmf, what, spec):
     r = ok(cmf.request("POST", API + "/csfle-configs", body("pass", spec)))
-    assert r.json()["status"]["warnings"] == [], (what, r.json()["status"])
+    assert spec_warnings(r.json()) == [], (what, r.json()["status"])
 
 
 WARNS = [
@@ -276,9 +291,10 @@ def test_database_names_its_csfle_config(world):
     r = world.request("POST", API + "/catalogs/kafka/main/databases",
                       database_body("other", {"bootstrap.servers": "b:9092"}, None, 42))
     assert r.status == 400 and "spec.csfleConfig" in r.error()
-    # removing the reference frees the config
-    ok(world.request("PUT", API + "/catalogs/kafka/main/databases/orders",
-                     database_body("orders", {"bootstrap.servers": "b:9092"}, "kafka-conn")))
+    # removing the reference (explicitly: null) frees the config
+    unref = database_body("orders", {"bootstrap.servers": "b:9092"}, "kafka-conn")
+    unref["spec"]["csfleConfig"] = None
+    ok(world.request("PUT", API + "/catalogs/kafka/main/databases/orders", unref))
     assert "csfleConfig" not in ok(world.request("GET", API + "/catalogs/kafka/main/databases/orders")).json()["spec"]
     ok(world.request("DELETE", API + "/csfle-configs/orders-pii"), 204)
 
@@ -355,8 +371,9 @@ def test_resolution_connect_exact(world):
 
 
 def test_connect_without_csfle(world):
-    ok(world.request("PUT", API + "/catalogs/kafka/main/databases/orders",
-                     database_body("orders", {"bootstrap.servers": "b:9092"}, "kafka-conn")))
+    unref = database_body("orders", {"bootstrap.servers": "b:9092"}, "kafka-conn")
+    unref["spec"]["csfleConfig"] = None
+    ok(world.request("PUT", API + "/catalogs/kafka/main/databases/orders", unref))
     text = ok(world.request("GET", PATH + "?format=connect")).body.decode("ascii")
     assert "csfle.enabled" not in text and "rule.executors" not in text
     assert "value.converter.schema.registry.url=http\\://sr\\:8081\n" in text
@@ -547,3 +564,61 @@ def test_end_to_end_with_confluent_js_client(world, csfle_npm):
     props.pop("rule.executors._default_.param.secret")
     rc, out, err = roundtrip(csfle_npm, dict(inp, properties=props))
     assert rc == 3 and "cannot load secret" in err, (rc, err)
+
+
+def test_kms_key_id_with_credentials_is_refused(cmf):
+    r = cmf.request("POST", API + "/csfle-configs", body("vault-url", with_(
+        kms={"type": "hcvault", "keyId": "https://hvs.SECRETTOKEN@vault:8200/transit/keys/pii"})))
+    assert r.status == 422 and any("spec.kms.keyId holds credentials" in m for m in errors(r)), r
+    assert b"SECRETTOKEN" not in r.body
+
+
+def test_ambient_credentials_warning(cmf):
+    r = ok(cmf.request("POST", API + "/csfle-configs", body("ambient", with_(kms={"type": "local-kms", "keyId": "k"}))))
+    assert any("ambient KMS credentials" in w for w in r.json()["status"]["warnings"]), r.json()
+
+
+def test_no_warning_once_credentials_are_mapped(world):
+    assert ok(world.request("GET", API + "/csfle-configs/orders-pii")).json()["status"]["warnings"] == []
+
+
+def test_put_without_csfle_config_keeps_it_null_removes_it(world):
+    path = API + "/catalogs/kafka/main/databases/orders"
+    plain = database_body("orders", {"bootstrap.servers": "b2:9092"}, "kafka-conn")
+    # a client speaking only CMF's fields does not switch encryption off
+    assert ok(world.request("PUT", path, plain)).json()["spec"]["csfleConfig"] == "orders-pii"
+    assert "rule.executors._default_.param.secret" in ok(world.request("GET", PATH)).json()["schemaRegistry"]
+    # an explicit null does
+    plain["spec"]["csfleConfig"] = None
+    assert "csfleConfig" not in ok(world.request("PUT", path, plain)).json()["spec"]
+    assert "rule.executors._default_.param.secret" not in ok(world.request("GET", PATH)).json()["schemaRegistry"]
+
+
+def test_database_write_checks_ttl_against_the_config(world):
+    r = world.request("POST", API + "/catalogs/kafka/main/databases",
+                      database_body("ttl-db", {"bootstrap.servers": "b:9092", "latest.cache.ttl.sec": "60"}, None,
+                                    "orders-pii"))
+    assert r.status == 422 and any("latestCacheTtlSec (300)" in m for m in errors(r)), r
+
+
+def test_refusals_carry_no_etag_and_never_earn_a_304(world):
+    r = world.request("GET", PATH + "?format=flink-sql")
+    assert r.status == 422 and "etag" not in r.headers
+    etag = ok(world.request("GET", PATH)).headers["etag"]
+    # the flink-sql refusal holds for a poller too, whatever it sends
+    for inm in (etag, "*"):
+        r = world.request("GET", PATH + "?format=flink-sql", headers={"If-None-Match": inm})
+        assert r.status == 422, (inm, r)
+    # "*" is not an ETag cmf gave: the answer is rendered (and checked)
+    assert ok(world.request("GET", PATH, headers={"If-None-Match": "*"})).headers["etag"] == etag
+    put_secret(world, "kms-local", {})
+    r = world.request("GET", PATH, headers={"If-None-Match": etag})
+    assert r.status == 422 and "etag" not in r.headers
+
+
+def test_config_without_credentials_secret(world):
+    ok(world.request("PUT", API + "/csfle-configs/orders-pii", body("orders-pii", with_(
+        kms={"type": "local-kms", "keyId": "cmf-e2e-key"}, kek={"name": "pii-kek", "shared": True}))))
+    sr = ok(world.request("GET", PATH)).json()["schemaRegistry"]
+    assert sr["auto.register.schemas"] == "false" and sr["use.latest.version"] == "true"
+    assert not any(k.startswith("rule.executors") for k in sr), sr

@@ -106,10 +106,17 @@ START_TEST(test_clean_spec)
 	COUNT(r.w, 0);
 	res_free(&r);
 	/* The minimal spec: defaults everywhere. */
-	r = check_text("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"_k\"},"
+	r = check_text("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"_k\",\"shared\":true},"
 		       "\"latestCacheTtlSec\":0,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
 	COUNT(r.p, 0);
 	COUNT(r.w, 0);
+	res_free(&r);
+	/* Neither credentials nor a shared KEK: ambient credentials, which cmf cannot check. */
+	r = check_text("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"_k\"},"
+		       "\"latestCacheTtlSec\":0,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
+	COUNT(r.p, 0);
+	COUNT(r.w, 1);
+	ck_assert(has(r.w, "ambient KMS credentials"));
 	res_free(&r);
 }
 END_TEST
@@ -306,7 +313,7 @@ START_TEST(test_kek_name_limits)
 }
 END_TEST
 
-#define HEAD "{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"k\"},"
+#define HEAD "{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"k\",\"shared\":true},"
 
 START_TEST(test_warnings)
 {
@@ -811,7 +818,7 @@ START_TEST(test_apply)
 	json_t *sr = J("{\"schema.registry.url\":\"http://sr\"}");
 	json_t *problems = json_array(), *warnings = json_array(), *want;
 
-	cmf_csfle_apply(spec, "cfg", creds, kafka, sr, problems, warnings);
+	ck_assert_int_eq(cmf_csfle_apply(spec, "cfg", creds, kafka, sr, problems, warnings), 0);
 	dump("problems", problems);
 	ck_assert_int_eq(json_array_size(problems), 0);
 	ck_assert_int_eq(json_array_size(warnings), 0);
@@ -836,7 +843,7 @@ START_TEST(test_apply)
 	sr = J("{\"schema.registry.url\":\"http://sr\",\"auto.register.schemas\":\"TRUE\"}");
 	json_array_clear(problems);
 	json_array_clear(warnings);
-	cmf_csfle_apply(spec, "cfg", creds, kafka, sr, problems, warnings);
+	ck_assert_int_eq(cmf_csfle_apply(spec, "cfg", creds, kafka, sr, problems, warnings), 0);
 	dump("problems", problems);
 	ck_assert_int_eq(json_array_size(problems), 4);
 	ck_assert(has(problems, "rule.executors._default_.param.secret.access.key"));
@@ -855,7 +862,7 @@ START_TEST(test_apply)
 	kafka = J("{}");
 	sr = J("{\"schema.registry.url\":\"http://sr\"}");
 	json_array_clear(problems);
-	cmf_csfle_apply(spec, "cfg", NULL, kafka, sr, problems, NULL);
+	ck_assert_int_eq(cmf_csfle_apply(spec, "cfg", NULL, kafka, sr, problems, NULL), 0);
 	ck_assert_int_eq(json_array_size(problems), 0);
 	ck_assert_int_eq(json_object_size(sr), 4);
 	json_decref(kafka);
