@@ -13,7 +13,7 @@
 #include "cmf/resource.h"
 #include "cmf/router.h"
 
-/* Bumped whenever a format's text changes, so ETags change with it. */
+/* Bumped whenever a format's text or a check of the resolution changes, so ETags change with it. */
 #define RENDER_VERSION "cmf-render-2"
 
 enum format { FMT_JSON, FMT_PROPERTIES, FMT_FLINK_SQL, FMT_CONNECT };

@@ -78,13 +78,16 @@ cmf_reply_problems(struct cmf_response *resp, unsigned status, json_t *problems)
 	const char **msgs = calloc(n > 0 ? n : 1, sizeof(*msgs));
 
 	if (msgs == NULL) {
-		reply_errors(resp, 500, NULL, 0);
+		cmf_reply_json(resp, 500, NULL); /* the fixed "internal error" body */
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (json_is_string(json_array_get(problems, i)))
 			msgs[m++] = json_string_value(json_array_get(problems, i));
-	reply_errors(resp, status, msgs, m);
+	if (m == 0)
+		cmf_reply_json(resp, 500, NULL); /* an error must say something */
+	else
+		reply_errors(resp, status, msgs, m);
 	free(msgs);
 }
 
