@@ -261,57 +261,10 @@ db_csfle_list(struct db_conn *c, long long offset, int limit, struct db_csfle **
 	return DB_OK;
 }
 
-struct delete_tx {
-	const char *name;
-	const struct db_audit *audit;
-	json_t *databases; /* on DB_ERR_CONFLICT */
-};
-
-static int
-delete_body(struct db_conn *c, void *cls)
-{
-	struct delete_tx *t = cls;
-	struct db_param p[] = { { t->name, 0, 0 } };
-	PGresult *res = NULL;
-	json_t *dbs = NULL;
-	int r;
-
-	json_decref(t->databases);
-	t->databases = NULL;
-	/* Hold the row first: a database naming it concurrently waits, then finds it gone (its FOR KEY SHARE). */
-	r = db_rows_exists(c, &st_lock, p, 1);
-	if (r <= 0)
-		return r == 0 ? DB_ERR_NOT_FOUND : r;
-	r = db_exec_stmt(c, &st_users, p, 1, &res);
-	if (r == DB_OK)
-		r = db_rows_json(res, 0, 0, false, t->name, &dbs);
-	PQclear(res);
-	if (r != DB_OK)
-		return r;
-	if (json_array_size(dbs) > 0) {
-		t->databases = dbs;
-		return DB_ERR_CONFLICT;
-	}
-	json_decref(dbs);
-	r = db_exec_stmt(c, &st_delete, p, 1, &res); /* the FK (RESTRICT) is the backstop: 23503 → CONFLICT */
-	PQclear(res);
-	if (r == DB_OK)
-		r = db_audit_insert(c, t->audit);
-	return r;
-}
-
 int
 db_csfle_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **databases)
 {
-	struct delete_tx t = { name, audit, NULL };
-	int r;
+	static const struct db_rows_delete st = { &st_lock, &st_users, &st_delete };
 
-	*databases = NULL;
-	r = db_tx_run(c, DB_TX_WRITE, delete_body, &t);
-	if (r == DB_ERR_CONFLICT) {
-		*databases = t.databases != NULL ? t.databases : json_array();
-		t.databases = NULL;
-	}
-	json_decref(t.databases);
-	return r;
+	return db_rows_delete_unreferenced(c, &st, name, audit, databases);
 }

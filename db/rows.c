@@ -118,3 +118,63 @@ db_rows_page_read(struct db_conn *c, struct db_rows_page *pg)
 		page_reset(pg);
 	return r;
 }
+
+struct delete_tx {
+	const struct db_rows_delete *st;
+	const char *name;
+	const struct db_audit *audit;
+	json_t *users; /* on DB_ERR_CONFLICT */
+};
+
+static int
+delete_body(struct db_conn *c, void *cls)
+{
+	struct delete_tx *t = cls;
+	struct db_param p[] = { { t->name, 0, 0 } };
+	PGresult *res = NULL;
+	json_t *users = NULL;
+	int r;
+
+	json_decref(t->users);
+	t->users = NULL;
+	/* Hold the row first: a referrer being created waits for this transaction, then finds it gone. */
+	r = db_rows_exists(c, t->st->lock, p, 1);
+	if (r <= 0)
+		return r == 0 ? DB_ERR_NOT_FOUND : r;
+	r = db_exec_stmt(c, t->st->users, p, 1, &res);
+	if (r == DB_OK)
+		r = db_rows_json(res, 0, 0, false, t->name, &users);
+	PQclear(res);
+	if (r != DB_OK)
+		return r;
+	if (json_array_size(users) > 0) {
+		t->users = users;
+		return DB_ERR_CONFLICT;
+	}
+	json_decref(users);
+	r = db_exec_stmt(c, t->st->del, p, 1, &res); /* the FK (RESTRICT) is the backstop: 23503 → CONFLICT */
+	PQclear(res);
+	if (r == DB_OK)
+		r = db_audit_insert(c, t->audit);
+	return r;
+}
+
+int
+db_rows_delete_unreferenced(struct db_conn *c, const struct db_rows_delete *st, const char *name,
+			    const struct db_audit *audit, json_t **users)
+{
+	struct delete_tx t = { st, name, audit, NULL };
+	int r;
+
+	if (users != NULL)
+		*users = NULL;
+	r = db_tx_run(c, DB_TX_WRITE, delete_body, &t);
+	if (r == DB_ERR_CONFLICT && t.users == NULL)
+		t.users = json_array(); /* the foreign key refused: a referrer created concurrently */
+	if (r == DB_ERR_CONFLICT && users != NULL) {
+		*users = t.users;
+		t.users = NULL;
+	}
+	json_decref(t.users);
+	return r;
+}

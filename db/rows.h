@@ -44,4 +44,19 @@ struct db_rows_page {
 
 int db_rows_page_read(struct db_conn *c, struct db_rows_page *pg);
 
+/*
+ * Delete the row named `name` unless others still refer to it, in one transaction: `lock` (one
+ * parameter, the name; FOR UPDATE) holds it first, so a referrer being created waits and then finds
+ * it gone; `users` returns a JSON array of the referrers' names; `del` deletes, with the foreign key
+ * (RESTRICT) as the backstop. `audit` is recorded in the same transaction. DB_ERR_NOT_FOUND if absent;
+ * DB_ERR_CONFLICT while referred to: *users (when not NULL) is then a new array of them (empty if only
+ * the foreign key caught one created concurrently), NULL on every other return.
+ */
+struct db_rows_delete {
+	const struct db_statement *lock, *users, *del;
+};
+
+int db_rows_delete_unreferenced(struct db_conn *c, const struct db_rows_delete *st, const char *name,
+				const struct db_audit *audit, json_t **users);
+
 #endif
