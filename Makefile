@@ -15,14 +15,14 @@ CHECK_LIBS   = $(shell pkg-config --libs check)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g
 
 # Library sources: everything but the CLI entry point.
-LIB_SRCS := $(sort $(wildcard cmf/*.c db/*.c crypto/*.c k8s/*.c))
-LIB_SRCS := $(filter-out cmf/main.c,$(LIB_SRCS))
+LIB_SRCS := $(sort $(wildcard cmf/*.c cmf/*/*.c db/*.c crypto/*.c k8s/*.c))
+LIB_SRCS := $(filter-out cmf/cli/main.c,$(LIB_SRCS))
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
 GEN_SRCS := build/gen/migrations.c
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
-HEADERS := $(wildcard cmf/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h)
+HEADERS := $(wildcard cmf/*.h cmf/*/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h)
 
 .PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check
 
@@ -42,7 +42,7 @@ build/obj/gen/migrations.o: build/gen/migrations.c
 
 LIB_OBJS := $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) build/obj/gen/migrations.o
 
-build/cmf: build/obj/cmf/main.o $(LIB_OBJS)
+build/cmf: build/obj/cmf/cli/main.o $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_H) -o $@ $^ $(LIBS)
 
 # A unit test names the sources it links on a line `// links: crypto/*.c cmf/log.c` (a line comment:
@@ -73,7 +73,7 @@ deps:
 
 # The tree must also be warning-free under clang (the default build is gcc): a syntax-only pass.
 clang-check: $(GEN_SRCS)
-	@for f in cmf/main.c $(LIB_SRCS) $(GEN_SRCS) $(UNIT_SRCS) $(FUZZ_SRCS); do \
+	@for f in cmf/cli/main.c $(LIB_SRCS) $(GEN_SRCS) $(UNIT_SRCS) $(FUZZ_SRCS); do \
 	  clang $(STD) $(WARN) -I. $(shell pkg-config --cflags $(PKGS) check) -fsyntax-only $$f || exit 1; done
 	@echo "clang-check: clean" 
 

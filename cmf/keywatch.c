@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "cmf/app.h"
-#include "cmf/auth.h"
+#include "cmf/http/auth.h"
 #include "cmf/log.h"
 #include "k8s/k8s.h"
 

@@ -1,4 +1,4 @@
-/* db csfle: CsfleConfigs, the CSFLE declarations KafkaDatabases name (spec checked by cmf/csfle.c). */
+/* db csfle: CsfleConfigs, the CSFLE declarations KafkaDatabases name (spec checked by cmf/csfle/csfle.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -209,7 +209,7 @@ struct db_secret {
 	json_t *environments; /* array of the names of the environments that map it, sorted */
 };
 
-/* Free (data values wiped through jansson's free hook, see cmf/main.c); NULL is a no-op. */
+/* Free (data values wiped through jansson's free hook, see cmf/cli/main.c); NULL is a no-op. */
 void db_secret_free(struct db_secret *s);
 
 /*
@@ -412,7 +412,7 @@ int db_kafka_database_delete(struct db_conn *c, const char *catalog, const char 
 
 /* ---- CsfleConfigs ----------------------------------------------------------------------------------- */
 
-/* A CsfleConfig: a client-side field-level encryption declaration (spec contract: cmf/csfle.h). */
+/* A CsfleConfig: a client-side field-level encryption declaration (spec contract: cmf/csfle/csfle.h). */
 struct db_csfle {
 	char *name;
 	char uid[37];

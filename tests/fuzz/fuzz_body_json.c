@@ -1,4 +1,4 @@
-/* links: cmf/body.c cmf/text.c */
+/* links: cmf/api/body.c cmf/text.c */
 /* libFuzzer harness for JSON request bodies: an accepted body is an object within the depth limit and survives a dump/parse round trip. */
 #include <assert.h>
 #include <stdbool.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/body.h"
+#include "cmf/api/body.h"
 
 /* fuzz_body_yaml.c includes this file with FUZZ_BODY_FORMAT set to CMF_BODY_YAML. */
 #ifndef FUZZ_BODY_FORMAT

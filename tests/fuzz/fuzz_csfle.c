@@ -1,12 +1,12 @@
-/* links: cmf/csfle.c cmf/text.c */
-/* libFuzzer harness for cmf/csfle.c: any JSON as a CsfleConfig spec, credentials or resolved config, any text as a schema — never a crash; a ruleSet only for a spec without problems; every message valid UTF-8. */
+/* links: cmf/csfle/csfle.c cmf/text.c */
+/* libFuzzer harness for cmf/csfle/csfle.c: any JSON as a CsfleConfig spec, credentials or resolved config, any text as a schema — never a crash; a ruleSet only for a spec without problems; every message valid UTF-8. */
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/csfle.h"
+#include "cmf/csfle/csfle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
-/* links: cmf/body.c cmf/text.c cmf/log.c */
-/* Tests for cmf/body.c: JSON and YAML bodies into one tree, limits, and messages that never quote body bytes. */
-#include "cmf/body.h"
+/* links: cmf/api/body.c cmf/text.c cmf/log.c */
+/* Tests for cmf/api/body.c: JSON and YAML bodies into one tree, limits, and messages that never quote body bytes. */
+#include "cmf/api/body.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
-/* links: cmf/csfle.c cmf/text.c */
-/* Unit tests for cmf/csfle.c: each CSFLE check tripped and passed, schemas, credentials, resolved configs, ruleSet. */
+/* links: cmf/csfle/csfle.c cmf/text.c */
+/* Unit tests for cmf/csfle/csfle.c: each CSFLE check tripped and passed, schemas, credentials, resolved configs, ruleSet. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/csfle.h"
+#include "cmf/csfle/csfle.h"
 #include "tests/unit/check_main.h"
 
 static json_t *

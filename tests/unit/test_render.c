@@ -1,10 +1,10 @@
-/* links: cmf/render.c */
-/* Unit tests for cmf/render.c: .properties escaping exactly as java.util.Properties.store, Flink SQL options. */
+/* links: cmf/api/render.c */
+/* Unit tests for cmf/api/render.c: .properties escaping exactly as java.util.Properties.store, Flink SQL options. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/render.h"
+#include "cmf/api/render.h"
 #include "tests/unit/check_main.h"
 
 static void

@@ -2,11 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmf/audit.h"
+#include "cmf/http/audit.h"
 #include "cmf/log.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
+#include "cmf/http/router.h"
 
 /* What every read shows in place of a data value (CMF masks the same way). */
 #define MASK "****"

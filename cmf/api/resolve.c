@@ -5,13 +5,13 @@
 #include <string.h>
 
 #include "cmf/app.h"
-#include "cmf/audit.h"
-#include "cmf/csfle.h"
+#include "cmf/http/audit.h"
+#include "cmf/csfle/csfle.h"
 #include "cmf/log.h"
-#include "cmf/render.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
-#include "cmf/router.h"
+#include "cmf/api/render.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
+#include "cmf/http/router.h"
 
 /* Bumped whenever a format's text or a check of the resolution changes, so ETags change with it. */
 #define RENDER_VERSION "cmf-render-2"
@@ -35,7 +35,7 @@ struct render_ctx {
 	const char *env, *catalog, *database;
 };
 
-/* Hand `text` (secret values) to the response; the response body is wiped when freed (cmf/http.c). */
+/* Hand `text` (secret values) to the response; the response body is wiped when freed (cmf/http/daemon.c). */
 static void
 reply_text(struct cmf_response *resp, const char *content_type, char *text)
 {

@@ -1,11 +1,11 @@
 /* cmf router: the static route table; a path matches segment by segment, "*" captures one segment. */
 #include <string.h>
 
-#include "cmf/audit.h"
-#include "cmf/auth.h"
+#include "cmf/http/audit.h"
+#include "cmf/http/auth.h"
 #include "cmf/log.h"
-#include "cmf/reply.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/http/router.h"
 
 /* No pattern is longer than 8 segments nor captures more than 3. */
 #define ROUTE_MAX_SEGS 8

@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "cmf/http.h"
+#include "cmf/http/daemon.h"
 
 /* A handler: `args` are the path segments matched by "*" in its pattern, in order. */
 typedef void (*cmf_handler)(struct cmf_request *req, struct cmf_response *resp, const char *const *args);

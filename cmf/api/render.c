@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/render.h"
+#include "cmf/api/render.h"
 
 /* A growing text buffer that wipes what it leaves behind: its content may be secret. */
 struct buf {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "cmf/app.h"
-#include "cmf/audit.h"
+#include "cmf/http/audit.h"
 #include "cmf/log.h"
 #include "cmf/text.h"
 

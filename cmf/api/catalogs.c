@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmf/audit.h"
-#include "cmf/csfle.h"
+#include "cmf/http/audit.h"
+#include "cmf/csfle/csfle.h"
 #include "cmf/log.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
+#include "cmf/http/router.h"
 
 /*
  * connectionConfig keys that hold credentials, refused with 422. connectionConfig is public

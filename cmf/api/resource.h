@@ -5,7 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "cmf/http.h"
+#include "cmf/http/daemon.h"
 
 #define CMF_API_VERSION "cmf.confluent.io/v1"
 

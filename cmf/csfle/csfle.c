@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cmf/csfle.h"
+#include "cmf/csfle/csfle.h"
 #include "cmf/text.h"
 
 /* One message: the reply caps a message at 1 KiB; quoted names are cut well below that. */

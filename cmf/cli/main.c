@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "cmf/app.h"
-#include "cmf/auth.h"
+#include "cmf/http/auth.h"
 #include "cmf/config.h"
-#include "cmf/http.h"
+#include "cmf/http/daemon.h"
 #include "cmf/log.h"
-#include "cmf/router.h"
+#include "cmf/http/router.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "k8s/k8s.h"

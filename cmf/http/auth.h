@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "cmf/config.h"
-#include "cmf/http.h"
+#include "cmf/http/daemon.h"
 
 /* "cmf_" + 16 hex (id) + "_" + 43 base64url (256-bit secret) = 64 characters, plus NUL. */
 #define CMF_TOKEN_SIZE 65

@@ -2,9 +2,9 @@
 #include <stdlib.h>
 
 #include "cmf/app.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
+#include "cmf/http/router.h"
 
 void
 cmf_api_audit_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)

@@ -1,5 +1,5 @@
 /* cmf request bodies: JSON (jansson) or YAML (libyaml events) into one jansson tree, with messages that never quote body bytes. */
-#include "cmf/body.h"
+#include "cmf/api/body.h"
 #include "cmf/text.h"
 
 #include <errno.h>

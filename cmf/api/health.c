@@ -1,6 +1,6 @@
 /* cmf health: /healthz says the process is alive; /readyz says whether it can serve secrets now. */
-#include "cmf/reply.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/http/router.h"
 #include "cmf/text.h"
 
 void

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cmf/log.h"
-#include "cmf/reply.h"
+#include "cmf/http/reply.h"
 #include "cmf/text.h"
 
 /* Sent when even building an error body fails: a fixed string that cannot fail. */

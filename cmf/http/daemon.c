@@ -16,11 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmf/audit.h"
-#include "cmf/http.h"
+#include "cmf/http/audit.h"
+#include "cmf/http/daemon.h"
 #include "cmf/log.h"
-#include "cmf/reply.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/http/router.h"
 #include "cmf/text.h"
 #include "k8s/k8s.h"
 

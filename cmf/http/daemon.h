@@ -14,7 +14,7 @@
 /* Headers a handler may add; a response carries few. */
 #define CMF_HTTP_MAX_HEADERS 6
 
-/* Who is asking, once cmf/auth.c has authenticated the request (router.c does it before any handler). */
+/* Who is asking, once cmf/http/auth.c has authenticated the request (router.c does it before any handler). */
 enum cmf_role { CMF_ROLE_NONE = 0, CMF_ROLE_ENV_READER = 1, CMF_ROLE_ADMIN = 2 };
 
 struct cmf_principal {

@@ -2,11 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmf/audit.h"
+#include "cmf/http/audit.h"
 #include "cmf/log.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
+#include "cmf/http/router.h"
 
 /* The defaults CMF keeps per environment: stored and returned as given (objects of any shape). */
 static const char *const default_keys[] = { "flinkApplicationDefaults", "computePoolDefaults", "statementDefaults",

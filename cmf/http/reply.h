@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "cmf/http.h"
+#include "cmf/http/daemon.h"
 
 /* Reply `status` with `json` serialized (the reference is stolen: decref'd here, even on failure). */
 void cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json);
@@ -18,7 +18,7 @@ void cmf_reply_error(struct cmf_response *resp, unsigned status, const char *fmt
 
 /*
  * The same body with one {"message"} per string of `problems` (borrowed array of valid UTF-8
- * sentences, e.g. cmf/csfle.c's), so a client fixes all of them in one round trip.
+ * sentences, e.g. cmf/csfle/csfle.c's), so a client fixes all of them in one round trip.
  */
 void cmf_reply_problems(struct cmf_response *resp, unsigned status, json_t *problems);
 

@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #include "cmf/app.h"
-#include "cmf/auth.h"
+#include "cmf/http/auth.h"
 #include "cmf/log.h"
 #include "db/db.h"
 #include "k8s/k8s.h"

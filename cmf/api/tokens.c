@@ -5,12 +5,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmf/audit.h"
-#include "cmf/auth.h"
+#include "cmf/http/audit.h"
+#include "cmf/http/auth.h"
 #include "cmf/log.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
+#include "cmf/http/router.h"
 
 /* An environment-reader's scope: 64 environments is far more than one job needs; bounds the row. */
 #define TOKEN_MAX_ENVIRONMENTS 64
@@ -155,7 +155,7 @@ cmf_api_tokens_create(struct cmf_request *req, struct cmf_response *resp, const 
 	}
 	cmf_audit_done(req, &audit);
 	cmf_info("token %s created (id %s, role %s)", t->name, t->id, t->role);
-	/* The only time the value leaves: the response buffer is wiped when freed (cmf/http.c). */
+	/* The only time the value leaves: the response buffer is wiped when freed (cmf/http/daemon.c). */
 	cmf_reply_json(resp, 200, token_json(t, value));
 out:
 	OPENSSL_cleanse(value, sizeof(value));

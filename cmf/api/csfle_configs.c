@@ -3,12 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/audit.h"
-#include "cmf/csfle.h"
+#include "cmf/http/audit.h"
+#include "cmf/csfle/csfle.h"
 #include "cmf/log.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
-#include "cmf/router.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
+#include "cmf/http/router.h"
 
 /* A CsfleConfig as returned: status.warnings are the checks' advice, recomputed on every read. */
 static json_t *

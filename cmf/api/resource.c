@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmf/body.h"
-#include "cmf/reply.h"
-#include "cmf/resource.h"
+#include "cmf/api/body.h"
+#include "cmf/http/reply.h"
+#include "cmf/api/resource.h"
 
 int
 cmf_resource_body(struct cmf_request *req, struct cmf_response *resp, json_t **out)
