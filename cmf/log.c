@@ -1,7 +1,7 @@
 /* cmf logging: timestamped single-line records written with one write(2) so threads never interleave. */
 #include "cmf/log.h"
+#include "crypto/log.h"
 
-#include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,18 +75,17 @@ cmf_log(enum cmf_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-cmf_log_openssl(const char *func)
+/* The lower layers' sink: the same lines, filtered by the same level. */
+__attribute__((format(printf, 2, 0))) static void
+lower_sink(int level, const char *fmt, va_list ap)
 {
-	char buf[256];
-	unsigned long e;
-	int any = 0;
+	if (level < log_level)
+		return;
+	log_v((enum cmf_log_level)level, fmt, ap);
+}
 
-	while ((e = ERR_get_error()) != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		cmf_error("%s: OpenSSL: %s", func, buf);
-		any = 1;
-	}
-	if (!any)
-		cmf_error("%s: OpenSSL failed without an error on its queue", func);
+void
+cmf_log_install(void)
+{
+	crypto_log_set_sink(lower_sink);
 }

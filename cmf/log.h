@@ -19,7 +19,7 @@ void cmf_log(enum cmf_log_level level, const char *fmt, ...) __attribute__((form
 #define cmf_warn(...) cmf_log(CMF_LOG_WARN, __VA_ARGS__)
 #define cmf_error(...) cmf_log(CMF_LOG_ERROR, __VA_ARGS__)
 
-/* Log the OpenSSL error queue (and clear it) as one ERROR line prefixed with `func`. */
-void cmf_log_openssl(const char *func);
+/* Route the lower layers' lines (crypto/log.h) through this logger: called once at start. */
+void cmf_log_install(void);
 
 #endif

@@ -8,7 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 
 /*
  * Largest identity (AAD) accepted. Identities are short names ("secret/<uid>/<version>"); 64 KiB is far
@@ -72,7 +72,7 @@ aead_gcm_encrypt(const struct crypto_key *key, const uint8_t nonce[CRYPTO_NONCE_
 	r = CRYPTO_OK;
 	goto out;
 fail:
-	cmf_log_openssl(__func__);
+	crypto_log_openssl(__func__);
 	r = CRYPTO_ERR_INTERNAL;
 out:
 	EVP_CIPHER_CTX_free(ctx);
@@ -127,7 +127,7 @@ aead_gcm_decrypt(const struct crypto_key *key, const uint8_t nonce[CRYPTO_NONCE_
 	r = CRYPTO_OK;
 	goto out;
 fail:
-	cmf_log_openssl(__func__);
+	crypto_log_openssl(__func__);
 	r = CRYPTO_ERR_INTERNAL;
 out:
 	if (r != CRYPTO_OK && ctlen > 0)
@@ -259,7 +259,7 @@ crypto_aead_open(const struct crypto_key *key, const uint8_t *ident, size_t iden
 			     ct + CRYPTO_HEADER_LEN, ptlen, ct + CRYPTO_HEADER_LEN + ptlen, pt);
 	if (r != CRYPTO_OK) {
 		if (r == CRYPTO_ERR_MAC_INVALID)
-			cmf_debug("%s: authentication tag did not verify", __func__);
+			crypto_log_debug("%s: authentication tag did not verify", __func__);
 		goto out;
 	}
 	pt[ptlen] = '\0';

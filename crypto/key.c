@@ -8,7 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 
 /* AES-128 and AES-256 key sizes: the only lengths an AES-GCM key can have. */
 #define KEY_LEN_128 16
@@ -147,7 +147,7 @@ crypto_key_id(const struct crypto_key *k, char out[CRYPTO_KEY_ID_SIZE])
 	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, k->bytes, k->len, (const uint8_t *)KEY_ID_LABEL,
 		      strlen(KEY_ID_LABEL), md, sizeof(md), &mdlen) == NULL ||
 	    mdlen < KEY_ID_BYTES) {
-		cmf_log_openssl(__func__);
+		crypto_log_openssl(__func__);
 		goto out;
 	}
 	for (size_t i = 0; i < KEY_ID_BYTES; i++) {
@@ -239,7 +239,7 @@ key_b64_decode(const uint8_t *s, size_t n, uint8_t *dst)
 	if (n == 0)
 		return 0;
 	if (EVP_DecodeBlock(dst, s, (int)n) < 0) {
-		cmf_log_openssl(__func__);
+		crypto_log_openssl(__func__);
 		return -1;
 	}
 	return 0;
@@ -310,7 +310,7 @@ crypto_key_parse(const uint8_t *buf, size_t len, struct crypto_key **out, char *
 	/* Rule 1: exactly 16 or 32 bytes is the raw key, whatever the bytes are (nothing is stripped). */
 	if (key_len_ok(len)) {
 		if (key_looks_textual(buf, len))
-			cmf_warn("the key is %zu bytes of printable base64/hex text and is used as a raw %zu-byte "
+			crypto_log_warn("the key is %zu bytes of printable base64/hex text and is used as a raw %zu-byte "
 				 "key, not decoded; if that is not intended, store a raw key file (openssl rand "
 				 "-out cmf.key 32)",
 				 len, len);

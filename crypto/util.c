@@ -6,7 +6,7 @@
 
 #include <openssl/rand.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 
 const char *
 crypto_strerror(int err)
@@ -54,7 +54,7 @@ crypto_random(uint8_t *buf, size_t len)
 		size_t n = len > INT_MAX ? INT_MAX : len;
 
 		if (RAND_bytes(buf, (int)n) != 1) {
-			cmf_log_openssl(__func__);
+			crypto_log_openssl(__func__);
 			r = CRYPTO_ERR_RANDOM;
 			goto out;
 		}

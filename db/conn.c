@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/internal.h"
 #include "db/rows.h"
 
@@ -136,7 +136,7 @@ static void
 notice(void *arg, const char *message)
 {
 	(void)arg;
-	cmf_debug("PostgreSQL: %s", message);
+	crypto_log_debug("PostgreSQL: %s", message);
 }
 
 /* Connect (or reconnect) now. Statements are re-prepared lazily on the new session. */
@@ -162,7 +162,7 @@ conn_connect(struct db_conn *c)
 	PQsetNoticeProcessor(c->pg, notice, NULL);
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		/* libpq's message names host/port and the reason; it never contains the password. */
-		cmf_warn("database connection failed: %s", PQerrorMessage(c->pg));
+		crypto_log_warn("database connection failed: %s", PQerrorMessage(c->pg));
 		return DB_ERR_UNAVAILABLE;
 	}
 	return DB_OK;
@@ -224,33 +224,33 @@ result_error(struct db_conn *c, const char *what, PGresult *res)
 	if (msg == NULL)
 		msg = PQerrorMessage(c->pg);
 	if (state == NULL || PQstatus(c->pg) != CONNECTION_OK || strncmp(state, "08", 2) == 0) {
-		cmf_warn("%s: database connection lost: %s", what, msg);
+		crypto_log_warn("%s: database connection lost: %s", what, msg);
 		return DB_ERR_UNAVAILABLE;
 	}
 	if (strcmp(state, "23505") == 0) {
-		cmf_debug("%s: unique violation", what);
+		crypto_log_debug("%s: unique violation", what);
 		return DB_ERR_CONFLICT;
 	}
 	/* A row still referenced (ON DELETE RESTRICT): the stores check first; this is the backstop. */
 	if (strcmp(state, "23503") == 0) {
-		cmf_warn("%s: foreign key violation: %s", what, msg);
+		crypto_log_warn("%s: foreign key violation: %s", what, msg);
 		return DB_ERR_CONFLICT;
 	}
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
-		cmf_debug("%s: SQLSTATE %s, will retry", what, state);
+		crypto_log_debug("%s: SQLSTATE %s, will retry", what, state);
 		return DB_ERR_BUSY;
 	}
 	/* Class 22, data exception: a value the client gave (e.g. a time filter) that PostgreSQL refused. */
 	if (strncmp(state, "22", 2) == 0) {
-		cmf_debug("%s: SQLSTATE %s (invalid value)", what, state);
+		crypto_log_debug("%s: SQLSTATE %s (invalid value)", what, state);
 		return DB_ERR_INVALID;
 	}
 	/* 57P01..57P03: the server is shutting down or starting: treat as unavailable, not a bug. */
 	if (strncmp(state, "57P", 3) == 0) {
-		cmf_warn("%s: database unavailable (SQLSTATE %s): %s", what, state, msg);
+		crypto_log_warn("%s: database unavailable (SQLSTATE %s): %s", what, state, msg);
 		return DB_ERR_UNAVAILABLE;
 	}
-	cmf_error("%s: SQLSTATE %s: %s", what, state, msg);
+	crypto_log_error("%s: SQLSTATE %s: %s", what, state, msg);
 	return DB_ERR_INTERNAL;
 }
 
@@ -337,7 +337,7 @@ db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct db_p
 		prepared = c->prepared_stmts[i] == st;
 	was_prepared = prepared;
 	if (!prepared && c->nprepared_stmts == DB_MAX_MODULE_STMTS) {
-		cmf_error("%s: more than %d module statements; raise DB_MAX_MODULE_STMTS", __func__, DB_MAX_MODULE_STMTS);
+		crypto_log_error("%s: more than %d module statements; raise DB_MAX_MODULE_STMTS", __func__, DB_MAX_MODULE_STMTS);
 		return DB_ERR_INTERNAL;
 	}
 	rc = prepare_once(c, st->name, st->sql, nparams, &prepared);
@@ -452,6 +452,6 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 			return r;
 		backoff(attempt);
 	}
-	cmf_warn("transaction still conflicting after %d attempts", DB_TX_MAX_ATTEMPTS);
+	crypto_log_warn("transaction still conflicting after %d attempts", DB_TX_MAX_ATTEMPTS);
 	return DB_ERR_BUSY;
 }

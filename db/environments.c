@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/rows.h"
 
 /* Columns of an environment row, in env_decode's order; `secrets` is gathered from its mappings. */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/internal.h"
 
 struct init_tx {

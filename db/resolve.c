@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/internal.h"
 
 /* One statement, so one snapshot even under READ COMMITTED: everything a resolution reads. */
@@ -87,7 +87,7 @@ compute_etag(const char *salt, PGresult *res, char out[36])
 	ok = ok && EVP_DigestFinal_ex(md, h, &n) == 1;
 	EVP_MD_CTX_free(md);
 	if (!ok) {
-		cmf_log_openssl(__func__);
+		crypto_log_openssl(__func__);
 		return DB_ERR_INTERNAL;
 	}
 	out[0] = '"';

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/rows.h"
 
 int
@@ -15,7 +15,7 @@ db_rows_json(PGresult *res, int row, int col, bool want_object, const char *what
 	*out = NULL;
 	v = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, &jerr);
 	if (want_object ? !json_is_object(v) : !json_is_array(v)) {
-		cmf_error("%s: %s: stored value is not a JSON %s", __func__, what, want_object ? "object" : "array");
+		crypto_log_error("%s: %s: stored value is not a JSON %s", __func__, what, want_object ? "object" : "array");
 		json_decref(v);
 		return DB_ERR_CORRUPT;
 	}

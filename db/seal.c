@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/internal.h"
 
 void
@@ -28,7 +28,7 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 	/* The row's form must match the database's mode: a plaintext row in an encrypted database was
 	 * not written by cmf, and is refused rather than served. */
 	if (sealed != sl->enabled) {
-		cmf_error("%s: secret %s is stored %s but the database has encryption %s", __func__, name,
+		crypto_log_error("%s: secret %s is stored %s but the database has encryption %s", __func__, name,
 			  sealed ? "encrypted" : "in plaintext", sl->enabled ? "enabled" : "disabled");
 		return DB_ERR_CORRUPT;
 	}
@@ -41,7 +41,7 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 		db_secret_ident(ident, sizeof(ident), uid, version);
 		cr = crypto_keyring_open(sl->keyring, (const uint8_t *)ident, strlen(ident), raw, rawlen, &pt, &ptlen);
 		if (cr != CRYPTO_OK) {
-			cmf_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, name, uid, version,
+			crypto_log_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, name, uid, version,
 				  crypto_strerror(cr));
 			r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_CORRUPT;
 			goto out;
@@ -51,7 +51,7 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 		*data = json_loadb((const char *)raw, rawlen, 0, &jerr);
 	}
 	if (!json_is_object(*data)) {
-		cmf_error("%s: secret %s: stored data is not a JSON object", __func__, name);
+		crypto_log_error("%s: secret %s: stored data is not a JSON object", __func__, name);
 		json_decref(*data);
 		*data = NULL;
 		r = DB_ERR_CORRUPT;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/rows.h"
 
 /* Column order of SECRET_COLS in db/conn.c. */
@@ -96,7 +96,7 @@ reserve_body(struct db_conn *c, void *cls)
 	snprintf(block_s, sizeof(block_s), "%d", DB_ENCRYPTION_BLOCK);
 	r = db_exec(c, ST_DEK_COUNT, p, 2, &res);
 	if (r == DB_OK && PQntuples(res) != 1) {
-		cmf_error("data key term %" PRIu32 " is not in cmf_deks", t->term);
+		crypto_log_error("data key term %" PRIu32 " is not in cmf_deks", t->term);
 		r = DB_ERR_CORRUPT;
 	}
 	if (r == DB_OK)
@@ -124,14 +124,14 @@ budget_refill(struct db_conn *c, uint32_t term)
 	if (r != DB_OK)
 		goto out;
 	if (t.total > CRYPTO_DEK_MAX_ENCRYPTIONS) {
-		cmf_error("data key term %" PRIu32 " reached its limit of %" PRIu64
+		crypto_log_error("data key term %" PRIu32 " reached its limit of %" PRIu64
 			  " encryptions: rotate the data key before writing more secrets",
 			  term, CRYPTO_DEK_MAX_ENCRYPTIONS);
 		r = DB_ERR_NONCE_BUDGET;
 		goto out;
 	}
 	if (t.total >= CRYPTO_DEK_MAX_ENCRYPTIONS / 2)
-		cmf_warn("data key term %" PRIu32 " has used %" PRIu64 " of %" PRIu64 " encryptions: plan a rotation",
+		crypto_log_warn("data key term %" PRIu32 " has used %" PRIu64 " of %" PRIu64 " encryptions: plan a rotation",
 			 term, t.total, CRYPTO_DEK_MAX_ENCRYPTIONS);
 	pthread_mutex_lock(&budget_mutex);
 	if (budget_term != term) {
@@ -183,7 +183,7 @@ seal_data(const struct db_sealer *sl, const char *uid, long long version, json_t
 	cr = crypto_keyring_seal(sl->keyring, (const uint8_t *)ident, strlen(ident), (const uint8_t *)text,
 				 textlen, &ct, &ctlen);
 	if (cr != CRYPTO_OK) {
-		cmf_error("%s: sealing failed: %s", __func__, crypto_strerror(cr));
+		crypto_log_error("%s: sealing failed: %s", __func__, crypto_strerror(cr));
 		r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : cr == CRYPTO_ERR_NO_KEY ? DB_ERR_KEY_UNAVAILABLE
 										    : DB_ERR_INTERNAL;
 		goto out;
@@ -221,7 +221,7 @@ row_to_secret(const struct db_sealer *sl, PGresult *res, int row, struct db_secr
 		goto out;
 	}
 	if (s->labels == NULL || s->annotations == NULL) {
-		cmf_error("%s: secret %s: stored labels/annotations are not JSON", __func__, s->name);
+		crypto_log_error("%s: secret %s: stored labels/annotations are not JSON", __func__, s->name);
 		r = DB_ERR_CORRUPT;
 		goto out;
 	}

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/internal.h"
 #include "db/rows.h"
 

@@ -404,6 +404,7 @@ int
 main(int argc, char **argv)
 {
 	json_set_alloc_funcs(malloc, wiping_free);
+	cmf_log_install();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

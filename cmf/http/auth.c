@@ -11,6 +11,7 @@
 #include "cmf/app.h"
 #include "cmf/http/auth.h"
 #include "cmf/log.h"
+#include "crypto/log.h"
 #include "db/db.h"
 #include "k8s/k8s.h"
 
@@ -39,7 +40,7 @@ sha256(const void *data, size_t len, uint8_t out[32])
 	unsigned int n = 0;
 
 	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) {
-		cmf_log_openssl(__func__);
+		crypto_log_openssl(__func__);
 		return -1;
 	}
 	return 0;

@@ -1,4 +1,4 @@
-// links: cmf/http/reply.c cmf/text.c cmf/http/daemon.c cmf/log.c crypto/util.c k8s/secret_file.c
+// links: cmf/http/reply.c cmf/text.c cmf/http/daemon.c cmf/log.c crypto/util.c k8s/secret_file.c crypto/log.c
 /* Fuzz the router: any path, method and authentication outcome; one handler only when allowed, else 401/403/404/405. */
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* links: cmf/api/body.c cmf/text.c cmf/log.c */
+/* links: cmf/api/body.c cmf/text.c cmf/log.c crypto/log.c */
 /* Tests for cmf/api/body.c: JSON and YAML bodies into one tree, limits, and messages that never quote body bytes. */
 #include "cmf/api/body.h"
 
