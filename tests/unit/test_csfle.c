@@ -1,4 +1,4 @@
-/* links: cmf/csfle/*.c cmf/text.c */
+// links: cmf/csfle/*.c cmf/text.c
 /* Unit tests for cmf/csfle/csfle.c: each CSFLE check tripped and passed, schemas, credentials, resolved configs, ruleSet. */
 #include <jansson.h>
 #include <stdio.h>
