@@ -375,26 +375,6 @@ START_TEST(test_format_of)
 }
 END_TEST
 
-static Suite *
-body_suite(void)
-{
-	Suite *s = suite_create("body");
-	TCase *tc = tcase_create("body");
-
-	tcase_add_test(tc, test_json_ok);
-	tcase_add_test(tc, test_json_malformed_never_quotes_body);
-	tcase_add_test(tc, test_json_nul_byte);
-	tcase_add_test(tc, test_json_top_level);
-	tcase_add_test(tc, test_depth);
-	tcase_add_test(tc, test_yaml_equals_json);
-	tcase_add_test(tc, test_yaml_scalars);
-	tcase_add_test(tc, test_yaml_keys);
-	tcase_add_test(tc, test_yaml_refusals);
-	tcase_add_test(tc, test_yaml_long_duplicate_key);
-	tcase_add_test(tc, test_yaml_errors_never_quote_body);
-	tcase_add_test(tc, test_format_of);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(body_suite)
+CMF_CHECK_SUITE("body", test_json_ok, test_json_malformed_never_quotes_body, test_json_nul_byte,
+	test_json_top_level, test_depth, test_yaml_equals_json, test_yaml_scalars, test_yaml_keys,
+	test_yaml_refusals, test_yaml_long_duplicate_key, test_yaml_errors_never_quote_body, test_format_of)

@@ -509,34 +509,10 @@ START_TEST(test_auth_and_tls)
 }
 END_TEST
 
-static Suite *
-config_suite(void)
-{
-	Suite *s = suite_create("config");
-	TCase *tc = tcase_create("config");
+static const struct cmf_check_opts config_opts = { .setup = setup, .teardown = teardown };
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_defaults_without_file);
-	tcase_add_test(tc, test_full_file);
-	tcase_add_test(tc, test_env_overrides_file);
-	tcase_add_test(tc, test_env_type_errors);
-	tcase_add_test(tc, test_env_error_wins_over_valid_file);
-	tcase_add_test(tc, test_unknown_keys);
-	tcase_add_test(tc, test_integer_errors);
-	tcase_add_test(tc, test_boolean_errors);
-	tcase_add_test(tc, test_shape_errors);
-	tcase_add_test(tc, test_yaml_syntax_error);
-	tcase_add_test(tc, test_strings_never_echoed);
-	tcase_add_test(tc, test_required_settings);
-	tcase_add_test(tc, test_listen);
-	tcase_add_test(tc, test_log_level);
-	tcase_add_test(tc, test_file_errors);
-	tcase_add_test(tc, test_empty_files);
-	tcase_add_test(tc, test_flow_style_and_quoting);
-	tcase_add_test(tc, test_free_null);
-	tcase_add_test(tc, test_auth_and_tls);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(config_suite)
+CMF_CHECK_SUITE_WITH("config", &config_opts, test_defaults_without_file, test_full_file,
+	test_env_overrides_file, test_env_type_errors, test_env_error_wins_over_valid_file, test_unknown_keys,
+	test_integer_errors, test_boolean_errors, test_shape_errors, test_yaml_syntax_error,
+	test_strings_never_echoed, test_required_settings, test_listen, test_log_level, test_file_errors,
+	test_empty_files, test_flow_style_and_quoting, test_free_null, test_auth_and_tls)

@@ -396,25 +396,9 @@ START_TEST(test_args)
 }
 END_TEST
 
-static Suite *
-crypto_aead_suite(void)
-{
-	Suite *s = suite_create("crypto_aead");
-	TCase *tc = tcase_create("aead");
+/* The 16 MiB and every-bit-flip cases take a few seconds under ASan. */
+static const struct cmf_check_opts crypto_aead_opts = { .timeout = 120 };
 
-	/* The 16 MiB and every-bit-flip cases take a few seconds under ASan. */
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_gcm_known_answers);
-	tcase_add_test(tc, test_format_layout);
-	tcase_add_test(tc, test_round_trips);
-	tcase_add_test(tc, test_empty_identity_and_nonce_randomness);
-	tcase_add_test(tc, test_size_limits);
-	tcase_add_test(tc, test_every_bit_flip_fails);
-	tcase_add_test(tc, test_every_truncation_fails);
-	tcase_add_test(tc, test_identity_binding);
-	tcase_add_test(tc, test_args);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(crypto_aead_suite)
+CMF_CHECK_SUITE_WITH("crypto_aead", &crypto_aead_opts, test_gcm_known_answers, test_format_layout,
+	test_round_trips, test_empty_identity_and_nonce_randomness, test_size_limits, test_every_bit_flip_fails,
+	test_every_truncation_fails, test_identity_binding, test_args)

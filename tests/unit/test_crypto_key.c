@@ -441,29 +441,7 @@ START_TEST(test_util)
 }
 END_TEST
 
-static Suite *
-crypto_key_suite(void)
-{
-	Suite *s = suite_create("crypto_key");
-	TCase *tc = tcase_create("parse");
-
-	tcase_add_test(tc, test_raw_accepted);
-	tcase_add_test(tc, test_base64_accepted);
-	tcase_add_test(tc, test_raw_rule_comes_first);
-	tcase_add_test(tc, test_refused_empty);
-	tcase_add_test(tc, test_refused_raw_lengths);
-	tcase_add_test(tc, test_refused_base64_wrong_length);
-	tcase_add_test(tc, test_refused_not_base64);
-	tcase_add_test(tc, test_refused_leading_whitespace);
-	tcase_add_test(tc, test_refused_double_base64);
-	tcase_add_test(tc, test_parse_args);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("keys");
-	tcase_add_test(tc, test_key_id);
-	tcase_add_test(tc, test_key_helpers);
-	tcase_add_test(tc, test_util);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(crypto_key_suite)
+CMF_CHECK_SUITE("crypto_key", test_raw_accepted, test_base64_accepted, test_raw_rule_comes_first,
+	test_refused_empty, test_refused_raw_lengths, test_refused_base64_wrong_length, test_refused_not_base64,
+	test_refused_leading_whitespace, test_refused_double_base64, test_parse_args, test_key_id,
+	test_key_helpers, test_util)

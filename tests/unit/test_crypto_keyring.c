@@ -248,19 +248,5 @@ START_TEST(test_empty_and_args)
 }
 END_TEST
 
-static Suite *
-crypto_keyring_suite(void)
-{
-	Suite *s = suite_create("crypto_keyring");
-	TCase *tc = tcase_create("keyring");
-
-	tcase_add_test(tc, test_reload_32);
-	tcase_add_test(tc, test_reload_16);
-	tcase_add_test(tc, test_wrong_master);
-	tcase_add_test(tc, test_rotation);
-	tcase_add_test(tc, test_empty_and_args);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(crypto_keyring_suite)
+CMF_CHECK_SUITE("crypto_keyring", test_reload_32, test_reload_16, test_wrong_master, test_rotation,
+	test_empty_and_args)

@@ -884,31 +884,7 @@ START_TEST(test_credential_key)
 }
 END_TEST
 
-static Suite *
-csfle_suite(void)
-{
-	Suite *s = suite_create("csfle");
-	TCase *tc = tcase_create("core");
-
-	tcase_add_test(tc, test_clean_spec);
-	tcase_add_test(tc, test_all_problems_at_once);
-	tcase_add_test(tc, test_wrong_types_never_crash);
-	tcase_add_test(tc, test_kms_key_ids);
-	tcase_add_test(tc, test_kek_name_limits);
-	tcase_add_test(tc, test_warnings);
-	tcase_add_test(tc, test_tag_cross_check);
-	tcase_add_test(tc, test_dek_expiry);
-	tcase_add_test(tc, test_avro_schema);
-	tcase_add_test(tc, test_avro_depth_bounded);
-	tcase_add_test(tc, test_json_schema);
-	tcase_add_test(tc, test_spec_schema_problem_prefixed);
-	tcase_add_test(tc, test_credentials);
-	tcase_add_test(tc, test_resolved);
-	tcase_add_test(tc, test_ruleset);
-	tcase_add_test(tc, test_apply);
-	tcase_add_test(tc, test_credential_key);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(csfle_suite)
+CMF_CHECK_SUITE("csfle", test_clean_spec, test_all_problems_at_once, test_wrong_types_never_crash,
+	test_kms_key_ids, test_kek_name_limits, test_warnings, test_tag_cross_check, test_dek_expiry,
+	test_avro_schema, test_avro_depth_bounded, test_json_schema, test_spec_schema_problem_prefixed,
+	test_credentials, test_resolved, test_ruleset, test_apply, test_credential_key)

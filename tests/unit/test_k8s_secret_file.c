@@ -361,25 +361,9 @@ START_TEST(test_watch)
 }
 END_TEST
 
-static Suite *
-k8s_secret_file_suite(void)
-{
-	Suite *s = suite_create("k8s_secret_file");
-	TCase *tc = tcase_create("read_file");
+/* Checked fixtures run in each test's process, so every test gets a fresh directory. */
+static const struct cmf_check_opts k8s_secret_file_opts = { .setup = setup, .teardown = teardown };
 
-	/* Checked fixtures run in each test's process, so every test gets a fresh directory. */
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_regular_file);
-	tcase_add_test(tc, test_not_found);
-	tcase_add_test(tc, test_not_regular);
-	tcase_add_test(tc, test_too_large);
-	tcase_add_test(tc, test_grows_while_reading);
-	tcase_add_test(tc, test_permissions);
-	tcase_add_test(tc, test_kubelet_layout);
-	tcase_add_test(tc, test_symlink_loop_and_args);
-	tcase_add_test(tc, test_watch);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(k8s_secret_file_suite)
+CMF_CHECK_SUITE_WITH("k8s_secret_file", &k8s_secret_file_opts, test_regular_file, test_not_found,
+	test_not_regular, test_too_large, test_grows_while_reading, test_permissions, test_kubelet_layout,
+	test_symlink_loop_and_args, test_watch)

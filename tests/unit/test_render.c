@@ -155,19 +155,5 @@ START_TEST(test_connect)
 }
 END_TEST
 
-static Suite *
-render_suite(void)
-{
-	Suite *s = suite_create("render");
-	TCase *tc = tcase_create("core");
-
-	tcase_add_test(tc, test_escape_like_java);
-	tcase_add_test(tc, test_merge_secret_wins);
-	tcase_add_test(tc, test_properties_file);
-	tcase_add_test(tc, test_flink_sql);
-	tcase_add_test(tc, test_connect);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
-CMF_CHECK_MAIN(render_suite)
+CMF_CHECK_SUITE("render", test_escape_like_java, test_merge_secret_wins, test_properties_file, test_flink_sql,
+	test_connect)
