@@ -102,12 +102,15 @@ FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,build/fuzz-replay/%,$(FUZZ_SRCS))
 build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB_SRCS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) -I. $(shell pkg-config --cflags $(PKGS)) $(SAN_FLAGS) \
-	  -o $@ $< tests/fuzz/replay_main.c $(call unit_deps,$<) $(LIBS)
+	  -Wl,--as-needed -o $@ $< tests/fuzz/replay_main.c $(call unit_deps,$<) $(LIBS)
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@set -e; for t in $(FUZZ_REPLAY); do n=$${t#build/fuzz-replay/fuzz_}; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $$t tests/fuzz/corpus/$$n/*; done
+	@# The router is a pure table matcher: its harness must not pull in the daemon's libraries.
+	@! ldd build/fuzz-replay/fuzz_router | grep -E 'libmicrohttpd|libgnutls' || \
+	  { echo 'fuzz_router links libmicrohttpd or GnuTLS' >&2; exit 1; }
 
 fuzz: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 

@@ -4,11 +4,14 @@
 #include "cmf/app.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 
 void
-cmf_api_audit_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_audit_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	static const char *const times[] = { "since", "until" };
 	struct db_audit_filter f = {
 		.principal = cmf_request_query(req, "principal"),

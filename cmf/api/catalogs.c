@@ -10,7 +10,7 @@
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 
 /*
  * connectionConfig keys that hold credentials, refused with 422. connectionConfig is public
@@ -484,34 +484,49 @@ kafka_list(struct cmf_request *req, struct cmf_response *resp, const char *catal
 }
 
 void
-cmf_api_catalogs_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_catalogs_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	(void)args;
 	kafka_list(req, resp, NULL);
 }
 
 void
-cmf_api_catalogs_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_catalogs_create(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	(void)args;
 	kafka_write(req, resp, NULL, NULL);
 }
 
 void
-cmf_api_catalogs_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_catalogs_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	kafka_get(req, resp, NULL, args[0]);
 }
 
 void
-cmf_api_catalogs_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_catalogs_update(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	kafka_write(req, resp, NULL, args[0]);
 }
 
 void
-cmf_api_catalogs_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_catalogs_delete(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_conn *c = cmf_app_conn(req->app);
 	struct db_audit audit;
 	char what[300], res[300], names[CMF_NAMES_JOIN_MAX];
@@ -546,32 +561,47 @@ cmf_api_catalogs_delete(struct cmf_request *req, struct cmf_response *resp, cons
 }
 
 void
-cmf_api_databases_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_databases_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	kafka_list(req, resp, args[0]);
 }
 
 void
-cmf_api_databases_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_databases_create(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	kafka_write(req, resp, args[0], NULL);
 }
 
 void
-cmf_api_databases_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_databases_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	kafka_get(req, resp, args[0], args[1]);
 }
 
 void
-cmf_api_databases_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_databases_update(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	kafka_write(req, resp, args[0], args[1]);
 }
 
 void
-cmf_api_databases_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_databases_delete(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	enum db_missing missing = DB_MISSING_NONE;
 	struct db_conn *c = cmf_app_conn(req->app);
 	struct db_audit audit;

@@ -8,7 +8,7 @@
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 
 /* A CsfleConfig as returned: status.warnings are the checks' advice, recomputed on every read. */
 static json_t *
@@ -132,8 +132,11 @@ csfle_load(struct cmf_request *req, struct cmf_response *resp, const char *name,
 }
 
 void
-cmf_api_csfle_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_csfle_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_csfle **items = NULL;
 	long long page, total = 0;
 	size_t n = 0;
@@ -158,15 +161,21 @@ cmf_api_csfle_list(struct cmf_request *req, struct cmf_response *resp, const cha
 }
 
 void
-cmf_api_csfle_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_csfle_create(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	(void)args;
 	csfle_write(req, resp, NULL);
 }
 
 void
-cmf_api_csfle_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_csfle_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_csfle *f;
 
 	if (csfle_load(req, resp, args[0], &f) != 0)
@@ -176,14 +185,20 @@ cmf_api_csfle_get(struct cmf_request *req, struct cmf_response *resp, const char
 }
 
 void
-cmf_api_csfle_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_csfle_update(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	csfle_write(req, resp, args[0]);
 }
 
 void
-cmf_api_csfle_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_csfle_delete(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_audit audit;
 	char what[300], res[300], names[CMF_NAMES_JOIN_MAX];
 	json_t *databases = NULL;
@@ -215,8 +230,11 @@ cmf_api_csfle_delete(struct cmf_request *req, struct cmf_response *resp, const c
 }
 
 void
-cmf_api_csfle_ruleset(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_csfle_ruleset(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_csfle *f;
 	json_t *problems, *ruleset;
 

@@ -6,7 +6,7 @@
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 
 /* The defaults CMF keeps per environment: stored and returned as given (objects of any shape). */
 static const char *const default_keys[] = { "flinkApplicationDefaults", "computePoolDefaults", "statementDefaults",
@@ -170,8 +170,11 @@ bad:
 
 /* POST: create the environment, or replace the one of that name (CMF's createOrUpdateEnvironment). */
 void
-cmf_api_environments_put(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_environments_put(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct env_input in;
 	struct db_environment *e = NULL;
 	struct db_audit audit;
@@ -205,8 +208,11 @@ out:
 }
 
 void
-cmf_api_environments_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_environments_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_environment *e = NULL;
 	struct db_conn *c = cmf_app_conn(req->app);
 	char what[300];
@@ -225,8 +231,11 @@ cmf_api_environments_get(struct cmf_request *req, struct cmf_response *resp, con
 }
 
 void
-cmf_api_environments_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_environments_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_environment **items = NULL;
 	struct db_conn *c;
 	long long page, total = 0;
@@ -253,8 +262,11 @@ cmf_api_environments_list(struct cmf_request *req, struct cmf_response *resp, co
 }
 
 void
-cmf_api_environments_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_environments_delete(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_conn *c = cmf_app_conn(req->app);
 	struct db_audit audit;
 	char what[300], res[300];
@@ -408,20 +420,29 @@ out:
 }
 
 void
-cmf_api_secret_mappings_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secret_mappings_create(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	mapping_write(req, resp, args[0], NULL);
 }
 
 void
-cmf_api_secret_mappings_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secret_mappings_update(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	mapping_write(req, resp, args[0], args[1]);
 }
 
 void
-cmf_api_secret_mappings_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secret_mappings_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_secret_mapping *m = NULL;
 	enum db_missing missing = DB_MISSING_NONE;
 	struct db_conn *c = cmf_app_conn(req->app);
@@ -440,8 +461,11 @@ cmf_api_secret_mappings_get(struct cmf_request *req, struct cmf_response *resp, 
 }
 
 void
-cmf_api_secret_mappings_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secret_mappings_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_secret_mapping **items = NULL;
 	struct db_conn *c;
 	long long page, total = 0;
@@ -473,8 +497,11 @@ cmf_api_secret_mappings_list(struct cmf_request *req, struct cmf_response *resp,
 }
 
 void
-cmf_api_secret_mappings_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secret_mappings_delete(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	enum db_missing missing = DB_MISSING_NONE;
 	struct db_conn *c = cmf_app_conn(req->app);
 	struct db_audit audit;

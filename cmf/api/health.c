@@ -1,19 +1,25 @@
 /* cmf health: /healthz says the process is alive; /readyz says whether it can serve secrets now. */
 #include "cmf/http/reply.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 #include "cmf/text.h"
 
 void
-cmf_api_healthz(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_healthz(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	(void)req;
 	(void)args;
 	cmf_reply_json(resp, 200, json_pack("{s:s}", "status", "alive"));
 }
 
 void
-cmf_api_readyz(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_readyz(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct cmf_app *app = req->app;
 	struct db_conn *c = cmf_app_conn(app);
 	json_t *errors = json_array(), *warnings = json_array(), *body;

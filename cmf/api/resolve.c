@@ -11,7 +11,7 @@
 #include "cmf/api/render.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 
 /* Bumped whenever a format's text or a check of the resolution changes, so ETags change with it. */
 #define RENDER_VERSION "cmf-render-2"
@@ -159,8 +159,11 @@ render(void *cls, int r, const struct db_resolved *res)
 }
 
 void
-cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_client_config_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	const char *f = cmf_request_query(req, "format");
 	struct render_ctx rc = { resp, FMT_JSON, args[0], args[1], args[2] };
 	struct cmf_sealer_hold hold;

@@ -5,7 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "cmf/http/daemon.h"
+#include "cmf/http/request.h"
 
 #define CMF_API_VERSION "cmf.confluent.io/v1"
 

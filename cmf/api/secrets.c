@@ -6,7 +6,7 @@
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 
 /* What every read shows in place of a data value (CMF masks the same way). */
 #define MASK "****"
@@ -138,21 +138,30 @@ out:
 }
 
 void
-cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secrets_create(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	(void)args;
 	secret_write(req, resp, NULL);
 }
 
 void
-cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secrets_update(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	secret_write(req, resp, args[0]);
 }
 
 void
-cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secrets_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_secret *s = NULL;
 	struct cmf_sealer_hold hold;
 	struct db_audit audit;
@@ -179,8 +188,11 @@ cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const ch
 }
 
 void
-cmf_api_secrets_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secrets_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_secret **items = NULL;
 	struct cmf_sealer_hold hold;
 	struct db_conn *c;
@@ -210,8 +222,11 @@ cmf_api_secrets_list(struct cmf_request *req, struct cmf_response *resp, const c
 }
 
 void
-cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_secrets_delete(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_conn *c = cmf_app_conn(req->app);
 	struct db_audit audit;
 	char what[300], res[300], names[CMF_NAMES_JOIN_MAX];

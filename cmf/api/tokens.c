@@ -10,7 +10,7 @@
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 
 /* An environment-reader's scope: 64 environments is far more than one job needs; bounds the row. */
 #define TOKEN_MAX_ENVIRONMENTS 64
@@ -127,8 +127,11 @@ bad:
 }
 
 void
-cmf_api_tokens_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_tokens_create(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct token_input in;
 	struct db_token *t = NULL;
 	struct db_audit audit;
@@ -165,8 +168,11 @@ out:
 }
 
 void
-cmf_api_tokens_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_tokens_list(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_token **items = NULL;
 	struct db_conn *c;
 	long long page, total = 0;
@@ -193,8 +199,11 @@ cmf_api_tokens_list(struct cmf_request *req, struct cmf_response *resp, const ch
 }
 
 void
-cmf_api_tokens_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_tokens_get(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_token *t = NULL;
 	struct db_conn *c = cmf_app_conn(req->app);
 	char what[300];
@@ -213,8 +222,11 @@ cmf_api_tokens_get(struct cmf_request *req, struct cmf_response *resp, const cha
 }
 
 void
-cmf_api_tokens_revoke(struct cmf_request *req, struct cmf_response *resp, const char *const *args)
+cmf_api_tokens_revoke(struct cmf_call *call)
 {
+	struct cmf_request *req = call->req;
+	struct cmf_response *resp = call->resp;
+	const char *const *args = call->args;
 	struct db_conn *c = cmf_app_conn(req->app);
 	struct db_audit audit;
 	char what[300], res[300];

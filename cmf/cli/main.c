@@ -19,7 +19,7 @@
 #include "cmf/config.h"
 #include "cmf/http/daemon.h"
 #include "cmf/log.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
 #include "k8s/k8s.h"
@@ -412,7 +412,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
 		return cmd_version();
 	if (strcmp(argv[1], "routes") == 0) {
-		cmf_router_print(stdout);
+		cmf_api_routes_print(stdout);
 		return EXIT_OK;
 	}
 	if (strcmp(argv[1], "keygen") == 0)

@@ -2,7 +2,7 @@
 #ifndef CMF_AUDIT_H
 #define CMF_AUDIT_H
 
-#include "cmf/http/daemon.h"
+#include "cmf/http/request.h"
 #include "db/db.h"
 
 /*

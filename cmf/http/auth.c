@@ -117,29 +117,6 @@ cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen)
 	return r;
 }
 
-void
-cmf_auth_principal_clear(struct cmf_principal *p)
-{
-	json_decref(p->environments);
-	memset(p, 0, sizeof(*p));
-}
-
-bool
-cmf_auth_env_allowed(const struct cmf_principal *p, const char *env)
-{
-	size_t i;
-	json_t *v;
-
-	if (p->role == CMF_ROLE_ADMIN)
-		return true;
-	if (p->role != CMF_ROLE_ENV_READER)
-		return false;
-	json_array_foreach (p->environments, i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), env) == 0)
-			return true;
-	return false;
-}
-
 /* "cmf_<16 hex>_<43 base64url>": split into id and secret; 0 if the shape is right. */
 static int
 token_split(const char *t, size_t len, char id[CMF_TOKEN_ID_SIZE], const char **secret)
@@ -209,7 +186,7 @@ cmf_auth_authenticate(struct cmf_request *req)
 	bool admin;
 	int r;
 
-	cmf_auth_principal_clear(&req->principal);
+	cmf_principal_clear(&req->principal);
 	if (!auth_on) {
 		snprintf(req->principal.name, sizeof(req->principal.name), "anonymous");
 		req->principal.role = CMF_ROLE_ADMIN;

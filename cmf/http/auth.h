@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "cmf/config.h"
-#include "cmf/http/daemon.h"
+#include "cmf/http/request.h"
 
 /* "cmf_" + 16 hex (id) + "_" + 43 base64url (256-bit secret) = 64 characters, plus NUL. */
 #define CMF_TOKEN_SIZE 65
@@ -43,15 +43,11 @@ enum {
 
 /*
  * Authenticate `req` from its Authorization header into req->principal (environments owned by the
- * principal; free with cmf_auth_principal_clear). Token copies are wiped; nothing is logged but the
+ * principal; free with cmf_principal_clear). Token copies are wiped; nothing is logged but the
  * outcome. With authentication disabled, every request is the principal "anonymous" with the admin role.
  */
 int cmf_auth_authenticate(struct cmf_request *req);
 
-void cmf_auth_principal_clear(struct cmf_principal *p);
-
-/* Whether `p` may read what environment `env` needs (admin, or an environment-reader scoped to it). */
-bool cmf_auth_env_allowed(const struct cmf_principal *p, const char *env);
 
 /* Whether authentication is enabled (set by cmf_auth_init). */
 bool cmf_auth_enabled(void);

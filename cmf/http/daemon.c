@@ -20,7 +20,8 @@
 #include "cmf/http/daemon.h"
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
-#include "cmf/http/router.h"
+#include "cmf/api/routes.h"
+#include "cmf/http/dispatch.h"
 #include "cmf/text.h"
 #include "k8s/k8s.h"
 
@@ -54,91 +55,40 @@ struct req_ctx {
 static atomic_int in_flight;
 static atomic_bool draining;
 
-const char *
-cmf_request_query(const struct cmf_request *req, const char *name)
+/* The request vocabulary's lookups (cmf/http/request.h), answered by libmicrohttpd. */
+static const char *
+io_get(void *conn, enum cmf_request_value kind, const char *name)
 {
-	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+	return MHD_lookup_connection_value(conn, kind == CMF_REQUEST_QUERY ? MHD_GET_ARGUMENT_KIND : MHD_HEADER_KIND,
+					   name);
 }
 
-const char *
-cmf_request_header(const struct cmf_request *req, const char *name)
-{
-	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-struct header_count {
+struct io_each {
 	const char *name;
-	int n;
+	int (*fn)(void *cls, const char *value);
+	void *cls;
 };
 
 static enum MHD_Result
-count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+io_each_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-	struct header_count *hc = cls;
+	struct io_each *e = cls;
 
 	(void)kind;
-	(void)value;
-	if (strcasecmp(key, hc->name) == 0)
-		hc->n++;
-	return MHD_YES;
-}
-
-struct header_join {
-	const char *name;
-	char *buf;
-	size_t len, used;
-	int cut;
-};
-
-static enum MHD_Result
-join_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	struct header_join *hj = cls;
-	int n;
-
-	(void)kind;
-	if (strcasecmp(key, hj->name) != 0 || value == NULL)
+	if (strcasecmp(key, e->name) != 0)
 		return MHD_YES;
-	n = snprintf(hj->buf + hj->used, hj->len - hj->used, "%s%s", hj->used > 0 ? "," : "", value);
-	if (n < 0 || (size_t)n >= hj->len - hj->used) {
-		hj->cut = 1;
-		return MHD_NO;
-	}
-	hj->used += (size_t)n;
-	return MHD_YES;
+	return e->fn(e->cls, value) == 0 ? MHD_YES : MHD_NO;
 }
 
-const char *
-cmf_request_header_list(const struct cmf_request *req, const char *name, char *buf, size_t len)
+static void
+io_each(void *conn, const char *name, int (*fn)(void *cls, const char *value), void *cls)
 {
-	struct header_join hj = { name, buf, len, 0, 0 };
+	struct io_each e = { name, fn, cls };
 
-	buf[0] = '\0';
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, join_header, &hj);
-	return hj.used > 0 && !hj.cut ? buf : NULL;
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, io_each_header, &e);
 }
 
-int
-cmf_request_header_count(const struct cmf_request *req, const char *name)
-{
-	struct header_count hc = { name, 0 };
-
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &hc);
-	return hc.n;
-}
-
-void
-cmf_response_header(struct cmf_response *resp, const char *name, const char *value)
-{
-	if (resp->nheaders >= CMF_HTTP_MAX_HEADERS) {
-		cmf_error("%s: too many headers, dropping %s", __func__, name);
-		return;
-	}
-	resp->headers[resp->nheaders].name = name;
-	resp->headers[resp->nheaders].value = strdup(value);
-	if (resp->headers[resp->nheaders].value != NULL)
-		resp->nheaders++;
-}
+static const struct cmf_request_io mhd_io = { io_get, io_each };
 
 /* Response bodies may carry secret values (the resolution endpoint): wipe before freeing. */
 static void
@@ -148,16 +98,6 @@ wipe_free_body(void *p)
 		OPENSSL_cleanse(p, strlen(p));
 		free(p);
 	}
-}
-
-void
-cmf_response_clear(struct cmf_response *resp)
-{
-	wipe_free_body(resp->body);
-	resp->body = NULL;
-	for (size_t i = 0; i < resp->nheaders; i++)
-		free(resp->headers[i].value);
-	resp->nheaders = 0;
 }
 
 static void
@@ -365,6 +305,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		ctx->req.method = method;
 		ctx->req.path = url;
 		ctx->req.conn = conn;
+		ctx->req.io = &mhd_io;
 		request_id(ctx->req.request_id);
 		client_address(conn, ctx->req.client_addr, sizeof(ctx->req.client_addr));
 		/* Mutual TLS: a request without a verified client certificate never reaches the router. */
@@ -439,11 +380,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	path = strdup(url);
 	if (path == NULL)
 		return MHD_NO;
-	cmf_router_split(&ctx->req, path);
+	cmf_request_split(&ctx->req, path);
 	ctx->req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	ctx->req.body = ctx->body;
 	ctx->req.body_len = ctx->len;
-	cmf_router_dispatch(&ctx->req, &resp);
+	{
+		size_t n;
+		const struct cmf_route *routes = cmf_api_routes(&n);
+
+		/* No handler defers yet: every call completes before cmf_dispatch returns. */
+		cmf_dispatch(&ctx->req, &resp, routes, n, NULL, NULL);
+	}
 	ret = send_response(conn, ctx, &resp);
 	free(path);
 	return ret;

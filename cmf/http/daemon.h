@@ -1,79 +1,8 @@
-/* cmf HTTP: the libmicrohttpd daemon, request bodies, responses, the access log and draining. */
-#ifndef CMF_HTTP_H
-#define CMF_HTTP_H
-
-#include <jansson.h>
-#include <stdbool.h>
-#include <stddef.h>
+/* cmf HTTP daemon: libmicrohttpd, TLS, request bodies, the access log and draining, on top of the dispatcher. */
+#ifndef CMF_HTTP_DAEMON_H
+#define CMF_HTTP_DAEMON_H
 
 #include "cmf/app.h"
-
-/* Path segments beyond this are 404 before routing: no route is deeper than 8. */
-#define CMF_HTTP_MAX_SEGMENTS 16
-
-/* Headers a handler may add; a response carries few. */
-#define CMF_HTTP_MAX_HEADERS 6
-
-/* Who is asking, once cmf/http/auth.c has authenticated the request (router.c does it before any handler). */
-enum cmf_role { CMF_ROLE_NONE = 0, CMF_ROLE_ENV_READER = 1, CMF_ROLE_ADMIN = 2 };
-
-struct cmf_principal {
-	char name[300];       /* "admin" (bootstrap token), "token:<name>", "anonymous" (auth disabled) */
-	enum cmf_role role;
-	json_t *environments; /* environment-reader scope: array of names (owned; NULL otherwise) */
-};
-
-/* One request as handlers see it. Everything is borrowed for the duration of the handler call. */
-struct cmf_request {
-	struct cmf_app *app;
-	const char *method;
-	const char *path;                        /* decoded path, without the query string */
-	const char *segs[CMF_HTTP_MAX_SEGMENTS]; /* path split on '/', empty segments kept */
-	size_t nsegs;
-	const char *content_type; /* NULL if absent */
-	const char *body;         /* NOT NUL-terminated; may be NULL when body_len is 0 */
-	size_t body_len;
-	char request_id[33];
-	char client_addr[64];  /* peer IP address (text), for the audit trail */
-	char client_cert[256]; /* with mutual TLS: the verified client certificate's subject DN; else "" */
-	struct cmf_principal principal; /* set by the router before the handler runs */
-	bool audited;                   /* the handler recorded this request's audit event itself */
-	void *conn; /* struct MHD_Connection *, for cmf_request_query */
-};
-
-/* A query parameter's value (decoded), or NULL if absent. */
-const char *cmf_request_query(const struct cmf_request *req, const char *name);
-
-/* A request header's value (the first, if repeated), or NULL if absent. */
-const char *cmf_request_header(const struct cmf_request *req, const char *name);
-
-/*
- * Every line of a list-valued header (If-None-Match, ...) joined with ",", into `buf` (size len);
- * NULL when absent or when the lines do not fit (then treat it as absent: the caller loses nothing
- * but an optimisation).
- */
-const char *cmf_request_header_list(const struct cmf_request *req, const char *name, char *buf, size_t len);
-
-/* How many times a header (case-insensitive name) appears in the request. */
-int cmf_request_header_count(const struct cmf_request *req, const char *name);
-
-/* What a handler produces. The body is owned and wiped when freed (it may carry secret values). */
-struct cmf_response {
-	unsigned status;
-	char *body;        /* NUL-terminated text, malloc'd; NULL for no body (204) */
-	const char *content_type;
-	struct {
-		const char *name;
-		char *value; /* malloc'd */
-	} headers[CMF_HTTP_MAX_HEADERS];
-	size_t nheaders;
-};
-
-/* Forget a response built so far: headers freed, body wiped and freed (it may hold secret values). */
-void cmf_response_clear(struct cmf_response *resp);
-
-/* Add a header (value copied). Silently ignored beyond CMF_HTTP_MAX_HEADERS (a programming error, logged). */
-void cmf_response_header(struct cmf_response *resp, const char *name, const char *value);
 
 /*
  * Run the server until SIGTERM or SIGINT: listen on cfg->listen with a pool of cfg->threads

@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "cmf/http/daemon.h"
+#include "cmf/http/request.h"
 
 /* Reply `status` with `json` serialized (the reference is stolen: decref'd here, even on failure). */
 void cmf_reply_json(struct cmf_response *resp, unsigned status, json_t *json);

@@ -1,65 +1,71 @@
-/* cmf router: a static table of (method, path pattern) → handler; 404 and 405 decided here. */
-#ifndef CMF_ROUTER_H
-#define CMF_ROUTER_H
+/*
+ * cmf router: matching a request against a route table, and deciding from an authentication outcome
+ * whether the route's permission lets it through. Pure: no I/O, no handler runs here (the dispatcher,
+ * cmf/http/dispatch.h, does that), so the matcher is fuzzed on its own.
+ */
+#ifndef CMF_HTTP_ROUTER_H
+#define CMF_HTTP_ROUTER_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
-#include "cmf/http/daemon.h"
+#include "cmf/http/request.h"
 
-/* A handler: `args` are the path segments matched by "*" in its pattern, in order. */
-typedef void (*cmf_handler)(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+/* No pattern is longer than 8 segments nor captures more than 3. */
+#define CMF_ROUTE_MAX_SEGS 8
+#define CMF_ROUTE_MAX_ARGS 3
+
+/* Room for an Allow header: every method the table uses, comma-separated. */
+#define CMF_ROUTE_ALLOW_MAX 64
+
+/* Who may call a route; decided before any handler touches the database. */
+enum cmf_perm {
+	CMF_PERM_PUBLIC,   /* probes: no token needed */
+	CMF_PERM_ADMIN,    /* the admin role */
+	CMF_PERM_ENV_READ, /* admin, or an environment-reader scoped to the environment in args[0] */
+};
+
+struct cmf_call; /* cmf/http/dispatch.h */
+
+/* A handler serves one call; it replies through call->resp (see cmf/http/dispatch.h). */
+typedef void (*cmf_handler)(struct cmf_call *call);
+
+struct cmf_route {
+	const char *method;
+	const char *segs[CMF_ROUTE_MAX_SEGS + 1]; /* NULL-terminated; "*" captures one non-empty segment */
+	enum cmf_perm perm;
+	/*
+	 * The audit action recorded for every outcome: every write, and every read that decrypts. NULL: not
+	 * audited (masked metadata only, probes).
+	 */
+	const char *audit_action;
+	cmf_handler handler;
+	const void *target; /* what the handler serves (a resource kind), or NULL */
+	int op;             /* which of the target's operations */
+};
+
+enum cmf_route_match { CMF_ROUTE_FOUND = 0, CMF_ROUTE_NO_PATH = -1, CMF_ROUTE_NO_METHOD = -2 };
 
 /*
- * Split a decoded path in place (NULs written into `path`, which must outlive `req`) into req->segs;
- * empty segments are kept ("/a//b" has an empty one) and a path deeper than CMF_HTTP_MAX_SEGMENTS
- * gets nsegs = CMF_HTTP_MAX_SEGMENTS + 1, which no route matches.
+ * Find the route of `req` (method and req->segs) in `routes` (n entries). CMF_ROUTE_FOUND with *route
+ * and args[0..] (the "*" segments, NULL-terminated; args has CMF_ROUTE_MAX_ARGS + 1 entries);
+ * CMF_ROUTE_NO_METHOD when only other methods serve the path, with `allow` (size CMF_ROUTE_ALLOW_MAX)
+ * listing them; CMF_ROUTE_NO_PATH when nothing does.
  */
-void cmf_router_split(struct cmf_request *req, char *path);
+int cmf_router_match(const struct cmf_route *routes, size_t n, const struct cmf_request *req,
+		     const struct cmf_route **route, const char **args, char *allow);
 
-/* Route `req` and run its handler; unknown paths → 404, known paths with another method → 405 + Allow. */
-void cmf_router_dispatch(struct cmf_request *req, struct cmf_response *resp);
+/*
+ * Whether a caller authenticated with outcome `auth_result` (a CMF_AUTH_* code, cmf/http/auth.h) as
+ * `p` may call `route` with `args`. 0 when allowed; otherwise the refusal: *status (400, 401, 403 or
+ * 503), *message for the client, and *action the audit action of the refusal ("authenticate",
+ * "authorize"; NULL: not audited, as for 503 when the database could not be asked).
+ */
+int cmf_router_authorize(const struct cmf_route *route, int auth_result, bool auth_enabled,
+			 const struct cmf_principal *p, const char *const *args, unsigned *status, const char **message,
+			 const char **action);
 
-/* Print the route table, one "METHOD /pattern permission [audit=action]" line each (`cmf routes`). */
-void cmf_router_print(FILE *f);
-
-/* Handlers, one file per resource (cmf/api_*.c). */
-void cmf_api_healthz(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_readyz(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secrets_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secrets_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secrets_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secrets_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secrets_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_tokens_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_tokens_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_tokens_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_tokens_revoke(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_audit_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_environments_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_environments_put(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_environments_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_environments_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secret_mappings_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secret_mappings_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secret_mappings_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secret_mappings_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_secret_mappings_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_csfle_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_csfle_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_csfle_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_csfle_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_csfle_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_csfle_ruleset(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_catalogs_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_catalogs_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_catalogs_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_catalogs_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_catalogs_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_databases_list(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_databases_create(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_databases_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_databases_update(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_databases_delete(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
-void cmf_api_client_config_get(struct cmf_request *req, struct cmf_response *resp, const char *const *args);
+/* Print `routes`, one "METHOD /pattern permission [audit=action]" line each (`cmf routes`). */
+void cmf_router_print(FILE *f, const struct cmf_route *routes, size_t n);
 
 #endif

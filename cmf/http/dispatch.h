@@ -1,0 +1,82 @@
+/*
+ * cmf dispatch: one call from route to reply. The dispatcher owns every cross-cutting step: it routes
+ * (404/405), authenticates and authorizes from the headers, builds the audit event from the route's
+ * action, gives the handler its database connection and sealer, records the outcome, and releases.
+ * A handler only names the resource it touched and replies; it never writes an action string or an
+ * audit call.
+ */
+#ifndef CMF_HTTP_DISPATCH_H
+#define CMF_HTTP_DISPATCH_H
+
+#include <stdbool.h>
+
+#include "cmf/app.h"
+#include "cmf/http/request.h"
+#include "cmf/http/router.h"
+#include "db/db.h"
+
+/* Room for an audited resource: "database/<catalog>/<name>" with two names of 253 characters. */
+#define CMF_CALL_RESOURCE_MAX 640
+
+/* One request being served. Handlers read req, resp, route and args; the rest is the dispatcher's. */
+struct cmf_call {
+	struct cmf_request *req;
+	struct cmf_response *resp;
+	const struct cmf_route *route;
+	const char *args[CMF_ROUTE_MAX_ARGS + 1]; /* the "*" segments, NULL-terminated */
+	/* The dispatcher's state: use the functions below. */
+	struct db_audit audit;
+	char resource[CMF_CALL_RESOURCE_MAX];
+	bool outcome_unknown; /* a store call lost its connection during COMMIT */
+	bool deferred;
+	struct cmf_sealer_hold hold;
+	bool sealer_held;
+	void (*on_complete)(struct cmf_call *call, void *cls);
+	void *complete_cls;
+};
+
+/*
+ * Serve `req` against `routes` (n entries) into `resp`. Returns 0 when the reply is complete; 1 when the
+ * handler deferred it (cmf_call_defer): then `on_complete(call, cls)` runs once the handler calls
+ * cmf_call_complete, from whichever thread does, with `resp` filled; `req` and `resp` must live until
+ * then. `on_complete` may be NULL for a transport that never lets handlers defer.
+ */
+int cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cmf_route *routes, size_t n,
+		 void (*on_complete)(struct cmf_call *call, void *cls), void *cls);
+
+/* The calling thread's database connection (see cmf_app_conn). */
+struct db_conn *cmf_call_conn(struct cmf_call *call);
+
+/* The sealer for this call's store operations: taken on first use, released when the call completes. */
+const struct db_sealer *cmf_call_sealer(struct cmf_call *call);
+
+/*
+ * Name the resource this call is about for its audit event ("secret/<name>"; printf format); until
+ * named, the event names the request path.
+ */
+void cmf_call_resource(struct cmf_call *call, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * The audit event a store writes inside the write's transaction, as a success answered with `status`
+ * (NULL when the route is not audited: stores accept NULL). `action` replaces the route's action when
+ * not NULL (an Environment POST that updates). Report the store's result with cmf_call_stored.
+ */
+const struct db_audit *cmf_call_audit(struct cmf_call *call, unsigned status, const char *action);
+
+/*
+ * The result of the store call that got cmf_call_audit's event: DB_OK means the event was committed
+ * with the write (it is logged now); DB_ERR_OUTCOME_UNKNOWN makes the failure's event "unknown"
+ * rather than "failure". Any other error is recorded as a failure when the call completes.
+ */
+void cmf_call_stored(struct cmf_call *call, int db_err);
+
+/* Keep the call open after the handler returns; the reply is finished by cmf_call_complete. */
+void cmf_call_defer(struct cmf_call *call);
+
+/*
+ * Finish a deferred call: record its audit event if still due (with the status in call->resp), release
+ * the sealer and the principal, and run the transport's completion. `call` is freed.
+ */
+void cmf_call_complete(struct cmf_call *call);
+
+#endif
