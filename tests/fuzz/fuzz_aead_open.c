@@ -5,13 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                    \
-	do {                                                                                           \
-		if (!(cond))                                                                           \
-			abort();                                                                       \
-	} while (0)
+#include "tests/fuzz/fuzz.h"
 
 /* The seed corpus holds ciphertexts sealed under this key (bytes 0..31) and identity. */
 static const char fuzz_ident[] = "secret/fuzz/1";

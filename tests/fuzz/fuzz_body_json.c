@@ -7,13 +7,12 @@
 #include <string.h>
 
 #include "cmf/api/body.h"
+#include "tests/fuzz/fuzz.h"
 
 /* fuzz_body_yaml.c includes this file with FUZZ_BODY_FORMAT set to CMF_BODY_YAML. */
 #ifndef FUZZ_BODY_FORMAT
 #define FUZZ_BODY_FORMAT CMF_BODY_JSON
 #endif
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Depth of nested containers (a flat object is 1); the tree is already bounded by the parser. */
 static int

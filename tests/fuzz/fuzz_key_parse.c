@@ -8,17 +8,10 @@
 
 #include "cmf/log.h"
 #include "crypto/crypto.h"
+#include "tests/fuzz/fuzz.h"
 
 /* Room for any parse message (one sentence of about 300 characters). */
 #define WHY_SIZE 512
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                    \
-	do {                                                                                           \
-		if (!(cond))                                                                           \
-			abort();                                                                       \
-	} while (0)
 
 static int
 is_space(uint8_t c)

@@ -110,22 +110,55 @@ set_required_env(void)
 	setenv("CMF_ENCRYPTION_KEY_FILE", "/etc/cmf/key", 1);
 }
 
+/* The settings full_yaml sets, as a test expects them after a successful load. */
+static const struct want_config {
+	const char *listen, *database_url, *database_password_file, *encryption_key_file, *log_level;
+	int threads, connection_timeout_seconds, drain_seconds, database_startup_timeout_seconds;
+	long max_body_bytes;
+	bool encryption_enabled;
+} want_defaults = {
+	/* no file, only the required settings from the environment */
+	.listen = "127.0.0.1:8080", .threads = 8, .max_body_bytes = 1048576, .connection_timeout_seconds = 30,
+	.drain_seconds = 10, .database_url = "postgres://cmf@db/cmf", .database_password_file = "",
+	.database_startup_timeout_seconds = 30, .encryption_enabled = true, .encryption_key_file = "/etc/cmf/key",
+	.log_level = "info",
+}, want_full = {
+	/* full_yaml */
+	.listen = "[::1]:9443", .threads = 16, .max_body_bytes = 2048, .connection_timeout_seconds = 60,
+	.drain_seconds = 0, .database_url = "postgres://cmf:s3cr3t@db:5432/cmf?sslmode=require",
+	.database_password_file = "/run/secrets/pg", .database_startup_timeout_seconds = 120,
+	.encryption_enabled = true, .encryption_key_file = "/etc/cmf/master.key", .log_level = "debug",
+}, want_env = {
+	/* full_yaml overridden by every CMF_* variable; an empty password file set counts as set */
+	.listen = "0.0.0.0:8081", .threads = 4, .max_body_bytes = 16777216, .connection_timeout_seconds = 3600,
+	.drain_seconds = 600, .database_url = "host=pg dbname=cmf", .database_password_file = "",
+	.database_startup_timeout_seconds = 0, .encryption_enabled = false, .encryption_key_file = "/other/key",
+	.log_level = "error",
+};
+
+/* The loaded configuration holds exactly `w` in those settings. */
+static void
+expect_config(const struct want_config *w)
+{
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_str_eq(cfg->listen, w->listen);
+	ck_assert_int_eq(cfg->threads, w->threads);
+	ck_assert_int_eq(cfg->max_body_bytes, w->max_body_bytes);
+	ck_assert_int_eq(cfg->connection_timeout_seconds, w->connection_timeout_seconds);
+	ck_assert_int_eq(cfg->drain_seconds, w->drain_seconds);
+	ck_assert_str_eq(cfg->database_url, w->database_url);
+	ck_assert_str_eq(cfg->database_password_file, w->database_password_file);
+	ck_assert_int_eq(cfg->database_startup_timeout_seconds, w->database_startup_timeout_seconds);
+	ck_assert_int_eq(cfg->encryption_enabled, w->encryption_enabled);
+	ck_assert_str_eq(cfg->encryption_key_file, w->encryption_key_file);
+	ck_assert_str_eq(cfg->log_level, w->log_level);
+}
+
 START_TEST(test_defaults_without_file)
 {
 	set_required_env();
 	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
-	ck_assert_ptr_nonnull(cfg);
-	ck_assert_str_eq(cfg->listen, "127.0.0.1:8080");
-	ck_assert_int_eq(cfg->threads, 8);
-	ck_assert_int_eq(cfg->max_body_bytes, 1048576);
-	ck_assert_int_eq(cfg->connection_timeout_seconds, 30);
-	ck_assert_int_eq(cfg->drain_seconds, 10);
-	ck_assert_str_eq(cfg->database_url, "postgres://cmf@db/cmf");
-	ck_assert_str_eq(cfg->database_password_file, "");
-	ck_assert_int_eq(cfg->database_startup_timeout_seconds, 30);
-	ck_assert(cfg->encryption_enabled);
-	ck_assert_str_eq(cfg->encryption_key_file, "/etc/cmf/key");
-	ck_assert_str_eq(cfg->log_level, "info");
+	expect_config(&want_defaults);
 }
 END_TEST
 
@@ -151,17 +184,7 @@ START_TEST(test_full_file)
 {
 	ck_assert_int_eq(load_yaml(full_yaml), 0);
 	ck_assert_str_eq(err, "");
-	ck_assert_str_eq(cfg->listen, "[::1]:9443");
-	ck_assert_int_eq(cfg->threads, 16);
-	ck_assert_int_eq(cfg->max_body_bytes, 2048);
-	ck_assert_int_eq(cfg->connection_timeout_seconds, 60);
-	ck_assert_int_eq(cfg->drain_seconds, 0);
-	ck_assert_str_eq(cfg->database_url, "postgres://cmf:s3cr3t@db:5432/cmf?sslmode=require");
-	ck_assert_str_eq(cfg->database_password_file, "/run/secrets/pg");
-	ck_assert_int_eq(cfg->database_startup_timeout_seconds, 120);
-	ck_assert(cfg->encryption_enabled);
-	ck_assert_str_eq(cfg->encryption_key_file, "/etc/cmf/master.key");
-	ck_assert_str_eq(cfg->log_level, "debug");
+	expect_config(&want_full);
 }
 END_TEST
 
@@ -179,17 +202,7 @@ START_TEST(test_env_overrides_file)
 	setenv("CMF_ENCRYPTION_KEY_FILE", "/other/key", 1);
 	setenv("CMF_LOG_LEVEL", "error", 1);
 	ck_assert_int_eq(load_yaml(full_yaml), 0);
-	ck_assert_str_eq(cfg->listen, "0.0.0.0:8081");
-	ck_assert_int_eq(cfg->threads, 4);
-	ck_assert_int_eq(cfg->max_body_bytes, 16777216);
-	ck_assert_int_eq(cfg->connection_timeout_seconds, 3600);
-	ck_assert_int_eq(cfg->drain_seconds, 600);
-	ck_assert_str_eq(cfg->database_url, "host=pg dbname=cmf");
-	ck_assert_str_eq(cfg->database_password_file, ""); /* set but empty counts as set */
-	ck_assert_int_eq(cfg->database_startup_timeout_seconds, 0);
-	ck_assert(!cfg->encryption_enabled);
-	ck_assert_str_eq(cfg->encryption_key_file, "/other/key");
-	ck_assert_str_eq(cfg->log_level, "error");
+	expect_config(&want_env);
 }
 END_TEST
 

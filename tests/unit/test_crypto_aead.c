@@ -193,13 +193,28 @@ START_TEST(test_round_trips)
 }
 END_TEST
 
+/* A fresh AES-256 key for each test (those that need one take it as k), made and freed by a checked fixture. */
+static struct crypto_key *key32;
+
+static void
+setup(void)
+{
+	ck_assert_int_eq(crypto_key_generate(32, &key32), CRYPTO_OK);
+}
+
+static void
+teardown(void)
+{
+	crypto_key_free(key32);
+	key32 = NULL;
+}
+
 START_TEST(test_empty_identity_and_nonce_randomness)
 {
-	struct crypto_key *k;
+	const struct crypto_key *k = key32;
 	uint8_t *a, *b, *pt;
 	size_t alen, blen, ptlen;
 
-	ck_assert_int_eq(crypto_key_generate(32, &k), CRYPTO_OK);
 	ck_assert_int_eq(crypto_aead_seal(k, 1, NULL, 0, (const uint8_t *)"x", 1, &a, &alen), CRYPTO_OK);
 	ck_assert_int_eq(crypto_aead_seal(k, 1, NULL, 0, (const uint8_t *)"x", 1, &b, &blen), CRYPTO_OK);
 	/* Random nonces: the same plaintext never seals to the same bytes. */
@@ -213,17 +228,15 @@ START_TEST(test_empty_identity_and_nonce_randomness)
 	ck_assert_ptr_null(pt);
 	free(a);
 	free(b);
-	crypto_key_free(k);
 }
 END_TEST
 
 START_TEST(test_size_limits)
 {
-	struct crypto_key *k;
+	const struct crypto_key *k = key32;
 	uint8_t *big, *ct = (uint8_t *)1, *pt = (uint8_t *)1;
 	size_t ctlen = 1, ptlen = 1;
 
-	ck_assert_int_eq(crypto_key_generate(32, &k), CRYPTO_OK);
 	ck_assert_ptr_nonnull(big = calloc(1, CRYPTO_MAX_PLAINTEXT + CRYPTO_OVERHEAD + 1));
 	ck_assert_int_eq(crypto_aead_seal(k, 1, NULL, 0, big, CRYPTO_MAX_PLAINTEXT + 1, &ct, &ctlen),
 			 CRYPTO_ERR_INVALID_ARG);
@@ -248,7 +261,6 @@ START_TEST(test_size_limits)
 	free(pt);
 	free(ct);
 	free(big);
-	crypto_key_free(k);
 }
 END_TEST
 
@@ -291,12 +303,11 @@ END_TEST
 START_TEST(test_every_truncation_fails)
 {
 	static const char ident[] = "secret/x/1";
-	struct crypto_key *k;
+	const struct crypto_key *k = key32;
 	uint8_t msg[40], *ct, *pt;
 	size_t ctlen, ptlen;
 
 	memset(msg, 'm', sizeof(msg));
-	ck_assert_int_eq(crypto_key_generate(32, &k), CRYPTO_OK);
 	ck_assert_int_eq(crypto_aead_seal(k, 1, (const uint8_t *)ident, strlen(ident), msg, sizeof(msg), &ct, &ctlen),
 			 CRYPTO_OK);
 	for (size_t len = 0; len < ctlen; len++) {
@@ -323,7 +334,6 @@ START_TEST(test_every_truncation_fails)
 		ck_assert_uint_eq(term, 0);
 	}
 	free(ct);
-	crypto_key_free(k);
 }
 END_TEST
 
@@ -332,11 +342,11 @@ START_TEST(test_identity_binding)
 	static const char a1[] = "secret/4a3b2c1d-0000-4000-8000-00000000000a/1";
 	static const char b1[] = "secret/4a3b2c1d-0000-4000-8000-00000000000b/1";
 	static const char a2[] = "secret/4a3b2c1d-0000-4000-8000-00000000000a/2";
-	struct crypto_key *k, *other, *short_key;
+	const struct crypto_key *k = key32;
+	struct crypto_key *other, *short_key;
 	uint8_t key[32], *ct, *pt = (uint8_t *)1;
 	size_t ctlen, ptlen = 1;
 
-	ck_assert_int_eq(crypto_key_generate(32, &k), CRYPTO_OK);
 	memcpy(key, crypto_key_bytes(k), 32);
 	key[0] ^= 0x80;
 	ck_assert_int_eq(crypto_key_from_bytes(key, 32, &other), CRYPTO_OK);
@@ -364,7 +374,6 @@ START_TEST(test_identity_binding)
 	ck_assert_int_eq(pt[0], 'v');
 	free(pt);
 	free(ct);
-	crypto_key_free(k);
 	crypto_key_free(other);
 	crypto_key_free(short_key);
 }
@@ -397,7 +406,7 @@ START_TEST(test_args)
 END_TEST
 
 /* The 16 MiB and every-bit-flip cases take a few seconds under ASan. */
-static const struct cmf_check_opts crypto_aead_opts = { .timeout = 120 };
+static const struct cmf_check_opts crypto_aead_opts = { .setup = setup, .teardown = teardown, .timeout = 120 };
 
 CMF_CHECK_SUITE_WITH("crypto_aead", &crypto_aead_opts, test_gcm_known_answers, test_format_layout,
 	test_round_trips, test_empty_identity_and_nonce_randomness, test_size_limits, test_every_bit_flip_fails,

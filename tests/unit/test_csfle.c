@@ -79,6 +79,35 @@ res_free(struct res *r)
 	json_decref(r->w);
 }
 
+/* A NULL-ended list of message parts for expect_res. */
+#define MSGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/*
+ * Expects of a check's result `r`, then frees it: each part in `problems` and in `warnings` (MSGS lists, or
+ * NULL for none) is in some message of its kind, and there are `np` problems and `nw` warnings (-1: not
+ * counted).
+ */
+static void
+expect_res(struct res r, int np, const char *const problems[], int nw, const char *const warnings[])
+{
+	for (size_t i = 0; problems != NULL && problems[i] != NULL; i++)
+		HAS(r.p, problems[i]);
+	for (size_t i = 0; warnings != NULL && warnings[i] != NULL; i++)
+		HAS(r.w, warnings[i]);
+	if (np >= 0)
+		COUNT(r.p, np);
+	if (nw >= 0)
+		COUNT(r.w, nw);
+	res_free(&r);
+}
+
+/* expect_res on the check of the spec `spec_text`. */
+static void
+expect_check(const char *spec_text, int np, const char *const problems[], int nw, const char *const warnings[])
+{
+	expect_res(check_text(spec_text), np, problems, nw, warnings);
+}
+
 #define AVRO_ORDER                                                                                                  \
 	"{\\\"type\\\":\\\"record\\\",\\\"name\\\":\\\"Order\\\",\\\"fields\\\":["                                  \
 	"{\\\"name\\\":\\\"id\\\",\\\"type\\\":\\\"long\\\"},"                                                       \
@@ -100,82 +129,72 @@ res_free(struct res *r)
 
 START_TEST(test_clean_spec)
 {
-	struct res r = check_text(CLEAN_SPEC);
-
-	COUNT(r.p, 0);
-	COUNT(r.w, 0);
-	res_free(&r);
+	expect_check(CLEAN_SPEC, 0, NULL, 0, NULL);
 	/* The minimal spec: defaults everywhere. */
-	r = check_text("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"_k\",\"shared\":true},"
-		       "\"latestCacheTtlSec\":0,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
-	COUNT(r.p, 0);
-	COUNT(r.w, 0);
-	res_free(&r);
+	expect_check("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"_k\",\"shared\":true},"
+		     "\"latestCacheTtlSec\":0,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}",
+		     0, NULL, 0, NULL);
 	/* Neither credentials nor a shared KEK: ambient credentials, which cmf cannot check. */
-	r = check_text("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"_k\"},"
-		       "\"latestCacheTtlSec\":0,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
-	COUNT(r.p, 0);
-	COUNT(r.w, 1);
-	ck_assert(has(r.w, "ambient KMS credentials"));
-	res_free(&r);
+	expect_check("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"_k\"},"
+		     "\"latestCacheTtlSec\":0,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}",
+		     0, NULL, 1, MSGS("ambient KMS credentials"));
 }
 END_TEST
 
 START_TEST(test_all_problems_at_once)
 {
-	struct res r = check_text(
-		"{\"kms\":{\"type\":\"AWS\",\"keyId\":\"x\",\"region\":\"eu\"},\"kek\":{\"name\":\"1bad\",\"shared\":\"no\"},"
-		"\"dek\":{\"algorithm\":\"AES256\",\"expiryDays\":-1},\"preserveSourceFields\":\"true\","
-		"\"latestCacheTtlSec\":-5,\"extra\":1,"
-		"\"rules\":["
-		"{\"name\":\"a\",\"tags\":[\"PII\"],\"mode\":\"READWRITE\"},"
-		"{\"name\":\"a\",\"tags\":[],\"kind\":\"CONDITION\"},"
-		"{\"name\":\"c\",\"tags\":[\"X\"],\"onFailure\":\"error\"},"
-		"{\"name\":\"d\",\"tags\":[\"X\"],\"onFailure\":\"ERROR, NONE\"},"
-		"{\"name\":\"e\",\"tags\":[\"X\"],\"mode\":\"WRITE\",\"onFailure\":\"ERROR,NONE\"},"
-		"{\"name\":\"f\",\"type\":\"ENCRYPT_PAYLOAD\",\"tags\":[\"X\"]},"
-		"{\"name\":\"g\"},"
-		"{\"name\":\"h\",\"type\":\"DECRYPT\",\"tags\":[\"X\",\"X\"],\"disabled\":1,\"onSucess\":\"NONE\"},"
-		"{\"name\":\"i\",\"tags\":[\"X\"],\"onFailure\":\"ERROR,NONE,DLQ\"},"
-		"{\"name\":\"j\",\"tags\":[\"X\"],\"mode\":\"write\"},"
-		"{\"name\":\"k\",\"tags\":\"X\"}, 7]}");
-
-	HAS(r.p, "spec: unknown field 'extra'");
-	HAS(r.p, "spec.kms: unknown field 'region'");
-	HAS(r.p, "spec.kms.type 'AWS' is not a canonical KMS type: use 'aws-kms'");
-	HAS(r.p, "spec.kek.name '1bad' must match ^[A-Za-z_][A-Za-z0-9_-]*$");
-	HAS(r.p, "spec.kek.shared must be true or false");
-	HAS(r.p, "spec.dek.algorithm 'AES256' is not a DEK algorithm");
-	HAS(r.p, "spec.dek.expiryDays must be an integer >= 0");
-	HAS(r.p, "spec.preserveSourceFields must be true or false");
-	HAS(r.p, "spec.latestCacheTtlSec must be an integer >= -1");
-	HAS(r.p, "spec.rules[0].mode 'READWRITE' is not a mode: use WRITEREAD (there is no READWRITE)");
-	HAS(r.p, "spec.rules[1].name 'a' is not unique");
-	HAS(r.p, "spec.rules[1].tags must name at least one tag: an ENCRYPT rule with no tags targets every field");
-	HAS(r.p, "spec.rules[1].kind 'CONDITION' must be TRANSFORM");
-	HAS(r.p, "spec.rules[2].onFailure 'error' is not an action: ERROR, NONE or DLQ (case-sensitive)");
-	HAS(r.p, "spec.rules[3].onFailure 'ERROR, NONE' must not contain spaces");
-	HAS(r.p, "spec.rules[4].onFailure 'ERROR,NONE': the two-value form (write,read) is only for mode WRITEREAD, not "
-		 "WRITE");
-	HAS(r.p, "spec.rules[5]: an ENCRYPT_PAYLOAD rule encrypts the whole payload (an encoding rule) and takes no tags");
-	HAS(r.p, "spec.rules[6].tags must name at least one tag");
-	HAS(r.p, "spec.rules[7].type 'DECRYPT' must be ENCRYPT");
-	HAS(r.p, "spec.rules[7].disabled must be true or false");
-	HAS(r.p, "spec.rules[7]: unknown field 'onSucess'");
-	HAS(r.p, "spec.rules[7].tags: tag 'X' is listed twice");
-	HAS(r.p, "spec.rules[8].onFailure 'ERROR,NONE,DLQ' is not an action");
-	HAS(r.p, "spec.rules[9].mode 'write' is not a mode: WRITE, READ or WRITEREAD (case-sensitive)");
-	HAS(r.p, "spec.rules[10].tags must be an array of tag names");
-	HAS(r.p, "spec.rules[11] must be an object");
-	COUNT(r.p, 26);
-	res_free(&r);
-
+	expect_check("{\"kms\":{\"type\":\"AWS\",\"keyId\":\"x\",\"region\":\"eu\"},"
+		     "\"kek\":{\"name\":\"1bad\",\"shared\":\"no\"},"
+		     "\"dek\":{\"algorithm\":\"AES256\",\"expiryDays\":-1},\"preserveSourceFields\":\"true\","
+		     "\"latestCacheTtlSec\":-5,\"extra\":1,"
+		     "\"rules\":["
+		     "{\"name\":\"a\",\"tags\":[\"PII\"],\"mode\":\"READWRITE\"},"
+		     "{\"name\":\"a\",\"tags\":[],\"kind\":\"CONDITION\"},"
+		     "{\"name\":\"c\",\"tags\":[\"X\"],\"onFailure\":\"error\"},"
+		     "{\"name\":\"d\",\"tags\":[\"X\"],\"onFailure\":\"ERROR, NONE\"},"
+		     "{\"name\":\"e\",\"tags\":[\"X\"],\"mode\":\"WRITE\",\"onFailure\":\"ERROR,NONE\"},"
+		     "{\"name\":\"f\",\"type\":\"ENCRYPT_PAYLOAD\",\"tags\":[\"X\"]},"
+		     "{\"name\":\"g\"},"
+		     "{\"name\":\"h\",\"type\":\"DECRYPT\",\"tags\":[\"X\",\"X\"],\"disabled\":1,"
+		     "\"onSucess\":\"NONE\"},"
+		     "{\"name\":\"i\",\"tags\":[\"X\"],\"onFailure\":\"ERROR,NONE,DLQ\"},"
+		     "{\"name\":\"j\",\"tags\":[\"X\"],\"mode\":\"write\"},"
+		     "{\"name\":\"k\",\"tags\":\"X\"}, 7]}",
+		     26,
+		     MSGS("spec: unknown field 'extra'",
+			  "spec.kms: unknown field 'region'",
+			  "spec.kms.type 'AWS' is not a canonical KMS type: use 'aws-kms'",
+			  "spec.kek.name '1bad' must match ^[A-Za-z_][A-Za-z0-9_-]*$",
+			  "spec.kek.shared must be true or false",
+			  "spec.dek.algorithm 'AES256' is not a DEK algorithm",
+			  "spec.dek.expiryDays must be an integer >= 0",
+			  "spec.preserveSourceFields must be true or false",
+			  "spec.latestCacheTtlSec must be an integer >= -1",
+			  "spec.rules[0].mode 'READWRITE' is not a mode: use WRITEREAD (there is no READWRITE)",
+			  "spec.rules[1].name 'a' is not unique",
+			  "spec.rules[1].tags must name at least one tag: an ENCRYPT rule with no tags targets every "
+			  "field",
+			  "spec.rules[1].kind 'CONDITION' must be TRANSFORM",
+			  "spec.rules[2].onFailure 'error' is not an action: ERROR, NONE or DLQ (case-sensitive)",
+			  "spec.rules[3].onFailure 'ERROR, NONE' must not contain spaces",
+			  "spec.rules[4].onFailure 'ERROR,NONE': the two-value form (write,read) is only for mode "
+			  "WRITEREAD, not WRITE",
+			  "spec.rules[5]: an ENCRYPT_PAYLOAD rule encrypts the whole payload (an encoding rule) and "
+			  "takes no tags",
+			  "spec.rules[6].tags must name at least one tag",
+			  "spec.rules[7].type 'DECRYPT' must be ENCRYPT",
+			  "spec.rules[7].disabled must be true or false",
+			  "spec.rules[7]: unknown field 'onSucess'",
+			  "spec.rules[7].tags: tag 'X' is listed twice",
+			  "spec.rules[8].onFailure 'ERROR,NONE,DLQ' is not an action",
+			  "spec.rules[9].mode 'write' is not a mode: WRITE, READ or WRITEREAD (case-sensitive)",
+			  "spec.rules[10].tags must be an array of tag names",
+			  "spec.rules[11] must be an object"),
+		     -1, NULL);
 	/* A duplicated tag, once the rule is otherwise fine. */
-	r = check_text("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"k\"},\"latestCacheTtlSec\":1,"
-		       "\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\",\"PII\"]}]}");
-	HAS(r.p, "spec.rules[0].tags: tag 'PII' is listed twice");
-	COUNT(r.p, 1);
-	res_free(&r);
+	expect_check("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"k\"},"
+		     "\"latestCacheTtlSec\":1,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\",\"PII\"]}]}",
+		     1, MSGS("spec.rules[0].tags: tag 'PII' is listed twice"), -1, NULL);
 }
 END_TEST
 
@@ -198,35 +217,24 @@ START_TEST(test_wrong_types_never_crash)
 		json_decref(spec);
 		res_free(&r);
 	}
-	{
-		struct res r = check_text(specs[6]);
-
-		HAS(r.p, "spec.kms.type must be a non-empty string");
-		HAS(r.p, "spec.kms.keyId must be a non-empty string");
-		HAS(r.p, "spec.kms.credentialsSecretId must be a non-empty string");
-		HAS(r.p, "spec.kek.name must be a non-empty string");
-		HAS(r.p, "spec.dek.expiryDays must be an integer >= 0");
-		HAS(r.p, "spec.rules[0].name must be a non-empty string");
-		HAS(r.p, "spec.rules[0].tags[0] must be a non-empty string");
-		HAS(r.p, "spec.rules[0].tags[1] must be a non-empty string");
-		HAS(r.p, "spec.rules[0].mode must be a non-empty string");
-		HAS(r.p, "spec.rules[0].onFailure must be a string");
-		HAS(r.p, "spec.schemas[0] must be an object");
-		HAS(r.p, "spec.schemas[1].subject must be a non-empty string");
-		HAS(r.p, "spec.schemas[2].schemaType 'PROTOBUF' must be AVRO or JSON");
-		HAS(r.p, "spec.schemas[3] (subject 't'): the AVRO schema is not valid JSON (line 1, column");
-		res_free(&r);
-	}
-	{
-		struct res r = check_text("{}");
-
-		HAS(r.p, "spec.kms is required");
-		HAS(r.p, "spec.kek is required");
-		HAS(r.p, "spec.rules is required");
-		COUNT(r.p, 3);
-		HAS(r.w, "spec.latestCacheTtlSec is unset");
-		res_free(&r);
-	}
+	expect_check(specs[6], -1,
+		     MSGS("spec.kms.type must be a non-empty string",
+			  "spec.kms.keyId must be a non-empty string",
+			  "spec.kms.credentialsSecretId must be a non-empty string",
+			  "spec.kek.name must be a non-empty string",
+			  "spec.dek.expiryDays must be an integer >= 0",
+			  "spec.rules[0].name must be a non-empty string",
+			  "spec.rules[0].tags[0] must be a non-empty string",
+			  "spec.rules[0].tags[1] must be a non-empty string",
+			  "spec.rules[0].mode must be a non-empty string",
+			  "spec.rules[0].onFailure must be a string",
+			  "spec.schemas[0] must be an object",
+			  "spec.schemas[1].subject must be a non-empty string",
+			  "spec.schemas[2].schemaType 'PROTOBUF' must be AVRO or JSON",
+			  "spec.schemas[3] (subject 't'): the AVRO schema is not valid JSON (line 1, column"),
+		     -1, NULL);
+	expect_check("{}", 3, MSGS("spec.kms is required", "spec.kek is required", "spec.rules is required"),
+		     -1, MSGS("spec.latestCacheTtlSec is unset"));
 }
 END_TEST
 
@@ -234,19 +242,14 @@ static void
 expect_key(const char *type, const char *key, int ok)
 {
 	char text[1024];
-	struct res r;
 
 	snprintf(text, sizeof(text),
 		 "{\"kms\":{\"type\":\"%s\",\"keyId\":\"%s\"},\"kek\":{\"name\":\"k\"},\"latestCacheTtlSec\":60,"
 		 "\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}", type, key);
-	r = check_text(text);
 	if (ok)
-		COUNT(r.p, 0);
-	else {
-		COUNT(r.p, 1);
-		HAS(r.p, "spec.kms.keyId '");
-	}
-	res_free(&r);
+		expect_check(text, 0, NULL, -1, NULL);
+	else
+		expect_check(text, 1, MSGS("spec.kms.keyId '"), -1, NULL);
 }
 
 START_TEST(test_kms_key_ids)
@@ -276,40 +279,33 @@ START_TEST(test_kms_key_ids)
 	expect_key("hcvault", "https://vault.example.com/transit/keys/", 0);
 	expect_key("local-kms", "anything at all", 1);
 
-	{
-		struct res r = check_text("{\"kms\":{\"type\":\"aliyun\",\"keyId\":\"k\"},\"kek\":{\"name\":\"k\"},"
-					  "\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
-
-		HAS(r.p, "spec.kms.type 'aliyun' is not a KMS type: one of aws-kms, azure-kms, gcp-kms, hcvault, local-kms");
-		COUNT(r.p, 1);
-		res_free(&r);
-	}
+	expect_check("{\"kms\":{\"type\":\"aliyun\",\"keyId\":\"k\"},\"kek\":{\"name\":\"k\"},"
+		     "\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}",
+		     1, MSGS("spec.kms.type 'aliyun' is not a KMS type: one of aws-kms, azure-kms, gcp-kms, hcvault, "
+			     "local-kms"),
+		     -1, NULL);
 }
 END_TEST
 
 START_TEST(test_kek_name_limits)
 {
 	char name[300], text[1024];
-	struct res r;
 
-	memset(name, 'a', 256);
-	name[256] = '\0';
-	snprintf(text, sizeof(text), "{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"%s\"},"
-		 "\"latestCacheTtlSec\":1,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}", name);
-	r = check_text(text);
-	COUNT(r.p, 0);
-	res_free(&r);
-	name[256] = 'a';
-	name[257] = '\0';
-	snprintf(text, sizeof(text), "{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"%s\"},"
-		 "\"latestCacheTtlSec\":1,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}", name);
-	r = check_text(text);
-	HAS(r.p, "have at most 256 characters");
-	res_free(&r);
-	r = check_text("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"pii.kek\"},"
-		       "\"latestCacheTtlSec\":1,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
-	HAS(r.p, "spec.kek.name 'pii.kek' must match");
-	res_free(&r);
+	/* 256 characters are fine, 257 are not. */
+	for (size_t len = 256; len <= 257; len++) {
+		memset(name, 'a', len);
+		name[len] = '\0';
+		snprintf(text, sizeof(text),
+			 "{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"%s\"},"
+			 "\"latestCacheTtlSec\":1,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}", name);
+		if (len == 256)
+			expect_check(text, 0, NULL, -1, NULL);
+		else
+			expect_check(text, -1, MSGS("have at most 256 characters"), -1, NULL);
+	}
+	expect_check("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"pii.kek\"},"
+		     "\"latestCacheTtlSec\":1,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}",
+		     -1, MSGS("spec.kek.name 'pii.kek' must match"), -1, NULL);
 }
 END_TEST
 
@@ -317,53 +313,46 @@ END_TEST
 
 START_TEST(test_warnings)
 {
-	struct res r = check_text(HEAD "\"latestCacheTtlSec\":-1,\"rules\":["
-				       "{\"name\":\"pii\",\"tags\":[\"PII\"],\"onFailure\":\"NONE,NONE\"},"
-				       "{\"name\":\"critical\",\"tags\":[\"CRITICAL\"],\"onFailure\":\"ERROR,NONE\"},"
-				       "{\"name\":\"dlq\",\"tags\":[\"D\"],\"mode\":\"WRITE\",\"onFailure\":\"DLQ\"},"
-				       "{\"name\":\"reader\",\"tags\":[\"R\"],\"mode\":\"READ\",\"onFailure\":\"NONE\"},"
-				       "{\"name\":\"off\",\"tags\":[\"O\"],\"disabled\":true},"
-				       "{\"name\":\"strict\",\"tags\":[\"S\"]}]}");
-
-	COUNT(r.p, 0);
-	HAS(r.w, "spec.latestCacheTtlSec is -1: clients keep the latest schema forever");
-	HAS(r.w, "spec.rules[0] 'pii': onFailure NONE on writes lets plaintext be written");
-	HAS(r.w, "spec.rules[1] 'critical' fails strictly (ERROR) but comes after the lenient rule 'pii' "
-		 "(spec.rules[0], NONE): order rules by sensitivity, strict rules first");
-	HAS(r.w, "spec.rules[2] 'dlq': onFailure DLQ on writes");
-	HAS(r.w, "spec.rules[4] 'off' is disabled: its tagged fields are written in plaintext");
-	HAS(r.w, "spec.rules[5] 'strict' fails strictly (ERROR) but comes after the lenient rule 'pii'");
-	COUNT(r.w, 6); /* the READ rule's NONE writes nothing */
-	res_free(&r);
-
+	/* Six warnings: the READ rule's NONE writes nothing. */
+	expect_check(HEAD "\"latestCacheTtlSec\":-1,\"rules\":["
+			  "{\"name\":\"pii\",\"tags\":[\"PII\"],\"onFailure\":\"NONE,NONE\"},"
+			  "{\"name\":\"critical\",\"tags\":[\"CRITICAL\"],\"onFailure\":\"ERROR,NONE\"},"
+			  "{\"name\":\"dlq\",\"tags\":[\"D\"],\"mode\":\"WRITE\",\"onFailure\":\"DLQ\"},"
+			  "{\"name\":\"reader\",\"tags\":[\"R\"],\"mode\":\"READ\",\"onFailure\":\"NONE\"},"
+			  "{\"name\":\"off\",\"tags\":[\"O\"],\"disabled\":true},"
+			  "{\"name\":\"strict\",\"tags\":[\"S\"]}]}",
+		     0, NULL, 6,
+		     MSGS("spec.latestCacheTtlSec is -1: clients keep the latest schema forever",
+			  "spec.rules[0] 'pii': onFailure NONE on writes lets plaintext be written",
+			  "spec.rules[1] 'critical' fails strictly (ERROR) but comes after the lenient rule 'pii' "
+			  "(spec.rules[0], NONE): order rules by sensitivity, strict rules first",
+			  "spec.rules[2] 'dlq': onFailure DLQ on writes",
+			  "spec.rules[4] 'off' is disabled: its tagged fields are written in plaintext",
+			  "spec.rules[5] 'strict' fails strictly (ERROR) but comes after the lenient rule 'pii'"));
 	/* Seed 002's optimized order: strict first, lenient after — only the NONE warnings remain. */
-	r = check_text(HEAD "\"latestCacheTtlSec\":60,\"rules\":["
-			    "{\"name\":\"encryptCritical\",\"tags\":[\"CRITICAL\"],\"onFailure\":\"ERROR,NONE\"},"
-			    "{\"name\":\"encryptPII\",\"tags\":[\"PII\"],\"onFailure\":\"NONE,NONE\"}]}");
-	COUNT(r.p, 0);
-	HAS(r.w, "spec.rules[1] 'encryptPII': onFailure NONE on writes");
-	COUNT(r.w, 1);
-	res_free(&r);
+	expect_check(HEAD "\"latestCacheTtlSec\":60,\"rules\":["
+			  "{\"name\":\"encryptCritical\",\"tags\":[\"CRITICAL\"],\"onFailure\":\"ERROR,NONE\"},"
+			  "{\"name\":\"encryptPII\",\"tags\":[\"PII\"],\"onFailure\":\"NONE,NONE\"}]}",
+		     0, NULL, 1, MSGS("spec.rules[1] 'encryptPII': onFailure NONE on writes"));
 }
 END_TEST
 
 START_TEST(test_tag_cross_check)
 {
-	/* Rule tag SECRET on no field; schema tag INTERNAL used by no enabled rule (rule 'off' is disabled). */
-	struct res r = check_text(
-		HEAD "\"latestCacheTtlSec\":60,\"rules\":[{\"name\":\"pii\",\"tags\":[\"PII\",\"SECRET\"]},"
-		     "{\"name\":\"off\",\"tags\":[\"INTERNAL\"],\"disabled\":true}],"
-		     "\"schemas\":[{\"subject\":\"s-value\",\"schemaType\":\"JSON\",\"schema\":"
-		     "\"{\\\"type\\\":\\\"object\\\",\\\"properties\\\":{"
-		     "\\\"ssn\\\":{\\\"type\\\":\\\"string\\\",\\\"confluent:tags\\\":[\\\"PII\\\"]},"
-		     "\\\"age\\\":{\\\"type\\\":\\\"integer\\\",\\\"confluent:tags\\\":[\\\"INTERNAL\\\"]}}}\"}]}");
-
-	COUNT(r.p, 0); /* age is tagged, but not with a tag a rule encrypts */
-	HAS(r.w, "rule 'pii' tag 'SECRET' is on no field of the given schemas");
-	HAS(r.w, "schema tag 'INTERNAL' is used by no enabled rule");
-	HAS(r.w, "spec.rules[1] 'off' is disabled");
-	COUNT(r.w, 3);
-	res_free(&r);
+	/*
+	 * Rule tag SECRET on no field; schema tag INTERNAL used by no enabled rule (rule 'off' is disabled).
+	 * No problem: age is tagged, but not with a tag a rule encrypts.
+	 */
+	expect_check(HEAD "\"latestCacheTtlSec\":60,\"rules\":[{\"name\":\"pii\",\"tags\":[\"PII\",\"SECRET\"]},"
+			  "{\"name\":\"off\",\"tags\":[\"INTERNAL\"],\"disabled\":true}],"
+			  "\"schemas\":[{\"subject\":\"s-value\",\"schemaType\":\"JSON\",\"schema\":"
+			  "\"{\\\"type\\\":\\\"object\\\",\\\"properties\\\":{"
+			  "\\\"ssn\\\":{\\\"type\\\":\\\"string\\\",\\\"confluent:tags\\\":[\\\"PII\\\"]},"
+			  "\\\"age\\\":{\\\"type\\\":\\\"integer\\\",\\\"confluent:tags\\\":[\\\"INTERNAL\\\"]}}}\"}]}",
+		     0, NULL, 3,
+		     MSGS("rule 'pii' tag 'SECRET' is on no field of the given schemas",
+			  "schema tag 'INTERNAL' is used by no enabled rule",
+			  "spec.rules[1] 'off' is disabled"));
 }
 END_TEST
 
@@ -395,36 +384,38 @@ expiry_spec(int subjects, int days)
 
 START_TEST(test_dek_expiry)
 {
-	struct res r = expiry_spec(28, 1); /* 28 x 365 = 10,220 */
-
-	COUNT(r.p, 0);
-	HAS(r.w, "spec.dek.expiryDays 1: 28 subject(s) x 365 new DEKs a year = 10220, which reaches the DEK Registry's "
-		 "limit of 10000 retained DEKs within a year");
-	COUNT(r.w, 1);
-	res_free(&r);
-	r = expiry_spec(27, 1); /* 9,855 */
-	COUNT(r.p, 0);
-	COUNT(r.w, 0);
-	res_free(&r);
-	r = expiry_spec(274, 10); /* 274 x 37 = 10,138 */
-	HAS(r.w, "274 subject(s) x 37 new DEKs a year = 10138");
-	res_free(&r);
-	r = expiry_spec(0, 1); /* one subject at least, 365 */
-	COUNT(r.w, 0);
-	res_free(&r);
-	r = expiry_spec(0, 0); /* 0: no rotation */
-	COUNT(r.p, 0);
-	COUNT(r.w, 0);
-	res_free(&r);
+	/* 28 x 365 = 10,220 */
+	expect_res(expiry_spec(28, 1), 0, NULL, 1,
+		   MSGS("spec.dek.expiryDays 1: 28 subject(s) x 365 new DEKs a year = 10220, which reaches the DEK "
+			"Registry's limit of 10000 retained DEKs within a year"));
+	expect_res(expiry_spec(27, 1), 0, NULL, 0, NULL); /* 9,855 */
+	/* 274 x 37 = 10,138 */
+	expect_res(expiry_spec(274, 10), -1, NULL, -1, MSGS("274 subject(s) x 37 new DEKs a year = 10138"));
+	expect_res(expiry_spec(0, 1), -1, NULL, 0, NULL); /* one subject at least, 365 */
+	expect_res(expiry_spec(0, 0), 0, NULL, 0, NULL);  /* 0: no rotation */
 }
 END_TEST
 
+/*
+ * Checks schema `text` of `type` against `rule_tags` (NULL: every tag): expect_res's `np` and `problems`,
+ * and the tags found are the JSON array `found_tags` (NULL: not compared).
+ */
 static void
-schema_check(const char *type, const char *text, json_t *rule_tags, json_t **problems, json_t **found)
+expect_schema(const char *type, const char *text, json_t *rule_tags, int np, const char *const problems[],
+	      const char *found_tags)
 {
-	*problems = json_array();
-	*found = json_array();
-	cmf_csfle_check_schema(type, text, rule_tags, *problems, NULL, *found);
+	struct res r = {json_array(), json_array()};
+	json_t *found = json_array();
+
+	cmf_csfle_check_schema(type, text, rule_tags, r.p, NULL, found);
+	if (found_tags != NULL) {
+		json_t *want = J(found_tags);
+
+		ck_assert(json_equal(found, want));
+		json_decref(want);
+	}
+	json_decref(found);
+	expect_res(r, np, problems, -1, NULL);
 }
 
 START_TEST(test_avro_schema)
@@ -450,56 +441,41 @@ START_TEST(test_avro_schema)
 		"{\"name\":\"kind2\",\"type\":\"com.acme.Kind\",\"confluent:tags\":[\"PII\"]},"
 		"{\"name\":\"other\",\"type\":\"Unknown\",\"confluent:tags\":[\"PII\"]},"
 		"{\"name\":\"internal\",\"type\":\"int\",\"confluent:tags\":[\"INTERNAL\"]}]}";
-	json_t *rule_tags = J("[\"PII\"]"), *p, *found, *want;
+	json_t *rule_tags = J("[\"PII\"]");
 
-	schema_check("AVRO", avro, rule_tags, &p, &found);
-	HAS(p, "field age is tagged for encryption but its type is int: only string and bytes fields can be encrypted");
-	HAS(p, "field score is tagged for encryption but its type is double");
-	HAS(p, "field either is tagged for encryption but its type is union [\"string\",\"long\"]");
-	HAS(p, "field customer.zip is tagged for encryption but its type is long");
-	HAS(p, "field billTo is tagged for encryption but its type is record Customer");
-	HAS(p, "field counts is tagged for encryption but its type is map<int>");
-	HAS(p, "field lines[].price is tagged for encryption but its type is float");
-	HAS(p, "field kind2 is tagged for encryption but its type is enum Kind");
-	HAS(p, "field other is tagged for encryption but its type is 'Unknown' (a type not defined in this schema)");
-	COUNT(p, 9); /* ssn, card, uuid, customer.email, notes, lines[].sku are fine; internal is no rule's tag */
-	want = J("[\"PII\",\"EXTRA\",\"INTERNAL\"]");
-	ck_assert(json_equal(found, want));
-	json_decref(want);
-	json_decref(p);
-	json_decref(found);
-
+	/* ssn, card, uuid, customer.email, notes, lines[].sku are fine; internal is no rule's tag. */
+	expect_schema("AVRO", avro, rule_tags, 9,
+		      MSGS("field age is tagged for encryption but its type is int: only string and bytes fields can "
+			   "be encrypted",
+			   "field score is tagged for encryption but its type is double",
+			   "field either is tagged for encryption but its type is union [\"string\",\"long\"]",
+			   "field customer.zip is tagged for encryption but its type is long",
+			   "field billTo is tagged for encryption but its type is record Customer",
+			   "field counts is tagged for encryption but its type is map<int>",
+			   "field lines[].price is tagged for encryption but its type is float",
+			   "field kind2 is tagged for encryption but its type is enum Kind",
+			   "field other is tagged for encryption but its type is 'Unknown' (a type not defined in this "
+			   "schema)"),
+		      "[\"PII\",\"EXTRA\",\"INTERNAL\"]");
 	/* NULL rule tags: every tagged field is checked. */
-	schema_check("AVRO", avro, NULL, &p, &found);
-	HAS(p, "field internal is tagged for encryption but its type is int");
-	COUNT(p, 10);
-	json_decref(p);
-	json_decref(found);
-
+	expect_schema("AVRO", avro, NULL, 10, MSGS("field internal is tagged for encryption but its type is int"),
+		      NULL);
 	/* Clean: nothing to report. */
-	schema_check("AVRO",
-		     "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":[\"null\",\"string\"],"
-		     "\"confluent:tags\":[\"PII\"]},{\"name\":\"b\",\"type\":\"int\"}]}",
-		     rule_tags, &p, &found);
-	COUNT(p, 0);
-	json_decref(p);
-	json_decref(found);
-
+	expect_schema("AVRO",
+		      "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":[\"null\",\"string\"],"
+		      "\"confluent:tags\":[\"PII\"]},{\"name\":\"b\",\"type\":\"int\"}]}",
+		      rule_tags, 0, NULL, NULL);
 	/* Malformed schemas are problems, not crashes. */
-	schema_check("AVRO", "{\"type\":\"record\",\"name\":\"R\",\"fields\":{}}", rule_tags, &p, &found);
-	HAS(p, "record (root): fields must be an array");
-	json_decref(p);
-	json_decref(found);
-	schema_check("AVRO", "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"string\","
-			     "\"confluent:tags\":\"PII\"},3]}", rule_tags, &p, &found);
-	HAS(p, "field a: confluent:tags must be an array of tag names");
-	HAS(p, "record (root): fields[1] must be an object with a name");
-	json_decref(p);
-	json_decref(found);
-	schema_check("PROTOBUF", "syntax = \"proto3\";", rule_tags, &p, &found);
-	HAS(p, "schemaType must be AVRO or JSON");
-	json_decref(p);
-	json_decref(found);
+	expect_schema("AVRO", "{\"type\":\"record\",\"name\":\"R\",\"fields\":{}}", rule_tags, -1,
+		      MSGS("record (root): fields must be an array"), NULL);
+	expect_schema("AVRO",
+		      "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"string\","
+		      "\"confluent:tags\":\"PII\"},3]}",
+		      rule_tags, -1,
+		      MSGS("field a: confluent:tags must be an array of tag names",
+			   "record (root): fields[1] must be an object with a name"),
+		      NULL);
+	expect_schema("PROTOBUF", "syntax = \"proto3\";", rule_tags, -1, MSGS("schemaType must be AVRO or JSON"), NULL);
 	json_decref(rule_tags);
 }
 END_TEST
@@ -508,7 +484,6 @@ START_TEST(test_avro_depth_bounded)
 {
 	char text[8192];
 	size_t n = 0;
-	json_t *p, *found;
 
 	for (int i = 0; i < 60; i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n,
@@ -517,10 +492,7 @@ START_TEST(test_avro_depth_bounded)
 	for (int i = 0; i < 60; i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "}]}");
 	ck_assert_uint_lt(n, sizeof(text) - 1);
-	schema_check("AVRO", text, NULL, &p, &found);
-	HAS(p, "is nested more than 32 levels deep");
-	json_decref(p);
-	json_decref(found);
+	expect_schema("AVRO", text, NULL, -1, MSGS("is nested more than 32 levels deep"), NULL);
 }
 END_TEST
 
@@ -549,41 +521,29 @@ START_TEST(test_json_schema)
 		"\"ext\":{\"$ref\":\"other.json#/x\",\"confluent:tags\":[\"PII\"]}},"
 		"\"definitions\":{\"Street\":{\"type\":\"string\"},\"Num\":{\"type\":\"number\"},"
 		"  \"Card\":{\"type\":\"object\",\"properties\":{\"cvv\":{\"type\":\"integer\",\"confluent:tags\":[\"PCI\"]}}}}}";
-	json_t *rule_tags = J("[\"PII\",\"PCI\"]"), *p, *found, *want;
+	json_t *rule_tags = J("[\"PII\",\"PCI\"]");
 
-	schema_check("JSON", js, rule_tags, &p, &found);
-	HAS(p, "field age is tagged for encryption but its type is integer: only string fields can be encrypted");
-	HAS(p, "field score is tagged for encryption but its type is number");
-	HAS(p, "field maybe is tagged for encryption but its type is boolean");
-	HAS(p, "field mixed is tagged for encryption but its type is [\"string\",\"integer\"]");
-	HAS(p, "field any is tagged for encryption but its type is no declared type");
-	HAS(p, "field nums is tagged for encryption but its type is array<integer>");
-	HAS(p, "field customer.zip is tagged for encryption but its type is integer");
-	HAS(p, "field lines[].price is tagged for encryption but its type is number");
-	HAS(p, "field obj is tagged for encryption but its type is object");
-	HAS(p, "field ref is tagged for encryption but its type is number");
-	HAS(p, "field ext is tagged for encryption but its type is an unresolved $ref 'other.json#/x'");
-	HAS(p, "field definitions/Card.cvv is tagged for encryption but its type is integer");
-	COUNT(p, 12);
-	want = J("[\"PII\",\"PCI\"]");
-	ck_assert(json_equal(found, want));
-	json_decref(want);
-	json_decref(p);
-	json_decref(found);
-
-	schema_check("JSON", "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"null\",\"string\"],"
-			     "\"confluent:tags\":[\"PII\"]},\"n\":{\"type\":\"integer\"}}}", rule_tags, &p, &found);
-	COUNT(p, 0);
-	json_decref(p);
-	json_decref(found);
-	schema_check("JSON", "[1,2]", rule_tags, &p, &found);
-	HAS(p, "the JSON schema must be an object");
-	json_decref(p);
-	json_decref(found);
-	schema_check("JSON", NULL, rule_tags, &p, &found);
-	HAS(p, "is not valid JSON");
-	json_decref(p);
-	json_decref(found);
+	expect_schema("JSON", js, rule_tags, 12,
+		      MSGS("field age is tagged for encryption but its type is integer: only string fields can be "
+			   "encrypted",
+			   "field score is tagged for encryption but its type is number",
+			   "field maybe is tagged for encryption but its type is boolean",
+			   "field mixed is tagged for encryption but its type is [\"string\",\"integer\"]",
+			   "field any is tagged for encryption but its type is no declared type",
+			   "field nums is tagged for encryption but its type is array<integer>",
+			   "field customer.zip is tagged for encryption but its type is integer",
+			   "field lines[].price is tagged for encryption but its type is number",
+			   "field obj is tagged for encryption but its type is object",
+			   "field ref is tagged for encryption but its type is number",
+			   "field ext is tagged for encryption but its type is an unresolved $ref 'other.json#/x'",
+			   "field definitions/Card.cvv is tagged for encryption but its type is integer"),
+		      "[\"PII\",\"PCI\"]");
+	expect_schema("JSON",
+		      "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"null\",\"string\"],"
+		      "\"confluent:tags\":[\"PII\"]},\"n\":{\"type\":\"integer\"}}}",
+		      rule_tags, 0, NULL, NULL);
+	expect_schema("JSON", "[1,2]", rule_tags, -1, MSGS("the JSON schema must be an object"), NULL);
+	expect_schema("JSON", NULL, rule_tags, -1, MSGS("is not valid JSON"), NULL);
 	json_decref(rule_tags);
 }
 END_TEST
@@ -597,12 +557,13 @@ START_TEST(test_spec_schema_problem_prefixed)
 		     "\\\"type\\\":[\\\"null\\\",\\\"int\\\"],\\\"confluent:tags\\\":[\\\"PII\\\"]}]}\"},"
 		     "{\"subject\":\"users-value\",\"schemaType\":\"JSON\",\"schema\":\"{}\",\"references\":[]}]}");
 
-	HAS(r.p, "spec.schemas[0] (subject 'users-value'): field age is tagged for encryption but its type is int");
-	HAS(r.p, "spec.schemas[1].subject 'users-value' is listed twice");
-	HAS(r.p, "spec.schemas[1]: unknown field 'references'");
-	COUNT(r.p, 3);
 	ck_assert_ptr_null(cmf_csfle_ruleset(json_array_get(r.p, 99)));
-	res_free(&r);
+	expect_res(r, 3,
+		   MSGS("spec.schemas[0] (subject 'users-value'): field age is tagged for encryption but its type "
+			"is int",
+			"spec.schemas[1].subject 'users-value' is listed twice",
+			"spec.schemas[1]: unknown field 'references'"),
+		   -1, NULL);
 }
 END_TEST
 
@@ -618,71 +579,60 @@ creds(const char *type, const char *data)
 
 START_TEST(test_credentials)
 {
+	/* A secret's data for a KMS type: the messages it gets, by part, and how many (-1: not counted). */
 	static const struct {
-		const char *type, *complete;
-	} ok[] = {
-		{"aws-kms", "{\"access.key.id\":\"AKIAVALUE\",\"secret.access.key\":\"s3cr3tVALUE\"}"},
-		{"azure-kms", "{\"tenant.id\":\"t\",\"client.id\":\"c\",\"client.secret\":\"s3cr3tVALUE\"}"},
-		{"gcp-kms", "{\"client.id\":\"c\",\"client.email\":\"e@x\",\"private.key.id\":\"i\",\"private.key\":\"s3cr3tVALUE\"}"},
-		{"hcvault", "{\"token.id\":\"s3cr3tVALUE\"}"},
-		{"hcvault", "{\"token.id\":\"s3cr3tVALUE\",\"namespace\":\"ns\"}"},
-		{"hcvault", "{\"approle.role.id\":\"r\",\"approle.secret.id\":\"s3cr3tVALUE\",\"namespace\":\"ns\"}"},
-		{"local-kms", "{\"secret\":\"s3cr3tVALUE\"}"},
+		const char *type, *data;
+		int count;
+		const char *has[2];
+	} cases[] = {
+		{"aws-kms", "{\"access.key.id\":\"AKIAVALUE\",\"secret.access.key\":\"s3cr3tVALUE\"}", 0, {NULL}},
+		{"azure-kms", "{\"tenant.id\":\"t\",\"client.id\":\"c\",\"client.secret\":\"s3cr3tVALUE\"}", 0, {NULL}},
+		{"gcp-kms",
+		 "{\"client.id\":\"c\",\"client.email\":\"e@x\",\"private.key.id\":\"i\","
+		 "\"private.key\":\"s3cr3tVALUE\"}",
+		 0, {NULL}},
+		{"hcvault", "{\"token.id\":\"s3cr3tVALUE\"}", 0, {NULL}},
+		{"hcvault", "{\"token.id\":\"s3cr3tVALUE\",\"namespace\":\"ns\"}", 0, {NULL}},
+		{"hcvault", "{\"approle.role.id\":\"r\",\"approle.secret.id\":\"s3cr3tVALUE\",\"namespace\":\"ns\"}", 0,
+		 {NULL}},
+		{"local-kms", "{\"secret\":\"s3cr3tVALUE\"}", 0, {NULL}},
+		{"aws-kms", "{\"access.key,id\":\"AKIAVALUE\",\"secret.access.key\":\"s3cr3tVALUE\"}", 2,
+		 {"KMS credentials for aws-kms: unknown key 'access.key,id' "
+		  "(expected access.key.id, secret.access.key)",
+		  "KMS credentials for aws-kms are incomplete: missing access.key.id "
+		  "(clients would silently fall back to ambient credentials)"}},
+		{"azure-kms", "{\"client.secret\":\"s3cr3tVALUE\"}", 1,
+		 {"KMS credentials for azure-kms are incomplete: missing tenant.id, client.id"}},
+		{"gcp-kms", "{\"client.id\":\"c\",\"private.key\":\"s3cr3tVALUE\",\"private_key\":\"x\"}", 2,
+		 {"missing client.email, private.key.id", "unknown key 'private_key'"}},
+		{"hcvault", "{\"approle.role.id\":\"r\"}", 1,
+		 {"KMS credentials for hcvault are incomplete: missing approle.secret.id"}},
+		{"hcvault", "{\"namespace\":\"ns\"}", 1,
+		 {"KMS credentials for hcvault are incomplete: set token.id, or approle.role.id and "
+		  "approle.secret.id"}},
+		{"hcvault", "{\"token.id\":\"t\",\"approle.role.id\":\"r\",\"approle.secret.id\":\"s\"}", 1,
+		 {"both token.id and approle.* are set"}},
+		{"local-kms", "{\"secret\":\"\",\"secrets\":\"s3cr3tVALUE\"}", 2,
+		 {"KMS credentials for local-kms: key 'secret' must be a non-empty string", "unknown key 'secrets'"}},
+		{"local-kms", "{}", -1, {"missing secret"}},
+		{"aws-kms", "[\"s3cr3tVALUE\"]", -1, {"the secret's data must be an object of strings"}},
+		{"aws", "{}", -1, {"unknown KMS type"}},
 	};
 	json_t *p;
 	char *all;
 
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		p = creds(ok[i].type, ok[i].complete);
-		COUNT(p, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		p = creds(cases[i].type, cases[i].data);
+		for (size_t j = 0; j < sizeof(cases[i].has) / sizeof(cases[i].has[0]) && cases[i].has[j] != NULL; j++)
+			HAS(p, cases[i].has[j]);
+		if (cases[i].count >= 0)
+			COUNT(p, cases[i].count);
+		/* names, never values */
+		all = json_dumps(p, 0);
+		ck_assert_msg(strstr(all, "VALUE") == NULL, "case %zu quotes a value: %s", i, all);
+		free(all);
 		json_decref(p);
 	}
-
-	p = creds("aws-kms", "{\"access.key,id\":\"AKIAVALUE\",\"secret.access.key\":\"s3cr3tVALUE\"}");
-	HAS(p, "KMS credentials for aws-kms: unknown key 'access.key,id' (expected access.key.id, secret.access.key)");
-	HAS(p, "KMS credentials for aws-kms are incomplete: missing access.key.id (clients would silently fall back to "
-	       "ambient credentials)");
-	COUNT(p, 2);
-	all = json_dumps(p, 0);
-	ck_assert_ptr_null(strstr(all, "VALUE")); /* names, never values */
-	free(all);
-	json_decref(p);
-
-	p = creds("azure-kms", "{\"client.secret\":\"s3cr3tVALUE\"}");
-	HAS(p, "KMS credentials for azure-kms are incomplete: missing tenant.id, client.id");
-	COUNT(p, 1);
-	json_decref(p);
-	p = creds("gcp-kms", "{\"client.id\":\"c\",\"private.key\":\"s3cr3tVALUE\",\"private_key\":\"x\"}");
-	HAS(p, "missing client.email, private.key.id");
-	HAS(p, "unknown key 'private_key'");
-	COUNT(p, 2);
-	json_decref(p);
-	p = creds("hcvault", "{\"approle.role.id\":\"r\"}");
-	HAS(p, "KMS credentials for hcvault are incomplete: missing approle.secret.id");
-	COUNT(p, 1);
-	json_decref(p);
-	p = creds("hcvault", "{\"namespace\":\"ns\"}");
-	HAS(p, "KMS credentials for hcvault are incomplete: set token.id, or approle.role.id and approle.secret.id");
-	COUNT(p, 1);
-	json_decref(p);
-	p = creds("hcvault", "{\"token.id\":\"t\",\"approle.role.id\":\"r\",\"approle.secret.id\":\"s\"}");
-	HAS(p, "both token.id and approle.* are set");
-	COUNT(p, 1);
-	json_decref(p);
-	p = creds("local-kms", "{\"secret\":\"\",\"secrets\":\"s3cr3tVALUE\"}");
-	HAS(p, "KMS credentials for local-kms: key 'secret' must be a non-empty string");
-	HAS(p, "unknown key 'secrets'");
-	COUNT(p, 2);
-	json_decref(p);
-	p = creds("local-kms", "{}");
-	HAS(p, "missing secret");
-	json_decref(p);
-	p = creds("aws-kms", "[\"s3cr3tVALUE\"]");
-	HAS(p, "the secret's data must be an object of strings");
-	json_decref(p);
-	p = creds("aws", "{}");
-	HAS(p, "unknown KMS type");
-	json_decref(p);
 	p = json_array();
 	cmf_csfle_check_credentials(NULL, NULL, p);
 	COUNT(p, 1);
@@ -745,10 +695,28 @@ START_TEST(test_resolved)
 }
 END_TEST
 
+/* The ruleSet of `spec_text` is the JSON `want_text`. */
+static void
+expect_ruleset(const char *spec_text, const char *want_text)
+{
+	json_t *spec = J(spec_text), *rs = cmf_csfle_ruleset(spec), *want = J(want_text);
+
+	ck_assert_ptr_nonnull(rs);
+	if (!json_equal(rs, want)) {
+		dump("got", rs);
+		ck_abort_msg("ruleSet differs");
+	}
+	json_decref(rs);
+	json_decref(want);
+	json_decref(spec);
+}
+
 START_TEST(test_ruleset)
 {
-	json_t *spec = J(CLEAN_SPEC), *rs = cmf_csfle_ruleset(spec);
-	json_t *want = J(
+	json_t *spec;
+
+	expect_ruleset(
+		CLEAN_SPEC,
 		"{\"domainRules\":["
 		"{\"name\":\"encryptCritical\",\"kind\":\"TRANSFORM\",\"mode\":\"WRITEREAD\",\"type\":\"ENCRYPT\","
 		"\"tags\":[\"CRITICAL\"],\"params\":{\"encrypt.kek.name\":\"pii-kek\","
@@ -768,37 +736,21 @@ START_TEST(test_ruleset)
 		"\"encrypt.kms.key.id\":\"arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab\","
 		"\"encrypt.kms.type\":\"aws-kms\",\"encrypt.dek.algorithm\":\"AES256_SIV\","
 		"\"encrypt.dek.expiry.days\":\"90\",\"preserve.source.fields\":\"false\"},\"disabled\":false}]}");
-
-	ck_assert_ptr_nonnull(rs);
-	if (!json_equal(rs, want)) {
-		dump("got", rs);
-		ck_abort_msg("ruleSet differs");
-	}
-	json_decref(rs);
-	json_decref(want);
-	json_decref(spec);
-
 	/* Defaults: AES256_GCM, no expiry, WRITEREAD, preserve true; no encoding rules; disabled kept. */
-	spec = J("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"mykey\"},\"kek\":{\"name\":\"k1\",\"shared\":true},"
-		 "\"preserveSourceFields\":true,\"rules\":[{\"name\":\"b\",\"tags\":[\"B\",\"A\"],\"disabled\":true},"
-		 "{\"name\":\"a\",\"tags\":[\"A\"]}]}");
-	rs = cmf_csfle_ruleset(spec);
-	want = J("{\"domainRules\":["
-		 "{\"name\":\"b\",\"kind\":\"TRANSFORM\",\"mode\":\"WRITEREAD\",\"type\":\"ENCRYPT\",\"tags\":[\"B\",\"A\"],"
-		 "\"params\":{\"encrypt.kek.name\":\"k1\",\"encrypt.kms.key.id\":\"mykey\",\"encrypt.kms.type\":\"local-kms\","
-		 "\"encrypt.dek.algorithm\":\"AES256_GCM\",\"preserve.source.fields\":\"true\"},\"disabled\":true},"
-		 "{\"name\":\"a\",\"kind\":\"TRANSFORM\",\"mode\":\"WRITEREAD\",\"type\":\"ENCRYPT\",\"tags\":[\"A\"],"
-		 "\"params\":{\"encrypt.kek.name\":\"k1\",\"encrypt.kms.key.id\":\"mykey\",\"encrypt.kms.type\":\"local-kms\","
-		 "\"encrypt.dek.algorithm\":\"AES256_GCM\",\"preserve.source.fields\":\"true\"},\"disabled\":false}],"
-		 "\"encodingRules\":[]}");
-	ck_assert_ptr_nonnull(rs);
-	if (!json_equal(rs, want)) {
-		dump("got", rs);
-		ck_abort_msg("ruleSet differs");
-	}
-	json_decref(rs);
-	json_decref(want);
-	json_decref(spec);
+	expect_ruleset(
+		"{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"mykey\"},\"kek\":{\"name\":\"k1\",\"shared\":true},"
+		"\"preserveSourceFields\":true,\"rules\":[{\"name\":\"b\",\"tags\":[\"B\",\"A\"],\"disabled\":true},"
+		"{\"name\":\"a\",\"tags\":[\"A\"]}]}",
+		"{\"domainRules\":["
+		"{\"name\":\"b\",\"kind\":\"TRANSFORM\",\"mode\":\"WRITEREAD\",\"type\":\"ENCRYPT\",\"tags\":[\"B\",\"A\"],"
+		"\"params\":{\"encrypt.kek.name\":\"k1\",\"encrypt.kms.key.id\":\"mykey\","
+		"\"encrypt.kms.type\":\"local-kms\","
+		"\"encrypt.dek.algorithm\":\"AES256_GCM\",\"preserve.source.fields\":\"true\"},\"disabled\":true},"
+		"{\"name\":\"a\",\"kind\":\"TRANSFORM\",\"mode\":\"WRITEREAD\",\"type\":\"ENCRYPT\",\"tags\":[\"A\"],"
+		"\"params\":{\"encrypt.kek.name\":\"k1\",\"encrypt.kms.key.id\":\"mykey\","
+		"\"encrypt.kms.type\":\"local-kms\","
+		"\"encrypt.dek.algorithm\":\"AES256_GCM\",\"preserve.source.fields\":\"true\"},\"disabled\":false}],"
+		"\"encodingRules\":[]}");
 
 	/* A spec with problems has no ruleSet; warnings alone do not stop it. */
 	spec = J(HEAD "\"rules\":[{\"name\":\"a\",\"tags\":[\"A\"],\"mode\":\"READWRITE\"}]}");
