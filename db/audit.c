@@ -3,7 +3,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/internal.h"
+#include "db/rows.h"
+
+/* Filters are optional: a NULL parameter matches everything. */
+#define AUDIT_WHERE                                                                               \
+	"WHERE ($1::text IS NULL OR principal = $1) AND ($2::text IS NULL OR resource = $2) AND "  \
+	"($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)"
+
+static const struct db_statement st_audit_insert = {
+	"audit_insert",
+	"INSERT INTO cmf_audit_events (principal, action, resource, outcome, status, request_id, client_address, "
+	"client_cert) VALUES ($1, $2, $3, $4, $5::integer, $6, $7, $8) RETURNING id, " DB_ROWS_TS("time"),
+	8,
+};
+/* Newest first. */
+static const struct db_statement st_audit_list = {
+	"audit_list",
+	"SELECT id, " DB_ROWS_TS("time") ", principal, action, resource, outcome, status, request_id, client_address, "
+	"client_cert FROM cmf_audit_events " AUDIT_WHERE " ORDER BY id DESC LIMIT $5::bigint OFFSET $6::bigint",
+	6,
+};
+static const struct db_statement st_audit_count = {
+	"audit_count", "SELECT count(*) FROM cmf_audit_events " AUDIT_WHERE, 4,
+};
+
 
 static const char *
 or_empty(const char *s)
@@ -29,7 +52,7 @@ db_audit_insert(struct db_conn *c, const struct db_audit *a)
 			{ or_empty(a->client_address), 0, 0 }, { or_empty(a->client_cert), 0, 0 },
 		};
 
-		r = db_exec(c, ST_AUDIT_INSERT, p, 8, &res);
+		r = db_exec_stmt(c, &st_audit_insert, p, 8, &res);
 	}
 	PQclear(res);
 	return r;
@@ -72,12 +95,12 @@ list_body(struct db_conn *c, void *cls)
 	t->items = NULL;
 	snprintf(limit_s, sizeof(limit_s), "%d", t->limit);
 	snprintf(offset_s, sizeof(offset_s), "%lld", t->offset);
-	r = db_exec(c, ST_AUDIT_COUNT, p, 4, &res);
+	r = db_exec_stmt(c, &st_audit_count, p, 4, &res);
 	if (r != DB_OK)
 		return r;
 	t->total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
-	r = db_exec(c, ST_AUDIT_LIST, p, 6, &res);
+	r = db_exec_stmt(c, &st_audit_list, p, 6, &res);
 	if (r != DB_OK)
 		return r;
 	t->items = json_array();

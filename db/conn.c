@@ -7,7 +7,6 @@
 
 #include "crypto/log.h"
 #include "db/internal.h"
-#include "db/rows.h"
 
 /*
  * Attempts for one transaction: serialization failures under light contention clear within a few
@@ -15,68 +14,8 @@
  */
 #define DB_TX_MAX_ATTEMPTS 8
 
-/* Statement texts, indexed by enum db_stmt. Columns of a secret row, in db/secrets.c's order. */
-#define SECRET_COLS                                                                               \
-	"name, uid::text, version, labels::text, annotations::text, sealed, data, " DB_ROWS_TS("created_at") ", " \
-	DB_ROWS_TS("updated_at")
-
-#define AUDIT_WHERE                                                                               \
-	"WHERE ($1::text IS NULL OR principal = $1) AND ($2::text IS NULL OR resource = $2) AND "  \
-	"($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)"
-static const struct {
-	const char *name;
-	const char *sql;
-	int nparams;
-} stmts[ST__COUNT] = {
-	[ST_PING] = { "ping", "SELECT 1", 0 },
-	[ST_HAS_TABLE] = { "has_table", "SELECT to_regclass($1::text) IS NOT NULL", 1 },
-	[ST_MIG_MAX] = { "mig_max", "SELECT coalesce(max(version), 0) FROM cmf_schema_migrations", 0 },
-	[ST_MIG_INSERT] = { "mig_insert",
-			    "INSERT INTO cmf_schema_migrations (version, name) VALUES ($1::integer, $2)", 2 },
-	[ST_STATE_GET] = { "state_get", "SELECT enabled, key_id FROM cmf_encryption_state WHERE id = 1", 0 },
-	[ST_STATE_INSERT] = { "state_insert",
-			      "INSERT INTO cmf_encryption_state (id, enabled, key_id) VALUES (1, $1::boolean, $2)",
-			      2 },
-	[ST_DEKS_GET] = { "deks_get", "SELECT term, wrapped FROM cmf_deks ORDER BY term", 0 },
-	[ST_DEK_INSERT] = { "dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2 },
-	[ST_DEK_COUNT] = { "dek_count",
-			   "UPDATE cmf_deks SET encryptions = encryptions + $2::bigint WHERE term = $1::integer "
-			   "RETURNING encryptions",
-			   2 },
-	[ST_SECRET_INSERT] = { "secret_insert",
-			       "INSERT INTO cmf_secrets (name, uid, version, labels, annotations, sealed, data, "
-			       "created_at, updated_at) VALUES ($1, $2::uuid, 1, $3::jsonb, $4::jsonb, $5::boolean, "
-			       "$6::bytea, now(), now()) RETURNING " SECRET_COLS,
-			       6 },
-	[ST_SECRET_GET] = { "secret_get", "SELECT " SECRET_COLS " FROM cmf_secrets WHERE name = $1", 1 },
-	[ST_SECRET_LOCK] = { "secret_lock", "SELECT uid::text, version FROM cmf_secrets WHERE name = $1 FOR UPDATE",
-			     1 },
-	[ST_SECRET_UPDATE] = { "secret_update",
-			       "UPDATE cmf_secrets SET version = $2::bigint, labels = $3::jsonb, "
-			       "annotations = $4::jsonb, sealed = $5::boolean, data = $6::bytea, updated_at = now() "
-			       "WHERE name = $1 RETURNING " SECRET_COLS,
-			       6 },
-	[ST_SECRET_DELETE] = { "secret_delete", "DELETE FROM cmf_secrets WHERE name = $1", 1 },
-	[ST_SECRET_LIST] = { "secret_list",
-			     "SELECT " SECRET_COLS " FROM cmf_secrets ORDER BY name LIMIT $1::bigint OFFSET $2::bigint",
-			     2 },
-	[ST_SECRET_COUNT] = { "secret_count", "SELECT count(*) FROM cmf_secrets", 0 },
-	/* 0x636d66 = "cmf": one application-wide lock key for initialization and migrations. */
-	[ST_ADVISORY_LOCK] = { "advisory_lock", "SELECT pg_advisory_xact_lock(6516070)", 0 },
-	[ST_ADVISORY_LOCK_SHARED] = { "advisory_lock_shared", "SELECT pg_advisory_xact_lock_shared(6516070)", 0 },
-	[ST_AUDIT_INSERT] = { "audit_insert",
-			      "INSERT INTO cmf_audit_events (principal, action, resource, outcome, status, request_id, "
-			      "client_address, client_cert) VALUES ($1, $2, $3, $4, $5::integer, $6, $7, $8) "
-			      "RETURNING id, " DB_ROWS_TS("time"),
-			      8 },
-	/* Filters are optional: a NULL parameter matches everything. Newest first. */
-	[ST_AUDIT_LIST] = { "audit_list",
-			    "SELECT id, " DB_ROWS_TS("time") ", principal, action, resource, outcome, status, request_id, "
-			    "client_address, client_cert FROM cmf_audit_events " AUDIT_WHERE
-			    " ORDER BY id DESC LIMIT $5::bigint OFFSET $6::bigint",
-			    6 },
-	[ST_AUDIT_COUNT] = { "audit_count", "SELECT count(*) FROM cmf_audit_events " AUDIT_WHERE, 4 },
-};
+/* Whether PostgreSQL answers (db_ping, the readiness probe). */
+static const struct db_statement st_ping = { "ping", "SELECT 1", 0 };
 
 const char *
 db_strerror(int err)
@@ -154,7 +93,6 @@ conn_connect(struct db_conn *c)
 		keys[3] = NULL;
 	if (c->pg != NULL)
 		PQfinish(c->pg);
-	memset(c->prepared, 0, sizeof(c->prepared));
 	c->nprepared_stmts = 0;
 	c->pg = PQconnectdbParams(keys, vals, 1);
 	if (c->pg == NULL)
@@ -308,22 +246,6 @@ exec_prepared(struct db_conn *c, const char *name, const char *sql, const struct
 }
 
 int
-db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res)
-{
-	bool prepared = c->prepared[st];
-	int rc;
-
-	*res = NULL;
-	if (nparams != stmts[st].nparams)
-		return DB_ERR_INTERNAL;
-	rc = prepare_once(c, stmts[st].name, stmts[st].sql, nparams, &prepared);
-	if (rc != DB_OK)
-		return rc;
-	c->prepared[st] = 1;
-	return exec_prepared(c, stmts[st].name, stmts[st].sql, params, nparams, res);
-}
-
-int
 db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct db_param *params, int nparams,
 	     PGresult **res)
 {
@@ -369,11 +291,11 @@ db_ping(struct db_conn *c)
 	r = conn_ensure(c);
 	if (r != DB_OK)
 		return r;
-	r = db_exec(c, ST_PING, NULL, 0, &res);
+	r = db_exec_stmt(c, &st_ping, NULL, 0, &res);
 	PQclear(res);
 	/* A session killed by a server restart shows up only on use: reconnect once and ask again. */
 	if (r == DB_ERR_UNAVAILABLE && conn_connect(c) == DB_OK) {
-		r = db_exec(c, ST_PING, NULL, 0, &res);
+		r = db_exec_stmt(c, &st_ping, NULL, 0, &res);
 		PQclear(res);
 	}
 	return r == DB_OK ? DB_OK : DB_ERR_UNAVAILABLE;

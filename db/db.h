@@ -145,47 +145,7 @@ struct db_audit_filter {
 int db_audit_list(struct db_conn *c, const struct db_audit_filter *f, long long offset, int limit, json_t **items,
 		  long long *total);
 
-/* ---- API tokens ------------------------------------------------------------------------------------ */
-
-/* A token as stored (never its value). */
-struct db_token {
-	char id[17];
-	char *name;
-	char uid[37];
-	char *role;           /* "admin" or "environment-reader" */
-	json_t *environments; /* array of environment names */
-	char created[32];
-	char expires[32];     /* "" when it never expires */
-	char *created_by;
-	bool expired;
-	uint8_t secret_hash[32]; /* filled by db_token_lookup only */
-};
-
-void db_token_free(struct db_token *t);
-
-/*
- * Store a new token: `id` (16 hex), SHA-256 `secret_hash` of its secret part, `expires_at` RFC 3339
- * or NULL. The audit event (may be NULL) is written in the same transaction. DB_ERR_CONFLICT when a
- * live token has that name; DB_ERR_INVALID when expires_at is not a valid time.
- */
-int db_token_create(struct db_conn *c, const char *id, const char *name, const char *role, json_t *environments,
-		    const char *expires_at, const uint8_t secret_hash[32], const char *created_by,
-		    const struct db_audit *audit, struct db_token **out);
-
-/* The token with this id (live or revoked: *revoked tells), for authentication. DB_ERR_NOT_FOUND if none. */
-int db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *revoked);
-
-/* The live token of that name. */
-int db_token_get(struct db_conn *c, const char *name, struct db_token **out);
-
-/* One page of live tokens by name; *items as in db_secret_list. */
-int db_token_list(struct db_conn *c, long long offset, int limit, struct db_token ***items, size_t *n,
-		  long long *total);
-
-/* Revoke the live token of that name (its row stays, for the audit trail). DB_ERR_NOT_FOUND if none. */
-int db_token_revoke(struct db_conn *c, const char *name, const char *by, const struct db_audit *audit);
-
-/* ---- Secrets ---------------------------------------------------------------------------------------- */
+/* ---- Resources: one store for every kind ------------------------------------------------------- */
 
 /*
  * How values are protected, decided at start (the mode lock) and shared read-only by all threads:
@@ -196,53 +156,6 @@ struct db_sealer {
 	const struct crypto_keyring *keyring; /* borrowed */
 };
 
-/* A stored secret as read back. All members owned by the struct. */
-struct db_secret {
-	char *name;
-	char uid[37];
-	long long version;
-	char created[32]; /* RFC 3339 UTC with milliseconds */
-	char updated[32];
-	json_t *labels;       /* object */
-	json_t *annotations;  /* object */
-	json_t *data;         /* object of decrypted string values: plaintext — handle with care */
-	json_t *environments; /* array of the names of the environments that map it, sorted */
-};
-
-/* Free (data values wiped through jansson's free hook, see cmf/cli/main.c); NULL is a no-op. */
-void db_secret_free(struct db_secret *s);
-
-/*
- * Create. `labels`, `annotations`, `data` are borrowed objects (data values strings). The data is
- * serialized, sealed with AAD "secret/<uid>/<version>" and stored; version starts at 1. Every write
- * records `audit` (may be NULL) in the same transaction.
- * DB_ERR_CONFLICT if the name exists. On success *out is the stored secret (caller frees).
- */
-int db_secret_create(struct db_conn *c, const struct db_sealer *s, const char *name, json_t *labels,
-		     json_t *annotations, json_t *data, const struct db_audit *audit, struct db_secret **out);
-
-/* Replace labels, annotations and data; version + 1. DB_ERR_NOT_FOUND if absent. */
-int db_secret_update(struct db_conn *c, const struct db_sealer *s, const char *name, json_t *labels,
-		     json_t *annotations, json_t *data, const struct db_audit *audit, struct db_secret **out);
-
-/* Read one, decrypted. DB_ERR_NOT_FOUND if absent, DB_ERR_CORRUPT if it fails to open. */
-int db_secret_get(struct db_conn *c, const struct db_sealer *s, const char *name, struct db_secret **out);
-
-/*
- * One page ordered by name: `limit` rows after skipping `offset`, plus the total count, from one
- * snapshot. *items is a malloc'd array of *n secrets (free each, then the array).
- */
-int db_secret_list(struct db_conn *c, const struct db_sealer *s, long long offset, int limit,
-		   struct db_secret ***items, size_t *n, long long *total);
-
-/*
- * Delete. DB_ERR_NOT_FOUND if absent. DB_ERR_CONFLICT while a secret mapping still maps it: then
- * *mapped_in (when mapped_in is not NULL) is a new array of the names of those environments, sorted
- * (the caller decref's it; empty if only the foreign key caught a mapping made concurrently), and
- * nothing is deleted. *mapped_in is NULL on every other return.
- */
-int db_secret_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **mapped_in);
-
 /*
  * Which resource a DB_ERR_NOT_FOUND of a nested resource's call is about, so the reply can name it:
  * the parent (environment, catalog), the resource itself (mapping, database), or the resource it
@@ -250,206 +163,89 @@ int db_secret_delete(struct db_conn *c, const char *name, const struct db_audit 
  */
 enum db_missing { DB_MISSING_NONE = 0, DB_MISSING_PARENT, DB_MISSING_SELF, DB_MISSING_REF };
 
-/* ---- Environments ---------------------------------------------------------------------------------- */
+/*
+ * A stored kind (opaque; its statements are declared beside its store). Rows are JSON objects: every
+ * kind's row has name, uid, created and updated (RFC 3339 UTC with milliseconds), labels and
+ * annotations (objects), and the fields listed with the kind below. Keys name a row: (name), or
+ * (parent, name) for a kind nested in a parent.
+ */
+struct db_kind;
 
-/* An environment as stored. All members owned by the struct. */
-struct db_environment {
+/* Secret: version (number), environments (names mapping it, sorted), data (decrypted strings: plaintext). */
+extern const struct db_kind db_kind_secret;
+/* Environment: kubernetesNamespace, defaults (object), secrets (connectionSecretId → secret name). */
+extern const struct db_kind db_kind_environment;
+/* EnvironmentSecretMapping (parent: the environment): environment, secretName. */
+extern const struct db_kind db_kind_secret_mapping;
+/* KafkaCatalog: connectionConfig (object), connectionSecretId (or null), environmentsWithAccess. */
+extern const struct db_kind db_kind_kafka_catalog;
+/* KafkaDatabase (parent: the catalog): catalog, as a catalog, and csfleConfig (or null). */
+extern const struct db_kind db_kind_kafka_database;
+/* CsfleConfig: spec, databases ("catalog/name" naming it), environmentsWithAccess (mapping its credentials). */
+extern const struct db_kind db_kind_csfle_config;
+/* ApiToken (live ones only; no labels, annotations or updated): id, role, environments, expires ("" when
+ * never), createdBy, expired (boolean). */
+extern const struct db_kind db_kind_token;
+
+/*
+ * Read the row of `keys` in one snapshot into *row (new reference). `sl` (borrowed) opens a sealed kind's
+ * data. DB_ERR_NOT_FOUND with *missing (may be NULL) PARENT or SELF; DB_ERR_CORRUPT when stored data
+ * fails to open; DB_ERR_KEY_UNAVAILABLE for a sealed kind without a keyring.
+ */
+int db_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *keys,
+		    json_t **row, enum db_missing *missing);
+
+/*
+ * One page ordered by name: `limit` rows after skipping `offset`, plus the total, from one snapshot;
+ * `parent` is the parent's name for a nested kind (NULL otherwise: DB_ERR_NOT_FOUND when it does not
+ * exist). *rows is a new array of rows.
+ */
+int db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *parent,
+		     long long offset, int limit, json_t **rows, long long *total);
+
+/* How a write treats an existing row: refuse it (409), require it (404), or either (CMF's Environment POST). */
+enum db_write { DB_WRITE_CREATE, DB_WRITE_UPDATE, DB_WRITE_PUT };
+
+/*
+ * Write the row of `keys` from `doc` (borrowed object: labels, annotations and the kind's fields; a
+ * sealed kind's `data` is sealed with AAD "secret/<uid>/<version>", never stored in clear), in one
+ * transaction that first holds every row the write depends on (parent, the row, what it refers to)
+ * and records `audit` (may be NULL) — with its action replaced by `update_action` (may be NULL) when
+ * DB_WRITE_PUT found the row. A create starts at version 1 with a new uid; an update keeps the uid and
+ * adds 1 to the version. DB_ERR_CONFLICT when a created name exists; DB_ERR_NOT_FOUND with *missing
+ * (PARENT, SELF or REF); DB_ERR_NONCE_BUDGET, DB_ERR_TOO_LARGE for sealed data. On success *row is the
+ * stored row and *created (may be NULL) says whether it was inserted.
+ */
+int db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, enum db_write how,
+		      const char *const *keys, json_t *doc, const struct db_audit *audit, const char *update_action,
+		      json_t **row, bool *created, enum db_missing *missing);
+
+/*
+ * Delete the row of `keys` (a token is revoked instead: its row stays for the audit trail, with `actor`),
+ * recording `audit` in the same transaction. DB_ERR_NOT_FOUND with *missing; DB_ERR_CONFLICT while
+ * other rows still refer to it: *users (when not NULL) is then a new array naming them, sorted (empty if
+ * only the foreign key caught one made concurrently), and nothing is deleted. *users is NULL on every
+ * other return.
+ */
+int db_resource_delete(struct db_conn *c, const struct db_kind *k, const char *const *keys, const char *actor,
+		       const struct db_audit *audit, json_t **users, enum db_missing *missing);
+
+/* ---- API tokens: authentication ----------------------------------------------------------------- */
+
+/* A token as authentication needs it (never its value). */
+struct db_token {
+	char id[17];
 	char *name;
-	char uid[37];
-	char *kubernetes_namespace;
-	char created[32]; /* RFC 3339 UTC with milliseconds */
-	char updated[32];
-	json_t *labels;      /* object */
-	json_t *annotations; /* object */
-	json_t *defaults;    /* object: flinkApplicationDefaults, computePoolDefaults, statementDefaults as given */
-	json_t *secrets;     /* object: connectionSecretId → secret name, one per secret mapping */
+	char *role;           /* "admin" or "environment-reader" */
+	json_t *environments; /* array of environment names */
+	bool expired;
+	uint8_t secret_hash[32];
 };
 
-/* Free; NULL is a no-op. */
-void db_environment_free(struct db_environment *e);
+void db_token_free(struct db_token *t);
 
-/*
- * Create or replace (CMF's POST): a new environment, or the existing one's namespace, labels,
- * annotations and defaults replaced (uid and creation time kept). `labels`, `annotations`, `defaults`
- * are borrowed objects. `audit` (may be NULL) is recorded in the same transaction; when the
- * environment existed, it is recorded with its action replaced by `update_action`. On success *out is
- * the stored environment (caller frees) and *created tells which of the two happened.
- */
-int db_environment_put(struct db_conn *c, const char *name, const char *kubernetes_namespace, json_t *labels,
-		       json_t *annotations, json_t *defaults, const struct db_audit *audit,
-		       const char *update_action, struct db_environment **out, bool *created);
-
-/* Read one. DB_ERR_NOT_FOUND if absent. */
-int db_environment_get(struct db_conn *c, const char *name, struct db_environment **out);
-
-/* One page ordered by name, plus the total, from one snapshot; *items as in db_secret_list. */
-int db_environment_list(struct db_conn *c, long long offset, int limit, struct db_environment ***items,
-			size_t *n, long long *total);
-
-/* Delete, with its secret mappings (ON DELETE CASCADE). DB_ERR_NOT_FOUND if absent. */
-int db_environment_delete(struct db_conn *c, const char *name, const struct db_audit *audit);
-
-/* ---- Secret mappings (EnvironmentSecretMapping) ---------------------------------------------------- */
-
-/* In `environment`, the connectionSecretId `name` stands for the secret `secret_name`. Owned members. */
-struct db_secret_mapping {
-	char *environment;
-	char *name; /* the connectionSecretId */
-	char uid[37];
-	char *secret_name;
-	char created[32];
-	char updated[32];
-	json_t *labels;      /* object */
-	json_t *annotations; /* object */
-};
-
-void db_secret_mapping_free(struct db_secret_mapping *m);
-
-/*
- * Create the mapping `name` in `environment` to `secret_name`, in one transaction that holds the
- * environment's and the secret's rows (FOR KEY SHARE) so neither can be deleted under it.
- * DB_ERR_NOT_FOUND with *missing = DB_MISSING_PARENT (no such environment) or DB_MISSING_REF (no such
- * secret); DB_ERR_CONFLICT if the environment already has a mapping of that name. `labels` and
- * `annotations` borrowed; `audit` (may be NULL) recorded in the transaction; *out as usual.
- */
-int db_secret_mapping_create(struct db_conn *c, const char *environment, const char *name, const char *secret_name,
-			     json_t *labels, json_t *annotations, const struct db_audit *audit,
-			     struct db_secret_mapping **out, enum db_missing *missing);
-
-/* Replace secret_name, labels and annotations; as create, and DB_MISSING_SELF when there is no such mapping. */
-int db_secret_mapping_update(struct db_conn *c, const char *environment, const char *name, const char *secret_name,
-			     json_t *labels, json_t *annotations, const struct db_audit *audit,
-			     struct db_secret_mapping **out, enum db_missing *missing);
-
-/* Read one. DB_ERR_NOT_FOUND with *missing = DB_MISSING_PARENT or DB_MISSING_SELF. */
-int db_secret_mapping_get(struct db_conn *c, const char *environment, const char *name,
-			  struct db_secret_mapping **out, enum db_missing *missing);
-
-/* One page of an environment's mappings by name; DB_ERR_NOT_FOUND if the environment does not exist. */
-int db_secret_mapping_list(struct db_conn *c, const char *environment, long long offset, int limit,
-			   struct db_secret_mapping ***items, size_t *n, long long *total);
-
-/* Delete. DB_ERR_NOT_FOUND with *missing = DB_MISSING_PARENT or DB_MISSING_SELF. */
-int db_secret_mapping_delete(struct db_conn *c, const char *environment, const char *name,
-			     const struct db_audit *audit, enum db_missing *missing);
-
-/* ---- Kafka catalogs and databases ------------------------------------------------------------------ */
-
-/*
- * A KafkaCatalog (catalog == NULL; the connection is its Schema Registry's, spec.srInstance) or a
- * KafkaDatabase of `catalog` (the connection is its Kafka cluster's, spec.kafkaCluster). Owned members.
- */
-struct db_kafka {
-	char *catalog; /* NULL for a catalog */
-	char *name;
-	char uid[37];
-	char created[32];
-	char updated[32];
-	json_t *labels;                   /* object */
-	json_t *annotations;              /* object */
-	json_t *connection_config;        /* object of strings: public configuration only */
-	char *connection_secret_id;       /* NULL when none */
-	json_t *environments_with_access; /* environments mapping connection_secret_id, sorted ([] if none) */
-	char *csfle_config;               /* database only: the CsfleConfig it names, or NULL */
-};
-
-void db_kafka_free(struct db_kafka *k);
-
-/*
- * Create a catalog. `labels`, `annotations`, `connection_config` borrowed objects;
- * `connection_secret_id` may be NULL. DB_ERR_CONFLICT if the name exists. `audit` as usual.
- */
-int db_kafka_catalog_create(struct db_conn *c, const char *name, json_t *labels, json_t *annotations,
-			    json_t *connection_config, const char *connection_secret_id, const struct db_audit *audit,
-			    struct db_kafka **out);
-
-/* Replace labels, annotations and the connection. DB_ERR_NOT_FOUND if absent. */
-int db_kafka_catalog_update(struct db_conn *c, const char *name, json_t *labels, json_t *annotations,
-			    json_t *connection_config, const char *connection_secret_id, const struct db_audit *audit,
-			    struct db_kafka **out);
-
-/* Read one. DB_ERR_NOT_FOUND if absent. */
-int db_kafka_catalog_get(struct db_conn *c, const char *name, struct db_kafka **out);
-
-/* One page by name, plus the total; *items as in db_secret_list. */
-int db_kafka_catalog_list(struct db_conn *c, long long offset, int limit, struct db_kafka ***items, size_t *n,
-			  long long *total);
-
-/*
- * Delete. DB_ERR_NOT_FOUND if absent. DB_ERR_CONFLICT while it has databases: then *databases (when
- * not NULL) is a new array of their names, sorted (empty if only the foreign key caught one created
- * concurrently), and nothing is deleted. *databases is NULL on every other return.
- */
-int db_kafka_catalog_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **databases);
-
-/*
- * Create a database in `catalog` (its row held FOR KEY SHARE). DB_ERR_NOT_FOUND with *missing =
- * DB_MISSING_PARENT when the catalog does not exist, DB_MISSING_REF when `csfle_config` (may be
- * NULL: none) names no CsfleConfig (held FOR KEY SHARE otherwise); DB_ERR_CONFLICT if the name exists.
- */
-int db_kafka_database_create(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
-			     json_t *annotations, json_t *connection_config, const char *connection_secret_id,
-			     const char *csfle_config, const struct db_audit *audit, struct db_kafka **out,
-			     enum db_missing *missing);
-
-/* Replace labels, annotations, the connection and csfle_config; as create, and DB_MISSING_SELF when absent. */
-int db_kafka_database_update(struct db_conn *c, const char *catalog, const char *name, json_t *labels,
-			     json_t *annotations, json_t *connection_config, const char *connection_secret_id,
-			     const char *csfle_config, const struct db_audit *audit, struct db_kafka **out,
-			     enum db_missing *missing);
-
-/* Read one; DB_MISSING_PARENT or DB_MISSING_SELF when absent. */
-int db_kafka_database_get(struct db_conn *c, const char *catalog, const char *name, struct db_kafka **out,
-			  enum db_missing *missing);
-
-/* One page of a catalog's databases by name; DB_ERR_NOT_FOUND if the catalog does not exist. */
-int db_kafka_database_list(struct db_conn *c, const char *catalog, long long offset, int limit,
-			   struct db_kafka ***items, size_t *n, long long *total);
-
-/* Delete; DB_MISSING_PARENT or DB_MISSING_SELF when absent. */
-int db_kafka_database_delete(struct db_conn *c, const char *catalog, const char *name, const struct db_audit *audit,
-			     enum db_missing *missing);
-
-/* ---- CsfleConfigs ----------------------------------------------------------------------------------- */
-
-/* A CsfleConfig: a client-side field-level encryption declaration (spec contract: cmf/csfle/csfle.h). */
-struct db_csfle {
-	char *name;
-	char uid[37];
-	char created[32];
-	char updated[32];
-	json_t *labels;      /* object */
-	json_t *annotations; /* object */
-	json_t *spec;        /* object, as stored (checked by the API before every write) */
-	json_t *databases;   /* "catalog/database" of every KafkaDatabase naming it, sorted ([] if none) */
-	json_t *environments_with_access; /* environments mapping spec.kms.credentialsSecretId, sorted ([] if none) */
-};
-
-void db_csfle_free(struct db_csfle *f);
-
-/*
- * Create or replace (update: DB_ERR_NOT_FOUND if absent). `labels`, `annotations`, `spec` borrowed
- * objects; spec.kms.credentialsSecretId is kept beside it for the resolution. DB_ERR_CONFLICT if
- * the name exists (create). `audit` is recorded in the same transaction; *out the stored row.
- */
-int db_csfle_create(struct db_conn *c, const char *name, json_t *labels, json_t *annotations, json_t *spec,
-		    const struct db_audit *audit, struct db_csfle **out);
-int db_csfle_update(struct db_conn *c, const char *name, json_t *labels, json_t *annotations, json_t *spec,
-		    const struct db_audit *audit, struct db_csfle **out);
-
-/* Read one. DB_ERR_NOT_FOUND if absent. */
-int db_csfle_get(struct db_conn *c, const char *name, struct db_csfle **out);
-
-/* One page by name, plus the total; *items as in db_secret_list. */
-int db_csfle_list(struct db_conn *c, long long offset, int limit, struct db_csfle ***items, size_t *n,
-		  long long *total);
-
-/*
- * Delete. DB_ERR_NOT_FOUND if absent. DB_ERR_CONFLICT while databases name it: *databases is then a
- * new array of their "catalog/database" names (empty if only the foreign key caught one), and
- * nothing is deleted; NULL on every other return.
- */
-int db_csfle_delete(struct db_conn *c, const char *name, const struct db_audit *audit, json_t **databases);
+/* The token with this id (live or revoked: *revoked tells), for authentication. DB_ERR_NOT_FOUND if none. */
+int db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *revoked);
 
 /* ---- Client-configuration resolution ------------------------------------------------------------- */
 

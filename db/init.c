@@ -7,6 +7,30 @@
 #include "crypto/log.h"
 #include "db/internal.h"
 
+/* The statements of initialization: schema, migrations, the encryption-mode lock and the DEK keyring. */
+static const struct db_statement st_has_table = { "has_table", "SELECT to_regclass($1::text) IS NOT NULL", 1 };
+static const struct db_statement st_mig_max = {
+	"mig_max", "SELECT coalesce(max(version), 0) FROM cmf_schema_migrations", 0,
+};
+static const struct db_statement st_mig_insert = {
+	"mig_insert", "INSERT INTO cmf_schema_migrations (version, name) VALUES ($1::integer, $2)", 2,
+};
+static const struct db_statement st_state_get = {
+	"state_get", "SELECT enabled, key_id FROM cmf_encryption_state WHERE id = 1", 0,
+};
+static const struct db_statement st_state_insert = {
+	"state_insert", "INSERT INTO cmf_encryption_state (id, enabled, key_id) VALUES (1, $1::boolean, $2)", 2,
+};
+static const struct db_statement st_deks_get = { "deks_get", "SELECT term, wrapped FROM cmf_deks ORDER BY term", 0 };
+static const struct db_statement st_dek_insert = {
+	"dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2,
+};
+/* 0x636d66 = "cmf": one application-wide lock key for initialization and migrations. */
+static const struct db_statement st_advisory_lock = { "advisory_lock", "SELECT pg_advisory_xact_lock(6516070)", 0 };
+static const struct db_statement st_advisory_lock_shared = {
+	"advisory_lock_shared", "SELECT pg_advisory_xact_lock_shared(6516070)", 0,
+};
+
 struct init_tx {
 	/* inputs */
 	bool enabled;
@@ -26,7 +50,7 @@ has_table(struct db_conn *c, const char *name, bool *out)
 	PGresult *res = NULL;
 	int r;
 
-	r = db_exec(c, ST_HAS_TABLE, p, 1, &res);
+	r = db_exec_stmt(c, &st_has_table, p, 1, &res);
 	if (r == DB_OK)
 		*out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
@@ -44,7 +68,7 @@ schema_version(struct db_conn *c, int *version)
 	r = has_table(c, "cmf_schema_migrations", &exists);
 	if (r != DB_OK || !exists)
 		return r;
-	r = db_exec(c, ST_MIG_MAX, NULL, 0, &res);
+	r = db_exec_stmt(c, &st_mig_max, NULL, 0, &res);
 	if (r == DB_OK)
 		*version = atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -61,7 +85,7 @@ load_keyring(struct init_tx *t, struct db_conn *c)
 	r = crypto_keyring_new(&t->kr);
 	if (r != CRYPTO_OK)
 		return DB_ERR_ALLOC;
-	r = db_exec(c, ST_DEKS_GET, NULL, 0, &res);
+	r = db_exec_stmt(c, &st_deks_get, NULL, 0, &res);
 	if (r != DB_OK)
 		return r;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -112,7 +136,7 @@ check_mode(struct init_tx *t, struct db_conn *c, bool *recorded)
 	r = has_table(c, "cmf_encryption_state", &exists);
 	if (r != DB_OK || !exists)
 		return r;
-	r = db_exec(c, ST_STATE_GET, NULL, 0, &res);
+	r = db_exec_stmt(c, &st_state_get, NULL, 0, &res);
 	if (r != DB_OK)
 		return r;
 	if (PQntuples(res) == 0)
@@ -172,7 +196,7 @@ apply_migrations(struct init_tx *t, struct db_conn *c, int from)
 			return r;
 		}
 		snprintf(ver, sizeof(ver), "%d", m->version);
-		r = db_exec(c, ST_MIG_INSERT, p, 2, &res);
+		r = db_exec_stmt(c, &st_mig_insert, p, 2, &res);
 		PQclear(res);
 		if (r != DB_OK)
 			return r;
@@ -206,13 +230,13 @@ record_mode(struct init_tx *t, struct db_conn *c)
 	{
 		struct db_param p[] = { { t->enabled ? "true" : "false", 0, 0 }, { t->enabled ? kid : NULL, 0, 0 } };
 
-		r = db_exec(c, ST_STATE_INSERT, p, 2, &res);
+		r = db_exec_stmt(c, &st_state_insert, p, 2, &res);
 		PQclear(res);
 	}
 	if (r == DB_OK && t->enabled) {
 		struct db_param p[] = { { "1", 0, 0 }, { (const char *)wrapped, (int)wlen, 1 } };
 
-		r = db_exec(c, ST_DEK_INSERT, p, 2, &res);
+		r = db_exec_stmt(c, &st_dek_insert, p, 2, &res);
 		PQclear(res);
 	}
 	free(wrapped);
@@ -237,7 +261,7 @@ init_body(struct db_conn *c, void *cls)
 		t->why[0] = '\0';
 
 	/* Serializes concurrent starts: the second waits here, then sees the first one's work. */
-	r = db_exec(c, t->check_only ? ST_ADVISORY_LOCK_SHARED : ST_ADVISORY_LOCK, NULL, 0, &res);
+	r = db_exec_stmt(c, t->check_only ? &st_advisory_lock_shared : &st_advisory_lock, NULL, 0, &res);
 	PQclear(res);
 	if (r != DB_OK)
 		return r;

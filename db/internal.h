@@ -7,35 +7,10 @@
 
 #include "db/db.h"
 
-/* Every SQL statement cmf runs (besides migrations and BEGIN/COMMIT), prepared once per connection. */
-enum db_stmt {
-	ST_PING,
-	ST_HAS_TABLE,
-	ST_MIG_MAX,
-	ST_MIG_INSERT,
-	ST_STATE_GET,
-	ST_STATE_INSERT,
-	ST_DEKS_GET,
-	ST_DEK_INSERT,
-	ST_DEK_COUNT,
-	ST_SECRET_INSERT,
-	ST_SECRET_GET,
-	ST_SECRET_LOCK,
-	ST_SECRET_UPDATE,
-	ST_SECRET_DELETE,
-	ST_SECRET_LIST,
-	ST_SECRET_COUNT,
-	ST_ADVISORY_LOCK,
-	ST_ADVISORY_LOCK_SHARED,
-	ST_AUDIT_INSERT,
-	ST_AUDIT_LIST,
-	ST_AUDIT_COUNT,
-	ST__COUNT
-};
-
 /*
- * A statement declared next to the code that uses it (db/environments.c, ...), prepared on its first
- * use on each connection. `name` must be unique across the program.
+ * Every SQL statement cmf runs (besides migrations and BEGIN/COMMIT) is declared next to the code that
+ * uses it (db/environments.c, ...) and prepared on its first use on each connection. `name` must be
+ * unique across the program.
  */
 struct db_statement {
 	const char *name;
@@ -43,14 +18,13 @@ struct db_statement {
 	int nparams;
 };
 
-/* Module statements one connection can hold prepared; the program declares fewer. */
+/* Statements one connection can hold prepared; the program declares fewer. */
 #define DB_MAX_MODULE_STMTS 96
 
 struct db_conn {
 	PGconn *pg;
 	char *url;
 	char *password;
-	unsigned char prepared[ST__COUNT];
 	const struct db_statement *prepared_stmts[DB_MAX_MODULE_STMTS];
 	size_t nprepared_stmts;
 	int in_commit; /* set while COMMIT is in flight: a lost connection then has an unknown outcome */
@@ -77,9 +51,6 @@ struct db_param {
  * message — never parameters), clears, and maps: 23505 → DB_ERR_CONFLICT, 40001/40P01 →
  * DB_ERR_BUSY, class 08 or a dead connection → DB_ERR_UNAVAILABLE, else DB_ERR_INTERNAL.
  */
-int db_exec(struct db_conn *c, enum db_stmt st, const struct db_param *params, int nparams, PGresult **res);
-
-/* As db_exec, for a statement declared with struct db_statement. */
 int db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct db_param *params, int nparams,
 		 PGresult **res);
 
@@ -97,6 +68,45 @@ void db_secret_ident(char *buf, size_t len, const char *uid, long long version);
  */
 int db_secret_data_open(const struct db_sealer *sl, const char *name, const char *uid, long long version,
 			bool sealed, const char *data_escaped, json_t **data);
+
+/*
+ * Serialize `data` and seal it for (uid, version) under the current DEK, taking one encryption from this
+ * process's reservation (DB_ERR_NEED_BUDGET when it is used up: reserve with db_seal_reserve, outside the
+ * transaction, and run the write again). *out is the bytes to store (ciphertext, or JSON text when
+ * encryption is disabled); the caller wipes and frees it.
+ */
+int db_seal_data(const struct db_sealer *sl, const char *uid, long long version, json_t *data, uint8_t **out,
+		 size_t *outlen);
+
+/* Reserve a block of encryptions under the sealer's current DEK term, in a transaction of its own. */
+int db_seal_reserve(struct db_conn *c, const struct db_sealer *sl);
+
+/*
+ * A stored resource kind, as the generic runners of db/resource.c see it: only its statements.
+ * Keys are (name) or, for a kind nested in a parent, (parent, name). Every row statement returns
+ * the resource as a JSON object in column 0 (a sealed kind adds its `sealed` flag and `data`
+ * columns); writes take the document the API built (jsonb) and read what they need from it.
+ */
+struct db_kind {
+	const char *name;                        /* in logs: "secret" */
+	int nkeys;                               /* 1 or 2 */
+	const struct db_statement *get;          /* keys → the row */
+	const struct db_statement *count;        /* the parent key, if nested → count(*) */
+	const struct db_statement *list;         /* the parent key, if nested, LIMIT, OFFSET → rows by name */
+	const struct db_statement *parent;       /* nested: the parent key → a row when the parent exists */
+	const struct db_statement *parent_share; /* nested: the same FOR KEY SHARE (writes: it cannot go away) */
+	const struct db_statement *self_lock;    /* updates: keys → the row FOR UPDATE (sealed: uid, version);
+						  * NULL: an update that matches no row is the 404 */
+	const struct db_statement *insert;       /* keys, uid, doc [, sealed, data] */
+	const struct db_statement *update;       /* keys, doc [, version, sealed, data]; NULL: no update */
+	const struct db_statement *ref_share;    /* the row a write refers to, FOR KEY SHARE */
+	const char *ref_field;                   /* the doc field naming that row (absent or null: none) */
+	const struct db_statement *del_lock;     /* deletes: keys → the row FOR UPDATE, before `users` */
+	const struct db_statement *users;        /* keys → JSON array of what still refers to the row */
+	const struct db_statement *del;          /* keys [, actor] → deletes (or revokes) one row */
+	bool del_actor;                          /* del takes the acting principal */
+	bool sealed;                             /* doc.data is sealed into the data column */
+};
 
 /* Insert an audit event inside the caller's transaction (no-op when `a` is NULL). */
 int db_audit_insert(struct db_conn *c, const struct db_audit *a);

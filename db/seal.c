@@ -1,11 +1,167 @@
-/* db seal: opening a stored secret's data — the one place rows become plaintext, for every store. */
+/* db seal: sealing a secret's data under the current DEK with its nonce budget, and opening it — the one place
+ * for both, for every store. */
+#include <inttypes.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crypto/log.h"
 #include "db/internal.h"
+
+/* Counts a block of encryptions reserved under a DEK term; returns the term's total. */
+static const struct db_statement st_dek_count = {
+	"dek_count", "UPDATE cmf_deks SET encryptions = encryptions + $2::bigint WHERE term = $1::integer RETURNING encryptions",
+	2,
+};
+
+/*
+ * The nonce budget. Counting every encryption in the DEK's row would make every write in every
+ * process contend for that one row (and, under SERIALIZABLE, retry). Instead each process reserves
+ * DB_ENCRYPTION_BLOCK encryptions at a time in a short transaction of its own and counts them off
+ * here; a reservation a process never uses (it exits) is simply lost, which errs on the safe side.
+ */
+#define DB_ENCRYPTION_BLOCK 1024 /* 2^31 / 1024 = 2 million reservations before the DEK must rotate */
+
+static pthread_mutex_t budget_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* One refill at a time per process: threads that ran dry together share the block one of them reserves. */
+static pthread_mutex_t refill_mutex = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t budget_term;
+static uint64_t budget_left;
+
+/* Take one encryption under `term` from this process's reservation; DB_ERR_NEED_BUDGET if none left. */
+static int
+budget_take(uint32_t term)
+{
+	int r = DB_ERR_NEED_BUDGET;
+
+	pthread_mutex_lock(&budget_mutex);
+	if (budget_term == term && budget_left > 0) {
+		budget_left--;
+		r = DB_OK;
+	}
+	pthread_mutex_unlock(&budget_mutex);
+	return r;
+}
+
+struct reserve_tx {
+	uint32_t term;
+	uint64_t total; /* reserved under the term after this block */
+};
+
+static int
+reserve_body(struct db_conn *c, void *cls)
+{
+	struct reserve_tx *t = cls;
+	char term_s[16], block_s[16];
+	struct db_param p[] = { { term_s, 0, 0 }, { block_s, 0, 0 } };
+	PGresult *res = NULL;
+	int r;
+
+	snprintf(term_s, sizeof(term_s), "%" PRIu32, t->term);
+	snprintf(block_s, sizeof(block_s), "%d", DB_ENCRYPTION_BLOCK);
+	r = db_exec_stmt(c, &st_dek_count, p, 2, &res);
+	if (r == DB_OK && PQntuples(res) != 1) {
+		crypto_log_error("data key term %" PRIu32 " is not in cmf_deks", t->term);
+		r = DB_ERR_CORRUPT;
+	}
+	if (r == DB_OK)
+		t->total = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return r;
+}
+
+int
+db_seal_reserve(struct db_conn *c, const struct db_sealer *sl)
+{
+	uint32_t term = crypto_keyring_current_term(sl->keyring);
+	struct reserve_tx t = { term, 0 };
+	int r;
+
+	pthread_mutex_lock(&refill_mutex);
+	pthread_mutex_lock(&budget_mutex);
+	r = budget_term == term && budget_left > 0;
+	pthread_mutex_unlock(&budget_mutex);
+	if (r) {
+		pthread_mutex_unlock(&refill_mutex);
+		return DB_OK; /* another thread refilled while this one waited */
+	}
+	r = db_tx_run(c, DB_TX_LOCKED, reserve_body, &t);
+	if (r != DB_OK)
+		goto out;
+	if (t.total > CRYPTO_DEK_MAX_ENCRYPTIONS) {
+		crypto_log_error("data key term %" PRIu32 " reached its limit of %" PRIu64
+			  " encryptions: rotate the data key before writing more secrets",
+			  term, CRYPTO_DEK_MAX_ENCRYPTIONS);
+		r = DB_ERR_NONCE_BUDGET;
+		goto out;
+	}
+	if (t.total >= CRYPTO_DEK_MAX_ENCRYPTIONS / 2)
+		crypto_log_warn("data key term %" PRIu32 " has used %" PRIu64 " of %" PRIu64 " encryptions: plan a rotation",
+			 term, t.total, CRYPTO_DEK_MAX_ENCRYPTIONS);
+	pthread_mutex_lock(&budget_mutex);
+	if (budget_term != term) {
+		budget_term = term;
+		budget_left = 0;
+	}
+	budget_left += DB_ENCRYPTION_BLOCK;
+	pthread_mutex_unlock(&budget_mutex);
+out:
+	pthread_mutex_unlock(&refill_mutex);
+	return r;
+}
+
+/*
+ * Serialize `data` and seal it for (uid, version) under the current DEK, taking one encryption from
+ * this process's reservation. *out is the bytes to store (ciphertext, or JSON text when disabled).
+ */
+int
+db_seal_data(const struct db_sealer *sl, const char *uid, long long version, json_t *data, uint8_t **out,
+	  size_t *outlen)
+{
+	char ident[96];
+	char *text = NULL;
+	uint8_t *ct = NULL;
+	size_t ctlen = 0, textlen;
+	int r = DB_OK, cr;
+
+	*out = NULL;
+	*outlen = 0;
+	if (sl->enabled && sl->keyring == NULL)
+		return DB_ERR_KEY_UNAVAILABLE;
+	text = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return DB_ERR_ALLOC;
+	textlen = strlen(text);
+	if (textlen > CRYPTO_MAX_PLAINTEXT) {
+		r = DB_ERR_TOO_LARGE;
+		goto out;
+	}
+	if (!sl->enabled) {
+		*out = (uint8_t *)text;
+		*outlen = textlen;
+		return DB_OK;
+	}
+	r = budget_take(crypto_keyring_current_term(sl->keyring));
+	if (r != DB_OK)
+		goto out;
+	db_secret_ident(ident, sizeof(ident), uid, version);
+	cr = crypto_keyring_seal(sl->keyring, (const uint8_t *)ident, strlen(ident), (const uint8_t *)text,
+				 textlen, &ct, &ctlen);
+	if (cr != CRYPTO_OK) {
+		crypto_log_error("%s: sealing failed: %s", __func__, crypto_strerror(cr));
+		r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : cr == CRYPTO_ERR_NO_KEY ? DB_ERR_KEY_UNAVAILABLE
+										    : DB_ERR_INTERNAL;
+		goto out;
+	}
+	*out = ct;
+	*outlen = ctlen;
+out:
+	OPENSSL_cleanse(text, textlen);
+	free(text);
+	return r;
+}
 
 void
 db_secret_ident(char *buf, size_t len, const char *uid, long long version)

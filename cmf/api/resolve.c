@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cmf/app.h"
-#include "cmf/http/audit.h"
 #include "cmf/csfle/csfle.h"
 #include "cmf/log.h"
 #include "cmf/api/render.h"
@@ -166,11 +165,8 @@ cmf_api_client_config_get(struct cmf_call *call)
 	const char *const *args = call->args;
 	const char *f = cmf_request_query(req, "format");
 	struct render_ctx rc = { resp, FMT_JSON, args[0], args[1], args[2] };
-	struct cmf_sealer_hold hold;
-	struct db_audit audit;
 	/* If-None-Match lists a poller's cached ETags (34 characters each): 4 KiB holds a hundred. */
-	char res[800], salt[64], inm[4096];
-	struct db_conn *c;
+	char salt[64], inm[4096];
 	size_t i;
 	int r;
 
@@ -187,20 +183,19 @@ cmf_api_client_config_get(struct cmf_call *call)
 	    cmf_resource_path_name(resp, "Kafka catalog", args[1]) != 0 ||
 	    cmf_resource_path_name(resp, "database", args[2]) != 0)
 		return;
-	c = cmf_app_conn(req->app);
 	snprintf(salt, sizeof(salt), "%s/%s", RENDER_VERSION, formats[rc.fmt].name);
-	cmf_audit_init(&audit, req, "client-config.read", "success", 200, res, sizeof(res), "client-config/%s/%s/%s",
-		       args[0], args[1], args[2]);
-	cmf_app_sealer_acquire(req->app, &hold);
-	r = db_resolve(c, &hold.sealer, args[0], args[1], args[2],
-		       cmf_request_header_list(req, "If-None-Match", inm, sizeof(inm)), salt, render, &rc, &audit);
-	cmf_app_sealer_release(req->app, &hold);
+	cmf_call_resource(call, "client-config/%s/%s/%s", args[0], args[1], args[2]);
+	/* The store records the event, with the status the renderer answered, before the answer leaves. */
+	r = db_resolve(cmf_call_conn(call), cmf_call_sealer(call), args[0], args[1], args[2],
+		       cmf_request_header_list(req, "If-None-Match", inm, sizeof(inm)), salt, render, &rc,
+		       cmf_call_audit(call, 200, NULL));
+	/* A read has nothing to "maybe apply": an unknown audit outcome is just an unavailable database. */
+	if (r == DB_ERR_OUTCOME_UNKNOWN)
+		r = DB_ERR_UNAVAILABLE;
+	cmf_call_stored(call, r);
 	if (r != DB_OK) {
-		/* Not audited, so not answered: whatever was rendered is discarded (and wiped). A read has
-		 * nothing to "maybe apply": an unknown audit outcome is just an unavailable database. */
+		/* Not audited, so not answered: whatever was rendered is discarded (and wiped). */
 		cmf_response_clear(resp);
-		cmf_reply_db_error(resp, r == DB_ERR_OUTCOME_UNKNOWN ? DB_ERR_UNAVAILABLE : r, "the client configuration");
-		return;
+		cmf_reply_db_error(resp, r, "the client configuration");
 	}
-	cmf_audit_done(req, &audit);
 }

@@ -7,6 +7,7 @@
 #include "cmf/http/auth.h"
 #include "cmf/http/dispatch.h"
 #include "cmf/http/reply.h"
+#include "cmf/log.h"
 #include "cmf/text.h"
 
 struct db_conn *
@@ -36,7 +37,7 @@ cmf_call_resource(struct cmf_call *call, const char *fmt, ...)
 	cmf_utf8_sanitize(call->resource);
 }
 
-const struct db_audit *
+struct db_audit *
 cmf_call_audit(struct cmf_call *call, unsigned status, const char *action)
 {
 	if (call->route->audit_action == NULL)
@@ -73,6 +74,11 @@ cmf_call_complete(struct cmf_call *call)
 {
 	struct cmf_request *req = call->req;
 
+	/* A handler that returned without a reply is a bug: answer it as one rather than drop the connection. */
+	if (call->resp->status == 0) {
+		cmf_error("%s %s: the handler made no reply", req->method, req->path);
+		cmf_reply_error(call->resp, 500, "internal error");
+	}
 	/* An audited request the store did not record with its write: a read, a refusal, a failure. */
 	if (call->route != NULL && call->route->audit_action != NULL && !req->audited) {
 		call->audit.outcome = call->outcome_unknown ? "unknown"

@@ -59,9 +59,10 @@ void cmf_call_resource(struct cmf_call *call, const char *fmt, ...) __attribute_
 /*
  * The audit event a store writes inside the write's transaction, as a success answered with `status`
  * (NULL when the route is not audited: stores accept NULL). `action` replaces the route's action when
- * not NULL (an Environment POST that updates). Report the store's result with cmf_call_stored.
+ * not NULL (an Environment POST that updates); a store may set its status and outcome (a resolution
+ * records what it answered). Report the store's result with cmf_call_stored.
  */
-const struct db_audit *cmf_call_audit(struct cmf_call *call, unsigned status, const char *action);
+struct db_audit *cmf_call_audit(struct cmf_call *call, unsigned status, const char *action);
 
 /*
  * The result of the store call that got cmf_call_audit's event: DB_OK means the event was committed
