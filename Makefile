@@ -24,7 +24,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
 HEADERS := $(wildcard cmf/*.h cmf/*/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h)
 
-.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check
+.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check include-check
 
 all: build/cmf
 
@@ -76,6 +76,10 @@ clang-check: $(GEN_SRCS)
 	@for f in cmf/cli/main.c $(LIB_SRCS) $(GEN_SRCS) $(UNIT_SRCS) $(FUZZ_SRCS); do \
 	  clang $(STD) $(WARN) -I. $(shell pkg-config --cflags $(PKGS) check) -fsyntax-only $$f || exit 1; done
 	@echo "clang-check: clean" 
+
+# Include cycles among the modules of cmf/, db/, crypto/ and k8s/ (X.c with X.h); not in `make test` yet.
+include-check:
+	@python3 tests/check_includes.py
 
 test: deps
 	@$(MAKE) --no-print-directory all clang-check unit unit-san fuzz-replay
