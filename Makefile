@@ -48,11 +48,11 @@ build/cmf: build/obj/cmf/cli/main.o $(LIB_OBJS)
 # A unit test names the sources it links on a line `// links: crypto/*.c cmf/log.c` (a line comment:
 # `/*` inside a block comment trips -Wcomment), and may
 # #include the .c it tests (to reach static functions); that file is then not linked a second time.
-build/unit/%: tests/unit/%.c $(LIB_SRCS) $(HEADERS)
+build/unit/%: tests/unit/%.c $(LIB_SRCS) $(GEN_SRCS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS_H) -o $@ $< $(call unit_deps,$<) $(LIBS) $(CHECK_LIBS)
 
-build/san/%: tests/unit/%.c $(LIB_SRCS) $(HEADERS)
+build/san/%: tests/unit/%.c $(LIB_SRCS) $(GEN_SRCS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) -I. $(shell pkg-config --cflags $(PKGS)) $(CHECK_CFLAGS) $(SAN_FLAGS) \
 	  -o $@ $< $(call unit_deps,$<) $(LIBS) $(CHECK_LIBS)
