@@ -22,7 +22,7 @@ GEN_SRCS := build/gen/migrations.c
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
-HEADERS := $(wildcard cmf/*.h cmf/*/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h)
+HEADERS := $(wildcard cmf/*.h cmf/*/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h tests/fuzz/*.h)
 
 .PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check include-check
 
@@ -82,7 +82,7 @@ include-check:
 	@python3 tests/check_includes.py
 
 test: deps
-	@$(MAKE) --no-print-directory all clang-check unit unit-san fuzz-replay
+	@$(MAKE) --no-print-directory include-check all clang-check unit unit-san fuzz-replay
 	@sh tests/run-api.sh
 
 run: deps

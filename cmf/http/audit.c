@@ -55,18 +55,3 @@ cmf_audit_record(struct cmf_request *req, const struct db_audit *a)
 		cmf_error("audit event for request %s not stored: %s", a->request_id, db_strerror(r));
 	req->audited = true;
 }
-
-void
-cmf_audit_fail(struct cmf_request *req, struct db_audit *a, unsigned status, int db_err)
-{
-	a->outcome = db_err == DB_ERR_OUTCOME_UNKNOWN ? "unknown" : "failure";
-	a->status = (int)status;
-	cmf_audit_record(req, a);
-}
-
-void
-cmf_audit_done(struct cmf_request *req, const struct db_audit *a)
-{
-	cmf_audit_log(a);
-	req->audited = true;
-}

@@ -17,19 +17,10 @@ void cmf_audit_init(struct db_audit *a, const struct cmf_request *req, const cha
 void cmf_audit_log(const struct db_audit *a);
 
 /*
- * Record `a` in a transaction of its own and log it, then mark the request audited. For refusals and
- * failed writes; successful writes pass their event to the store, which writes it in the same
- * transaction, and then call cmf_audit_done.
+ * Record `a` in a transaction of its own and log it, then mark the request audited. For refusals, reads
+ * and failed writes (cmf/http/dispatch.c); successful writes pass their event to the store, which
+ * writes it in the same transaction.
  */
 void cmf_audit_record(struct cmf_request *req, const struct db_audit *a);
-
-/*
- * A request whose store call failed with `db_err`: record `a` (built for success) answered with `status`,
- * as "unknown" when the connection was lost during COMMIT (the write may have applied), else "failure".
- */
-void cmf_audit_fail(struct cmf_request *req, struct db_audit *a, unsigned status, int db_err);
-
-/* After a store call wrote `a` in its transaction: log it and mark the request audited. */
-void cmf_audit_done(struct cmf_request *req, const struct db_audit *a);
 
 #endif
