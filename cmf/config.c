@@ -1,6 +1,7 @@
 /* cmf configuration: one settings table drives defaults, the YAML file (libyaml events) and CMF_* environment overrides. */
 #include "cmf/config.h"
 #include "cmf/text.h"
+#include "crypto/crypto.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -138,10 +139,8 @@ cfg_err(struct cfg_loader *ld, const char *fmt, ...)
 static void
 cfg_str_free(char *s)
 {
-	if (s == NULL)
-		return;
-	OPENSSL_cleanse(s, strlen(s));
-	free(s);
+	if (s != NULL)
+		crypto_freezero(s, strlen(s));
 }
 
 static char **
@@ -872,10 +871,7 @@ cfg_read_file(const char *path, char **buf, size_t *len, char *err, size_t errle
 	data = NULL;
 	ret = 0;
 out:
-	if (data != NULL) {
-		OPENSSL_cleanse(data, have);
-		free(data);
-	}
+	crypto_freezero(data, have);
 	if (fd >= 0)
 		close(fd);
 	return ret;
@@ -895,11 +891,8 @@ cmf_config_load(const char *path, struct cmf_config **out, char *err, size_t err
 		goto out;
 	ret = cfg_load_buffer(path, buf, len, out, err, errlen);
 out:
-	if (buf != NULL) {
-		/* The file may hold database.url with a password. */
-		OPENSSL_cleanse(buf, len);
-		free(buf);
-	}
+	/* The file may hold database.url with a password. */
+	crypto_freezero(buf, len);
 	return ret;
 }
 
@@ -912,6 +905,5 @@ cmf_config_free(struct cmf_config *cfg)
 		if (cfg_settings[i].type == CFG_STRING)
 			cfg_str_free(*cfg_str_field(cfg, &cfg_settings[i]));
 	}
-	OPENSSL_cleanse(cfg, sizeof(*cfg));
-	free(cfg);
+	crypto_freezero(cfg, sizeof(*cfg));
 }

@@ -1,5 +1,4 @@
 /* cmf key watch: re-reads mounted secrets — the master key (keyring revoked/reloaded) and the admin token. */
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include "cmf/app.h"
 #include "cmf/http/auth.h"
 #include "cmf/log.h"
+#include "crypto/crypto.h"
 #include "k8s/k8s.h"
 
 static pthread_mutex_t watch_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -52,24 +52,19 @@ poll_once(struct cmf_app *app, struct k8s_watch *w, struct db_conn **conn)
 {
 	char why[512], reason[640], kid[CRYPTO_KEY_ID_SIZE];
 	struct crypto_key *key = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int loose = 0, r;
+	int r;
 
-	r = k8s_watch_poll(w, &buf, &len, &loose, why, sizeof(why));
+	r = k8s_master_key_poll(w, &key, NULL, why, sizeof(why));
 	if (r == K8S_WATCH_UNCHANGED)
 		return;
-	if (r < 0) {
-		snprintf(reason, sizeof(reason), "the key file cannot be read: %s", why);
+	if (r == K8S_ERR_KEY_INVALID) {
+		snprintf(reason, sizeof(reason), "the key file %s no longer holds a valid key: %s",
+			 app->cfg->encryption_key_file, why);
 		revoke(app, reason);
 		return;
 	}
-	r = crypto_key_parse(buf, len, &key, why, sizeof(why));
-	OPENSSL_cleanse(buf, len);
-	free(buf);
-	if (r != CRYPTO_OK) {
-		snprintf(reason, sizeof(reason), "the key file %s no longer holds a valid key: %s",
-			 app->cfg->encryption_key_file, why);
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "the key file cannot be read: %s", why);
 		revoke(app, reason);
 		return;
 	}
@@ -118,8 +113,7 @@ poll_admin_token(struct cmf_app *app, struct k8s_watch *w, bool *first, bool *va
 		return;
 	}
 	r = cmf_auth_admin_token_update(path, buf, len, why, sizeof(why));
-	OPENSSL_cleanse(buf, len);
-	free(buf);
+	crypto_freezero(buf, len);
 	if (r != 0) {
 		if (*valid)
 			cmf_warn("bootstrap admin token disabled: %s", why);

@@ -174,9 +174,7 @@ aead_seal_with_nonce(const struct crypto_key *key, uint32_t term, const uint8_t 
 	*outlen = len;
 	buf = NULL;
 out:
-	if (buf != NULL)
-		OPENSSL_cleanse(buf, len);
-	free(buf);
+	crypto_freezero(buf, len);
 	return r;
 }
 
@@ -267,8 +265,6 @@ crypto_aead_open(const struct crypto_key *key, const uint8_t *ident, size_t iden
 	*outlen = ptlen;
 	pt = NULL;
 out:
-	if (pt != NULL)
-		OPENSSL_cleanse(pt, ptlen + 1);
-	free(pt);
+	crypto_freezero(pt, ptlen + 1);
 	return r;
 }

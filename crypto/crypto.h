@@ -22,10 +22,19 @@ enum {
 	CRYPTO_ERR_RANDOM = -9,        /* RAND_bytes failed; callers treat it as fatal */
 	CRYPTO_ERR_NONCE_BUDGET = -10, /* the DEK reached its encryption limit; rotate before sealing more */
 	CRYPTO_ERR_NO_KEY = -11,       /* keyring holds no DEK yet */
+	CRYPTO_ERR_TOO_LARGE = -12,    /* the data would exceed a buffer's cap (crypto/buf.h) */
 };
 
 /* Static English text for a CRYPTO_* code; never NULL. */
 const char *crypto_strerror(int err);
+
+/*
+ * Free a buffer that held secret bytes, as OpenBSD's freezero(3): wipe its first `n` bytes with
+ * OPENSSL_cleanse (which the compiler may not optimise away), then free(3) it. `p` is taken over and
+ * must come from malloc (or a function documented to return malloc'd memory); NULL is a no-op.
+ * Every buffer this module and k8s/ hand over as "caller wipes and frees" is freed with this.
+ */
+void crypto_freezero(void *p, size_t n);
 
 /* ---- Master key (KEK) and data keys ------------------------------------------------------------- */
 
@@ -105,8 +114,8 @@ int crypto_aead_seal(const struct crypto_key *key, uint32_t term, const uint8_t 
  * Checks, before any decryption: length ≥ CRYPTO_OVERHEAD (else CRYPTO_ERR_TRUNCATED), version byte
  * (CRYPTO_ERR_VERSION). A tag mismatch is CRYPTO_ERR_MAC_INVALID. Nothing is written to *out unless the
  * tag verifies: on success *out is a new malloc'd buffer (always allocated, even for an empty plaintext;
- * one extra NUL byte is appended after *outlen bytes for convenience) that the caller must wipe
- * (OPENSSL_cleanse) and free; on failure *out is NULL and *outlen 0. Intermediate buffers are wiped.
+ * one extra NUL byte is appended after *outlen bytes for convenience) that the caller must free with
+ * crypto_freezero(*out, *outlen); on failure *out is NULL and *outlen 0. Intermediate buffers are wiped.
  */
 int crypto_aead_open(const struct crypto_key *key, const uint8_t *ident, size_t identlen,
 		     const uint8_t *ct, size_t ctlen, uint8_t **out, size_t *outlen);

@@ -123,10 +123,7 @@ crypto_key_equal(const struct crypto_key *a, const struct crypto_key *b)
 void
 crypto_key_free(struct crypto_key *k)
 {
-	if (k == NULL)
-		return;
-	OPENSSL_cleanse(k, sizeof(*k));
-	free(k);
+	crypto_freezero(k, sizeof(*k));
 }
 
 int

@@ -128,9 +128,7 @@ crypto_keyring_add_wrapped(struct crypto_keyring *kr, const struct crypto_key *m
 		goto out;
 	dek = NULL;
 out:
-	if (raw != NULL)
-		OPENSSL_cleanse(raw, rawlen);
-	free(raw);
+	crypto_freezero(raw, rawlen);
 	crypto_key_free(dek);
 	return r;
 }

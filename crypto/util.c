@@ -1,9 +1,11 @@
-/* crypto utilities: error strings, random bytes and random UUIDs for the rest of cmf. */
+/* crypto utilities: error strings, freeing secrets, random bytes and random UUIDs for the rest of cmf. */
 #include "crypto/crypto.h"
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "crypto/log.h"
@@ -36,8 +38,19 @@ crypto_strerror(int err)
 		return "data key reached its encryption limit and must be rotated";
 	case CRYPTO_ERR_NO_KEY:
 		return "keyring holds no data key";
+	case CRYPTO_ERR_TOO_LARGE:
+		return "data exceeds the buffer's size limit";
 	}
 	return "unknown crypto error";
+}
+
+void
+crypto_freezero(void *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, n);
+	free(p);
 }
 
 int

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct crypto_key; /* crypto/crypto.h */
+
 enum {
 	K8S_OK = 0,
 	K8S_ERR_INTERNAL = -1,
@@ -14,6 +16,7 @@ enum {
 	K8S_ERR_NOT_REGULAR = -5, /* a directory, device, fifo... */
 	K8S_ERR_TOO_LARGE = -6,   /* larger than the cap given */
 	K8S_ERR_IO = -7,          /* read error */
+	K8S_ERR_KEY_INVALID = -8, /* read, but the content is not a master key (k8s_master_key_poll) */
 };
 
 const char *k8s_strerror(int err);
@@ -24,9 +27,10 @@ const char *k8s_strerror(int err);
  * it must be a regular file of at most `max` bytes. When the file grants any permission to "other",
  * *loose_perms is set to 1 (the caller warns); otherwise 0. (Group read is what the chart's
  * fsGroup + defaultMode 0440 gives, so it is not flagged.)
- * On success *out is a malloc'd buffer of *outlen bytes that the caller must wipe (OPENSSL_cleanse)
- * and free; on failure *out is NULL, *outlen 0, and errno-derived detail goes to `why` (size whylen,
- * may be NULL), e.g. "/etc/cmf/key/encryption-key: No such file or directory". Read buffers are wiped.
+ * On success *out is a malloc'd buffer of *outlen bytes (followed by a NUL byte, not counted) that the
+ * caller must free with crypto_freezero(*out, *outlen); on failure *out is NULL, *outlen 0, and
+ * errno-derived detail goes to `why` (size whylen, may be NULL), e.g.
+ * "/etc/cmf/key/encryption-key: No such file or directory". Read buffers are wiped.
  */
 int k8s_secret_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen, int *loose_perms,
 			 char *why, size_t whylen);
@@ -47,8 +51,8 @@ int k8s_watch_new(const char *path, size_t max, struct k8s_watch **out);
 /*
  * Poll once. The same identity as the last good read → K8S_WATCH_UNCHANGED, nothing read, *out NULL.
  * Otherwise the file is read whole under k8s_secret_read_file's rules → K8S_WATCH_CHANGED with *out
- * (caller wipes and frees) — the first poll always reports CHANGED. A failure returns the negative
- * K8S_ERR_* code with `why`, and the watch forgets the identity: the next good read is CHANGED.
+ * (caller frees with crypto_freezero) — the first poll always reports CHANGED. A failure returns the
+ * negative K8S_ERR_* code with `why`, and the watch forgets the identity: the next good read is CHANGED.
  */
 int k8s_watch_poll(struct k8s_watch *w, uint8_t **out, size_t *outlen, int *loose_perms, char *why, size_t whylen);
 
@@ -56,5 +60,20 @@ int k8s_watch_poll(struct k8s_watch *w, uint8_t **out, size_t *outlen, int *loos
 void k8s_watch_forget(struct k8s_watch *w);
 
 void k8s_watch_free(struct k8s_watch *w);
+
+/*
+ * The master key from its mounted file: poll `w` (a watch of the key file) and parse what was read
+ * under crypto_key_parse's rules. The start-up and the key watch both load the key through this; the
+ * start-up polls a new watch once (a first poll always reads).
+ *  - K8S_WATCH_CHANGED: *key is a new key (free with crypto_key_free);
+ *  - K8S_WATCH_UNCHANGED: the file is as at the last read; nothing read, *key NULL;
+ *  - K8S_ERR_KEY_INVALID: the file was read but crypto_key_parse refused it; `why` holds its sentence
+ *    (never key bytes; empty if parsing failed for lack of memory). The watch keeps the file's
+ *    identity: the same file is not parsed again;
+ *  - another negative K8S_ERR_*: the file cannot be read; `why` as k8s_watch_poll gives it.
+ * *loose_perms (may be NULL) is set as k8s_watch_poll sets it, also when the content is not a key.
+ * `why` (size whylen) may be NULL. The bytes read are wiped in every case.
+ */
+int k8s_master_key_poll(struct k8s_watch *w, struct crypto_key **key, int *loose_perms, char *why, size_t whylen);
 
 #endif

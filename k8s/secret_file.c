@@ -10,7 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
+#include "crypto/buf.h"
+#include "crypto/crypto.h"
 
 /*
  * Read chunk size while the file turns out longer than fstat said (it grew after the fstat); 4 KiB is a
@@ -38,6 +39,8 @@ k8s_strerror(int err)
 		return "secret file is too large";
 	case K8S_ERR_IO:
 		return "error reading secret file";
+	case K8S_ERR_KEY_INVALID:
+		return "secret file does not hold a valid key";
 	}
 	return "unknown k8s error";
 }
@@ -60,21 +63,6 @@ k8s_errno_code(int e)
 	default:
 		return K8S_ERR_IO;
 	}
-}
-
-/* Move `len` bytes into a new buffer of `cap` bytes, wiping and freeing the old one (realloc would not). */
-static uint8_t *
-k8s_grow(uint8_t *old, size_t len, size_t cap)
-{
-	uint8_t *n = malloc(cap);
-
-	if (n != NULL && len > 0)
-		memcpy(n, old, len);
-	if (n != NULL) {
-		OPENSSL_cleanse(old, len);
-		free(old);
-	}
-	return n;
 }
 
 /* What identifies one version of a mounted file: a kubelet swap gives a new inode, an edit a new time. */
@@ -116,9 +104,10 @@ secret_read(const char *path, size_t max, const struct file_id *skip_if, struct 
 	    size_t *outlen, int *loose_perms, char *why, size_t whylen)
 {
 	struct stat st;
-	uint8_t *buf = NULL, *nb;
-	size_t cap = 0, len = 0, limit;
-	int fd = -1, e, r = K8S_ERR_INTERNAL;
+	struct crypto_buf *buf = NULL;
+	uint8_t *dp;
+	size_t len, want, limit;
+	int fd = -1, e, cr, r = K8S_ERR_INTERNAL;
 
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
@@ -173,33 +162,33 @@ secret_read(const char *path, size_t max, const struct file_id *skip_if, struct 
 
 	/* One byte past the cap is read at most: enough to tell that the file grew beyond it. */
 	limit = max < SIZE_MAX ? max + 1 : SIZE_MAX;
-	/* The size fstat gave plus one byte, so reaching EOF needs no second buffer in the usual case. */
-	cap = (size_t)st.st_size + 1;
-	if ((buf = malloc(cap)) == NULL) {
+	/* The buffer wipes what it leaves behind as it grows, and holds the read bytes in one place only. */
+	if (crypto_buf_new(limit, &buf) != CRYPTO_OK) {
 		r = K8S_ERR_ALLOC;
 		goto out;
 	}
 	for (;;) {
 		ssize_t n;
 
-		if (len == cap) {
-			size_t ncap;
-
-			if (cap >= limit) {
-				r = K8S_ERR_TOO_LARGE;
-				if (why != NULL && whylen > 0)
-					snprintf(why, whylen, "%s: larger than %zu bytes", path, max);
-				goto out;
-			}
-			ncap = limit - cap < K8S_GROW_STEP ? limit : cap + K8S_GROW_STEP;
-			if ((nb = k8s_grow(buf, len, ncap)) == NULL) {
-				r = K8S_ERR_ALLOC;
-				goto out;
-			}
-			buf = nb;
-			cap = ncap;
+		/*
+		 * Up to the size fstat gave plus one byte, so reaching EOF needs no second block in the usual
+		 * case; past that (the file grew), K8S_GROW_STEP at a time, never past the limit.
+		 */
+		len = crypto_buf_len(buf);
+		want = len <= (size_t)st.st_size ? (size_t)st.st_size + 1 - len : K8S_GROW_STEP;
+		if (want > limit - len)
+			want = limit - len;
+		if (want == 0) {
+			r = K8S_ERR_TOO_LARGE;
+			if (why != NULL && whylen > 0)
+				snprintf(why, whylen, "%s: larger than %zu bytes", path, max);
+			goto out;
 		}
-		n = read(fd, buf + len, cap - len);
+		if ((cr = crypto_buf_reserve(buf, want, &dp)) != CRYPTO_OK) {
+			r = cr == CRYPTO_ERR_ALLOC ? K8S_ERR_ALLOC : K8S_ERR_INTERNAL;
+			goto out;
+		}
+		n = read(fd, dp, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -211,22 +200,22 @@ secret_read(const char *path, size_t max, const struct file_id *skip_if, struct 
 		}
 		if (n == 0)
 			break;
-		len += (size_t)n;
+		if (crypto_buf_commit(buf, (size_t)n) != CRYPTO_OK)
+			goto out;
 	}
-	if (len > max) {
+	if (crypto_buf_len(buf) > max) {
 		r = K8S_ERR_TOO_LARGE;
 		if (why != NULL && whylen > 0)
 			snprintf(why, whylen, "%s: larger than %zu bytes", path, max);
 		goto out;
 	}
-	*out = buf;
-	*outlen = len;
-	buf = NULL;
+	if (crypto_buf_take(buf, out, outlen) != CRYPTO_OK) {
+		r = K8S_ERR_ALLOC;
+		goto out;
+	}
 	r = K8S_OK;
 out:
-	if (buf != NULL)
-		OPENSSL_cleanse(buf, cap);
-	free(buf);
+	crypto_buf_free(buf);
 	if (fd >= 0)
 		close(fd);
 	if (r < 0 && loose_perms != NULL)

@@ -1,79 +1,80 @@
 /* cmf render: turn a resolved configuration into the text a Flink job or Kafka client loads as is. */
-#include <openssl/crypto.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmf/api/render.h"
+#include "crypto/buf.h"
+#include "crypto/crypto.h"
 
-/* A growing text buffer that wipes what it leaves behind: its content may be secret. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	int failed;
+/*
+ * Cap on one rendered text. Its inputs are at most four stored documents of at most
+ * server.maxBodyBytes (16 MiB at most) each; escaping writes at most six bytes per input byte, and
+ * Connect repeats a Schema Registry property three times, so no configuration cmf accepts renders
+ * near 1 GiB: the cap stops a runaway with an error instead of growing without bound.
+ */
+#define RENDER_TEXT_MAX ((size_t)1 << 30)
+
+/*
+ * The text being built, in a wiping buffer (its content may be secret), and the first error met:
+ * once an append fails the later ones are skipped, and the error is reported once, by text_take.
+ */
+struct text {
+	struct crypto_buf *b;
+	int r;
 };
 
 static void
-buf_put(struct buf *b, const char *s, size_t n)
+text_init(struct text *t)
 {
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *np;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = malloc(cap);
-		if (np == NULL) {
-			b->failed = 1;
-			return;
-		}
-		if (b->p != NULL) {
-			memcpy(np, b->p, b->len);
-			OPENSSL_cleanse(b->p, b->cap);
-			free(b->p);
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
+	t->b = NULL;
+	t->r = crypto_buf_new(RENDER_TEXT_MAX, &t->b);
 }
 
 static void
-buf_str(struct buf *b, const char *s)
+put(struct text *t, const char *s, size_t n)
 {
-	buf_put(b, s, strlen(s));
+	if (t->r == CRYPTO_OK)
+		t->r = crypto_buf_put(t->b, s, n);
 }
 
 static void
-buf_wipe(struct buf *b)
+put_str(struct text *t, const char *s)
 {
-	if (b->p != NULL) {
-		OPENSSL_cleanse(b->p, b->cap);
-		free(b->p);
-	}
-	memset(b, 0, sizeof(*b));
+	put(t, s, strlen(s));
 }
 
-/* Hand the text over, or NULL (wiped) when building it failed. */
+/* Wipes whatever the text holds. */
+static void
+text_free(struct text *t)
+{
+	crypto_buf_free(t->b);
+	t->b = NULL;
+}
+
+/*
+ * Hand the text over (malloc'd, NUL-terminated; the caller wipes it), or NULL with a client message in
+ * `err` when building it failed.
+ */
 static char *
-buf_take(struct buf *b)
+text_take(struct text *t, char *err, size_t errlen)
 {
-	char *p;
+	uint8_t *p = NULL;
+	size_t len;
 
-	if (b->failed) {
-		buf_wipe(b);
-		return NULL;
+	if (t->r == CRYPTO_OK)
+		t->r = crypto_buf_take(t->b, &p, &len);
+	if (t->r == CRYPTO_ERR_TOO_LARGE) {
+		if (err != NULL)
+			snprintf(err, errlen, "the rendered configuration is larger than %zu bytes",
+				 (size_t)RENDER_TEXT_MAX);
+	} else if (t->r != CRYPTO_OK) {
+		if (err != NULL)
+			snprintf(err, errlen, "out of memory");
 	}
-	if (b->p == NULL)
-		buf_put(b, "", 0);
-	p = b->p;
-	b->p = NULL;
-	return p;
+	return (char *)p;
 }
 
 json_t *
@@ -122,18 +123,18 @@ utf8_next(const unsigned char *s, unsigned *cp)
 }
 
 static void
-put_u(struct buf *b, unsigned unit)
+put_u(struct text *b, unsigned unit)
 {
 	char u[12];
 
 	/* Uppercase hex, as Properties.store writes it. */
 	snprintf(u, sizeof(u), "\\u%04X", unit & 0xffffu);
-	buf_put(b, u, 6);
+	put(b, u, 6);
 }
 
 /* java.util.Properties.saveConvert(s, escapeSpace = is_key, escUnicode = true). */
 static void
-properties_escape(struct buf *b, const char *s, int is_key)
+properties_escape(struct text *b, const char *s, int is_key)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
@@ -145,19 +146,19 @@ properties_escape(struct buf *b, const char *s, int is_key)
 		p += n;
 		switch (cp) {
 		case ' ':
-			buf_str(b, (i == 0 || is_key) ? "\\ " : " ");
+			put_str(b, (i == 0 || is_key) ? "\\ " : " ");
 			break;
 		case '\t':
-			buf_str(b, "\\t");
+			put_str(b, "\\t");
 			break;
 		case '\n':
-			buf_str(b, "\\n");
+			put_str(b, "\\n");
 			break;
 		case '\r':
-			buf_str(b, "\\r");
+			put_str(b, "\\r");
 			break;
 		case '\f':
-			buf_str(b, "\\f");
+			put_str(b, "\\f");
 			break;
 		case '=':
 		case ':':
@@ -166,7 +167,7 @@ properties_escape(struct buf *b, const char *s, int is_key)
 		case '\\': {
 			char e[3] = { '\\', (char)cp, '\0' };
 
-			buf_str(b, e);
+			put_str(b, e);
 			break;
 		}
 		default:
@@ -182,7 +183,7 @@ properties_escape(struct buf *b, const char *s, int is_key)
 			} else {
 				char c = (char)cp;
 
-				buf_put(b, &c, 1);
+				put(b, &c, 1);
 			}
 		}
 		i++;
@@ -192,29 +193,33 @@ properties_escape(struct buf *b, const char *s, int is_key)
 char *
 cmf_render_properties_escape(const char *s, int is_key)
 {
-	struct buf b = { 0 };
+	struct text b;
+	char *text;
 
+	text_init(&b);
 	properties_escape(&b, s, is_key);
-	return buf_take(&b);
+	text = text_take(&b, NULL, 0);
+	text_free(&b);
+	return text;
 }
 
 /* `comment`'s lines as "# " lines; bytes outside printable ASCII become '?' (the file is ISO-8859-1). */
 static void
-put_comment(struct buf *b, const char *comment)
+put_comment(struct text *b, const char *comment)
 {
-	buf_str(b, "# ");
+	put_str(b, "# ");
 	for (const char *p = comment; *p != '\0'; p++) {
 		char c = *p;
 
 		if (c == '\n') {
-			buf_str(b, "\n# ");
+			put_str(b, "\n# ");
 			continue;
 		}
 		if ((unsigned char)c < 0x20 || (unsigned char)c > 0x7e)
 			c = '?';
-		buf_put(b, &c, 1);
+		put(b, &c, 1);
 	}
-	buf_str(b, "\n");
+	put_str(b, "\n");
 }
 
 static int
@@ -246,12 +251,13 @@ char *
 cmf_render_properties(json_t *kafka, json_t *sr, const char *comment, char *err, size_t errlen)
 {
 	json_t *all = json_deep_copy(kafka), *v, *other;
-	struct buf b = { 0 };
+	struct text b;
 	const char **keys = NULL;
 	const char *k;
 	size_t n = 0;
 	char *text = NULL;
 
+	text_init(&b);
 	if (all == NULL)
 		goto oom;
 	json_object_foreach (sr, k, v) {
@@ -272,19 +278,17 @@ cmf_render_properties(json_t *kafka, json_t *sr, const char *comment, char *err,
 		put_comment(&b, comment);
 	for (size_t i = 0; i < n; i++) {
 		properties_escape(&b, keys[i], 1);
-		buf_str(&b, "=");
+		put_str(&b, "=");
 		properties_escape(&b, json_string_value(json_object_get(all, keys[i])), 0);
-		buf_str(&b, "\n");
+		put_str(&b, "\n");
 	}
-	text = buf_take(&b);
-	if (text == NULL)
-		goto oom;
+	text = text_take(&b, err, errlen);
 	goto out;
 oom:
 	snprintf(err, errlen, "out of memory");
 out:
 	free(keys);
-	buf_wipe(&b);
+	text_free(&b);
 	json_decref(all);
 	return text;
 }
@@ -320,54 +324,56 @@ flink_option(const char *sr_key)
 
 /* Inside a SQL string literal: single quotes doubled. */
 static void
-sql_escaped(struct buf *b, const char *s)
+sql_escaped(struct text *b, const char *s)
 {
 	for (const char *q; (q = strchr(s, '\'')) != NULL; s = q + 1) {
-		buf_put(b, s, (size_t)(q - s));
-		buf_str(b, "''");
+		put(b, s, (size_t)(q - s));
+		put_str(b, "''");
 	}
-	buf_str(b, s);
+	put_str(b, s);
 }
 
 /* One "'<prefix><key>' = '<value>'" line of the WITH clause, comma-separated from the previous one. */
 static void
-sql_option(struct buf *b, const char *prefix, const char *key, const char *value, int *first)
+sql_option(struct text *b, const char *prefix, const char *key, const char *value, int *first)
 {
 	if (!*first)
-		buf_str(b, ",\n");
+		put_str(b, ",\n");
 	*first = 0;
-	buf_str(b, "'");
-	buf_str(b, prefix);
+	put_str(b, "'");
+	put_str(b, prefix);
 	sql_escaped(b, key);
-	buf_str(b, "' = '");
+	put_str(b, "' = '");
 	sql_escaped(b, value);
-	buf_str(b, "'");
+	put_str(b, "'");
 }
 
 char *
 cmf_render_flink_sql(json_t *kafka, json_t *sr, char *err, size_t errlen)
 {
-	struct buf b = { 0 }, missing = { 0 };
+	struct text b, missing;
 	const char **keys = NULL;
 	json_t *emitted = NULL; /* Flink option -> [source key, value] */
 	size_t n = 0;
 	int first = 1;
 	char *text = NULL;
 
+	text_init(&b);
+	text_init(&missing);
 	keys = sorted_keys(sr, &n);
 	if (keys == NULL)
 		goto oom;
 	for (size_t i = 0; i < n; i++) {
 		if (flink_option(keys[i]) == NULL) {
-			buf_str(&missing, missing.len > 0 ? ", " : "");
-			buf_str(&missing, keys[i]);
+			put_str(&missing, crypto_buf_len(missing.b) > 0 ? ", " : "");
+			put_str(&missing, keys[i]);
 		}
 	}
-	if (missing.len > 0 || missing.failed) {
+	if (crypto_buf_len(missing.b) > 0 || missing.r != CRYPTO_OK) {
 		snprintf(err, errlen,
 			 "Schema Registry properties with no avro-confluent option in Flink: %.300s (use format=properties or "
 			 "format=json)",
-			 missing.p != NULL ? missing.p : "?");
+			 crypto_buf_len(missing.b) > 0 ? crypto_buf_str(missing.b) : "?");
 		goto out;
 	}
 	free(keys);
@@ -397,7 +403,6 @@ cmf_render_flink_sql(json_t *kafka, json_t *sr, char *err, size_t errlen)
 					 "Schema Registry properties '%.100s' and '%.100s' both set Flink's '%s' to different "
 					 "values: keep one",
 					 prev_key, keys[i], opt);
-				buf_wipe(&b);
 				goto out;
 			}
 			continue;
@@ -405,18 +410,16 @@ cmf_render_flink_sql(json_t *kafka, json_t *sr, char *err, size_t errlen)
 		json_object_set_new(emitted, opt, json_pack("[s,s]", keys[i], val));
 		sql_option(&b, "", opt, val, &first);
 	}
-	buf_str(&b, "\n");
-	text = buf_take(&b);
-	if (text == NULL)
-		goto oom;
+	put_str(&b, "\n");
+	text = text_take(&b, err, errlen);
 	goto out;
 oom:
 	snprintf(err, errlen, "out of memory");
 out:
 	free(keys);
 	json_decref(emitted);
-	buf_wipe(&b);
-	buf_wipe(&missing);
+	text_free(&b);
+	text_free(&missing);
 	return text;
 }
 

@@ -46,10 +46,8 @@ enum {
 static void
 wiping_free(void *p)
 {
-	if (p != NULL) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
+	if (p != NULL)
+		crypto_freezero(p, malloc_usable_size(p));
 }
 
 static void
@@ -136,28 +134,32 @@ out:
 	return rc;
 }
 
-/* Read and parse the master key; every refusal names the file and the rule broken. */
+/*
+ * Read and parse the master key through the key watch's loader (a new watch's first poll reads the
+ * file); every refusal names the file and the rule broken.
+ */
 static int
 load_master_key(const struct cmf_config *cfg, struct crypto_key **key)
 {
+	struct k8s_watch *w = NULL;
 	char why[512];
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	int loose = 0, r;
 
 	*key = NULL;
-	r = k8s_secret_read_file(cfg->encryption_key_file, CMF_KEY_FILE_MAX, &buf, &len, &loose, why, sizeof(why));
-	if (r != K8S_OK) {
+	why[0] = '\0';
+	if ((r = k8s_watch_new(cfg->encryption_key_file, CMF_KEY_FILE_MAX, &w)) != K8S_OK)
+		snprintf(why, sizeof(why), "%s", k8s_strerror(r));
+	else
+		r = k8s_master_key_poll(w, key, &loose, why, sizeof(why));
+	k8s_watch_free(w);
+	if (r != K8S_WATCH_CHANGED && r != K8S_ERR_KEY_INVALID) {
 		cmf_error("cannot read the encryption key (encryption.key.file): %s", why);
 		return -1;
 	}
 	if (loose)
 		cmf_warn("encryption key file %s is readable by other users: restrict it to mode 0400 or 0440",
 			 cfg->encryption_key_file);
-	r = crypto_key_parse(buf, len, key, why, sizeof(why));
-	OPENSSL_cleanse(buf, len);
-	free(buf);
-	if (r != CRYPTO_OK) {
+	if (r == K8S_ERR_KEY_INVALID) {
 		cmf_error("invalid encryption key in %s: %s", cfg->encryption_key_file, why);
 		return -1;
 	}
@@ -186,8 +188,7 @@ load_password(const struct cmf_config *cfg, int *failed)
 		len--;
 	if (memchr(buf, '\0', len) != NULL) {
 		cmf_error("database.passwordFile %s contains a NUL byte", cfg->database_password_file);
-		OPENSSL_cleanse(buf, len);
-		free(buf);
+		crypto_freezero(buf, len);
 		*failed = 1;
 		return NULL;
 	}
@@ -200,8 +201,7 @@ load_password(const struct cmf_config *cfg, int *failed)
 		} else {
 			*failed = 1;
 		}
-		OPENSSL_cleanse(buf, len);
-		free(buf);
+		crypto_freezero(buf, len);
 		return pw;
 	}
 }
@@ -391,10 +391,8 @@ out:
 	crypto_key_free(master);
 	if (app.cfg != NULL)
 		cmf_app_cleanup(&app);
-	if (password != NULL) {
-		OPENSSL_cleanse(password, strlen(password));
-		free(password);
-	}
+	if (password != NULL)
+		crypto_freezero(password, strlen(password));
 	cmf_config_free(cfg);
 	(void)conn;
 	return rc;
