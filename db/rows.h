@@ -15,7 +15,8 @@
 	"jsonb_build_object('name', " t ".name, 'uid', " t ".uid::text, 'created', " DB_ROWS_TS(t ".created_at") \
 	", 'updated', " DB_ROWS_TS(t ".updated_at") ", 'labels', " t ".labels, 'annotations', " t ".annotations)"
 
-/* The doc a write statement reads from: its parameter $N as the jsonb `d` ("... FROM " DB_ROWS_DOC("3")). */
+/* The doc a write statement reads from: its parameter $N as the jsonb `d` ("... FROM " DB_ROWS_DOC("3")).
+ * Key parameters are cast (::text): in INSERT ... SELECT nothing else gives them a type. */
 #define DB_ROWS_DOC(n) "(SELECT $" n "::jsonb AS d) doc"
 
 /*
@@ -29,5 +30,37 @@ int db_rows_str(PGresult *res, int row, int col, bool nullable, char **out);
 
 /* Run `st` (parameters p[0..n)): 1 when it returns a row, 0 when none, or a DB_ERR_* code. */
 int db_rows_exists(struct db_conn *c, const struct db_statement *st, const struct db_param *p, int n);
+
+/*
+ * The statements whose shape every kind shares, for a kind stored in `table` (alias k) whose row is the
+ * select list `row` and whose visible rows match `live` ("TRUE": all): id_get (name), id_list (LIMIT,
+ * OFFSET), id_count, id_lock (name; FOR UPDATE, returning uid and `version`, "0" for a kind without
+ * versions) and id_delete (name). DB_NESTED_STATEMENTS is the same for a kind nested in `parent`,
+ * keyed (the name of its parent in `ptable`, in column `pcol`; name), with id_parent and id_parent_share (FOR KEY SHARE).
+ * Unused ones cost nothing: they are prepared on first use only.
+ */
+#define DB_STATEMENT(id, what, nparams, sql) \
+	__attribute__((unused)) static const struct db_statement id##_##what = { #id "_" #what, sql, nparams }
+#define DB_KIND_STATEMENTS(id, table, row, live, version)                                                   \
+	DB_STATEMENT(id, get, 1, "SELECT " row " FROM " table " k WHERE k.name = $1 AND " live);              \
+	DB_STATEMENT(id, list, 2,                                                                            \
+		     "SELECT " row " FROM " table " k WHERE " live " ORDER BY k.name LIMIT $1::bigint OFFSET $2::bigint"); \
+	DB_STATEMENT(id, count, 0, "SELECT count(*) FROM " table " k WHERE " live);                          \
+	DB_STATEMENT(id, lock, 1, "SELECT uid::text, " version " FROM " table " WHERE name = $1 FOR UPDATE");    \
+	DB_STATEMENT(id, delete, 1, "DELETE FROM " table " WHERE name = $1")
+#define DB_NESTED_STATEMENTS(id, table, pcol, ptable, row)                                                  \
+	DB_STATEMENT(id, get, 2, "SELECT " row " FROM " table " k WHERE k." pcol " = $1 AND k.name = $2");     \
+	DB_STATEMENT(id, list, 3,                                                                            \
+		     "SELECT " row " FROM " table " k WHERE k." pcol " = $1 ORDER BY k.name LIMIT $2::bigint "      \
+		     "OFFSET $3::bigint");                                                                      \
+	DB_STATEMENT(id, count, 1, "SELECT count(*) FROM " table " WHERE " pcol " = $1");                    \
+	DB_STATEMENT(id, lock, 2, "SELECT uid::text, 0 FROM " table " WHERE " pcol " = $1 AND name = $2 FOR UPDATE"); \
+	DB_STATEMENT(id, delete, 2, "DELETE FROM " table " WHERE " pcol " = $1 AND name = $2");              \
+	DB_STATEMENT(id, parent, 1, "SELECT 1 FROM " ptable " WHERE name = $1");                             \
+	DB_STATEMENT(id, parent_share, 1, "SELECT 1 FROM " ptable " WHERE name = $1 FOR KEY SHARE")
+
+/* The reads of a kind declared with DB_KIND_STATEMENTS or DB_NESTED_STATEMENTS, in its struct db_kind. */
+#define DB_KIND_READS(id) .get = &id##_get, .count = &id##_count, .list = &id##_list
+#define DB_NESTED_READS(id) DB_KIND_READS(id), .parent = &id##_parent, .parent_share = &id##_parent_share
 
 #endif

@@ -7,50 +7,32 @@
 
 /* A live token as the API returns it (revoked rows stay for the audit trail, invisible here). */
 #define TOKEN_ROW                                                                                        \
-	"SELECT jsonb_build_object('id', id, 'name', name, 'uid', uid::text, 'role', role, 'environments', "    \
-	"to_jsonb(environments), 'created', " DB_ROWS_TS("created_at") ", 'expires', "                        \
-	"coalesce(" DB_ROWS_TS("expires_at") ", ''), 'createdBy', created_by, 'expired', "                    \
-	"(expires_at IS NOT NULL AND expires_at <= now()))::text FROM cmf_tokens "
+	"jsonb_build_object('id', k.id, 'name', k.name, 'uid', k.uid::text, 'role', k.role, 'environments', "   \
+	"to_jsonb(k.environments), 'created', " DB_ROWS_TS("k.created_at") ", 'expires', "                    \
+	"coalesce(" DB_ROWS_TS("k.expires_at") ", ''), 'createdBy', k.created_by, 'expired', "                \
+	"(k.expires_at IS NOT NULL AND k.expires_at <= now()))::text"
 
-static const struct db_statement st_token_get = {
-	"token_get", TOKEN_ROW "WHERE name = $1 AND revoked_at IS NULL", 1,
-};
-static const struct db_statement st_token_list = {
-	"token_list", TOKEN_ROW "WHERE revoked_at IS NULL ORDER BY name LIMIT $1::bigint OFFSET $2::bigint", 2,
-};
-static const struct db_statement st_token_count = {
-	"token_count", "SELECT count(*) FROM cmf_tokens WHERE revoked_at IS NULL", 0,
-};
+DB_KIND_STATEMENTS(token, "cmf_tokens", TOKEN_ROW, "k.revoked_at IS NULL", "0");
 /* The doc carries the token's public id and the hex SHA-256 of its secret part; expiresAt may be absent. */
-static const struct db_statement st_token_insert = {
-	"token_insert",
-	"INSERT INTO cmf_tokens (id, name, uid, role, environments, secret_hash, expires_at, created_at, created_by) "
-	"SELECT d->>'id', $1::text, $2::uuid, d->>'role', ARRAY(SELECT jsonb_array_elements_text(d->'environments')), "
-	"decode(d->>'secretHash', 'hex'), (d->>'expiresAt')::timestamptz, now(), d->>'createdBy' FROM "
-	DB_ROWS_DOC("3"),
-	3,
-};
+DB_STATEMENT(token, insert, 3,
+	     "INSERT INTO cmf_tokens (id, name, uid, role, environments, secret_hash, expires_at, created_at, "
+	     "created_by) SELECT d->>'id', $1::text, $2::uuid, d->>'role', "
+	     "ARRAY(SELECT jsonb_array_elements_text(d->'environments')), decode(d->>'secretHash', 'hex'), "
+	     "(d->>'expiresAt')::timestamptz, now(), d->>'createdBy' FROM " DB_ROWS_DOC("3"));
 /* Revoked, never deleted: the row stays so the audit trail can name the token. */
-static const struct db_statement st_token_revoke = {
-	"token_revoke", "UPDATE cmf_tokens SET revoked_at = now(), revoked_by = $2 WHERE name = $1 AND revoked_at IS NULL",
-	2,
-};
-static const struct db_statement st_token_lookup = {
-	"token_lookup",
-	"SELECT id, name, role, array_to_json(environments)::text, (expires_at IS NOT NULL AND expires_at <= now()), "
-	"secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1",
-	1,
-};
+DB_STATEMENT(token, revoke, 2,
+	     "UPDATE cmf_tokens SET revoked_at = now(), revoked_by = $2 WHERE name = $1 AND revoked_at IS NULL");
+DB_STATEMENT(token, lookup, 1,
+	     "SELECT id, name, role, array_to_json(environments)::text, (expires_at IS NOT NULL AND "
+	     "expires_at <= now()), secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1");
 enum { TC_ID, TC_NAME, TC_ROLE, TC_ENVS, TC_EXPIRED, TC_HASH, TC_REVOKED };
 
 const struct db_kind db_kind_token = {
 	.name = "token",
 	.nkeys = 1,
-	.get = &st_token_get,
-	.count = &st_token_count,
-	.list = &st_token_list,
-	.insert = &st_token_insert,
-	.del = &st_token_revoke,
+	DB_KIND_READS(token),
+	.insert = &token_insert,
+	.del = &token_revoke,
 	.del_actor = true,
 };
 
@@ -84,7 +66,7 @@ lookup_body(struct db_conn *c, void *cls)
 
 	db_token_free(t->result);
 	t->result = NULL;
-	r = db_exec_stmt(c, &st_token_lookup, p, 1, &res);
+	r = db_exec_stmt(c, &token_lookup, p, 1, &res);
 	if (r == DB_OK && PQntuples(res) != 1)
 		r = DB_ERR_NOT_FOUND;
 	if (r == DB_OK)
