@@ -11,29 +11,18 @@
 	"FROM cmf_kafka_databases b WHERE b.csfle_config = k.name), 'environmentsWithAccess', "              \
 	"(SELECT coalesce(jsonb_agg(m.environment ORDER BY m.environment), '[]') FROM cmf_secret_mappings m " \
 	"WHERE m.name = k.credentials_secret_id)))::text"
-
 /* credentials_secret_id is kept beside the spec so the resolution joins the credentials' mapping by a column. */
+#define CSFLE_COLS(X) X(spec, "d->'spec'") X(credentials_secret_id, "d->'spec'->'kms'->>'credentialsSecretId'")
+
 DB_KIND_STATEMENTS(csfle, "cmf_csfle_configs", CSFLE_ROW, "TRUE", "0");
-DB_STATEMENT(csfle, insert, 3,
-	     "INSERT INTO cmf_csfle_configs (name, uid, labels, annotations, spec, credentials_secret_id, created_at, "
-	     "updated_at) SELECT $1::text, $2::uuid, d->'labels', d->'annotations', d->'spec', "
-	     "d->'spec'->'kms'->>'credentialsSecretId', now(), now() FROM " DB_ROWS_DOC("3"));
-DB_STATEMENT(csfle, update, 2,
-	     "UPDATE cmf_csfle_configs SET labels = d->'labels', annotations = d->'annotations', spec = d->'spec', "
-	     "credentials_secret_id = d->'spec'->'kms'->>'credentialsSecretId', updated_at = now() FROM "
-	     DB_ROWS_DOC("2") " WHERE name = $1");
+DB_WRITES(csfle, "cmf_csfle_configs", CSFLE_COLS);
 /* Deleting a config that databases name would silently switch their encryption off. */
 DB_STATEMENT(csfle, users, 1,
 	     "SELECT coalesce(json_agg(catalog || '/' || name ORDER BY catalog, name), '[]')::text "
 	     "FROM cmf_kafka_databases WHERE csfle_config = $1");
 
 const struct db_kind db_kind_csfle_config = {
-	.name = "CsfleConfig",
-	.nkeys = 1,
-	DB_KIND_READS(csfle),
-	.insert = &csfle_insert,
-	.update = &csfle_update,
+	DB_KIND(csfle, "CsfleConfig"),
 	.del_lock = &csfle_lock,
 	.users = &csfle_users,
-	.del = &csfle_delete,
 };

@@ -59,8 +59,38 @@ int db_rows_exists(struct db_conn *c, const struct db_statement *st, const struc
 	DB_STATEMENT(id, parent, 1, "SELECT 1 FROM " ptable " WHERE name = $1");                             \
 	DB_STATEMENT(id, parent_share, 1, "SELECT 1 FROM " ptable " WHERE name = $1 FOR KEY SHARE")
 
-/* The reads of a kind declared with DB_KIND_STATEMENTS or DB_NESTED_STATEMENTS, in its struct db_kind. */
-#define DB_KIND_READS(id) .get = &id##_get, .count = &id##_count, .list = &id##_list
-#define DB_NESTED_READS(id) DB_KIND_READS(id), .parent = &id##_parent, .parent_share = &id##_parent_share
+/*
+ * A kind's insert and update, both made from one list of its columns, so they cannot drift apart:
+ * `COLS(X)` expands X(column, "expression over the doc d") for each column beside the name, uid,
+ * labels, annotations and timestamps every kind has. Insert takes (keys, uid, doc), update (keys, doc).
+ */
+#define DB_COL_NAME(col, expr) ", " #col
+#define DB_COL_VALUE(col, expr) ", " expr
+#define DB_COL_SET(col, expr) ", " #col " = " expr
+#define DB_WRITES(id, table, COLS)                                                                       \
+	DB_STATEMENT(id, insert, 3,                                                                       \
+		     "INSERT INTO " table " (name, uid, labels, annotations, created_at, updated_at" COLS(DB_COL_NAME) \
+		     ") SELECT $1::text, $2::uuid, d->'labels', d->'annotations', now(), now()" COLS(DB_COL_VALUE)   \
+		     " FROM " DB_ROWS_DOC("3"));                                                                 \
+	DB_STATEMENT(id, update, 2,                                                                       \
+		     "UPDATE " table " SET labels = d->'labels', annotations = d->'annotations', updated_at = now()" \
+		     COLS(DB_COL_SET) " FROM " DB_ROWS_DOC("2") " WHERE name = $1")
+#define DB_NESTED_WRITES(id, table, pcol, COLS)                                                          \
+	DB_STATEMENT(id, insert, 4,                                                                       \
+		     "INSERT INTO " table " (" pcol ", name, uid, labels, annotations, created_at, updated_at"      \
+		     COLS(DB_COL_NAME) ") SELECT $1::text, $2::text, $3::uuid, d->'labels', d->'annotations', now(), " \
+		     "now()" COLS(DB_COL_VALUE) " FROM " DB_ROWS_DOC("4"));                                      \
+	DB_STATEMENT(id, update, 3,                                                                       \
+		     "UPDATE " table " SET labels = d->'labels', annotations = d->'annotations', updated_at = now()" \
+		     COLS(DB_COL_SET) " FROM " DB_ROWS_DOC("3") " WHERE " pcol " = $1 AND name = $2")
+
+/* A struct db_kind's statements from the macros above (its name in logs, the statements' id). */
+#define DB_KIND(id, what)                                                                                \
+	.name = what, .nkeys = 1, .get = &id##_get, .count = &id##_count, .list = &id##_list,              \
+	.insert = &id##_insert, .update = &id##_update, .del = &id##_delete
+#define DB_NESTED_KIND(id, what)                                                                         \
+	.name = what, .nkeys = 2, .get = &id##_get, .count = &id##_count, .list = &id##_list,              \
+	.parent = &id##_parent, .parent_share = &id##_parent_share, .insert = &id##_insert,                \
+	.update = &id##_update, .del = &id##_delete
 
 #endif

@@ -23,14 +23,9 @@ DB_STATEMENT(secret, users, 1,
 	     "WHERE secret_name = $1");
 
 const struct db_kind db_kind_secret = {
-	.name = "secret",
-	.nkeys = 1,
-	DB_KIND_READS(secret),
+	DB_KIND(secret, "secret"),
 	.self_lock = &secret_lock,
-	.insert = &secret_insert,
-	.update = &secret_update,
 	.del_lock = &secret_lock,
 	.users = &secret_users,
-	.del = &secret_delete,
 	.sealed = true,
 };

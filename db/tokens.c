@@ -30,7 +30,9 @@ enum { TC_ID, TC_NAME, TC_ROLE, TC_ENVS, TC_EXPIRED, TC_HASH, TC_REVOKED };
 const struct db_kind db_kind_token = {
 	.name = "token",
 	.nkeys = 1,
-	DB_KIND_READS(token),
+	.get = &token_get,
+	.count = &token_count,
+	.list = &token_list,
 	.insert = &token_insert,
 	.del = &token_revoke,
 	.del_actor = true,

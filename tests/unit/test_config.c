@@ -1,4 +1,4 @@
-/* links: cmf/config.c cmf/text.c cmf/log.c crypto/log.c */
+/* links: cmf/config.c cmf/text.c cmf/log.c crypto/util.c crypto/log.c */
 /* Tests for cmf/config.c: defaults, the YAML file, CMF_* overrides, and every error form with its file:line:key. */
 #include "cmf/config.h"
 

@@ -1,4 +1,4 @@
-/* links: k8s/secret_file.c crypto/log.c */
+/* links: k8s/secret_file.c crypto/buf.c crypto/util.c crypto/log.c */
 /* Unit tests for k8s/secret_file.c: checks on the open file, size cap, permissions, the kubelet layout. */
 #include "k8s/k8s.h"
 

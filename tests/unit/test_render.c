@@ -1,4 +1,4 @@
-/* links: cmf/api/render.c */
+/* links: cmf/api/render.c crypto/buf.c crypto/util.c crypto/log.c */
 /* Unit tests for cmf/api/render.c: .properties escaping exactly as java.util.Properties.store, Flink SQL options. */
 #include <jansson.h>
 #include <stdlib.h>
