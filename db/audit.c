@@ -16,17 +16,15 @@ static const struct db_statement st_audit_insert = {
 	"client_cert) VALUES ($1, $2, $3, $4, $5::integer, $6, $7, $8) RETURNING id, " DB_ROWS_TS("time"),
 	8,
 };
-/* Newest first. */
-static const struct db_statement st_audit_list = {
-	"audit_list",
-	"SELECT id, " DB_ROWS_TS("time") ", principal, action, resource, outcome, status, request_id, client_address, "
-	"client_cert FROM cmf_audit_events " AUDIT_WHERE " ORDER BY id DESC LIMIT $5::bigint OFFSET $6::bigint",
-	6,
-};
-static const struct db_statement st_audit_count = {
-	"audit_count", "SELECT count(*) FROM cmf_audit_events " AUDIT_WHERE, 4,
-};
+/* Newest first: the trail as a kind that is only listed (db_resource_list). */
+DB_STATEMENT(audit, list, 6,
+	     "SELECT json_build_object('id', id, 'time', " DB_ROWS_TS("time") ", 'principal', principal, 'action', "
+	     "action, 'resource', resource, 'outcome', outcome, 'status', status, 'requestId', request_id, "
+	     "'clientAddress', client_address, 'clientCertificate', client_cert)::text FROM cmf_audit_events "
+	     AUDIT_WHERE " ORDER BY id DESC LIMIT $5::bigint OFFSET $6::bigint");
+DB_STATEMENT(audit, count, 4, "SELECT count(*) FROM cmf_audit_events " AUDIT_WHERE);
 
+const struct db_kind db_kind_audit_event = { .name = "audit event", .count = &audit_count, .list = &audit_list };
 
 static const char *
 or_empty(const char *s)
@@ -69,69 +67,4 @@ db_audit_record(struct db_conn *c, const struct db_audit *a)
 {
 	/* One insert into an append-only table: it commits by itself. */
 	return db_tx_run(c, DB_TX_AUTOCOMMIT, record_body, (void *)(uintptr_t)a);
-}
-
-struct list_tx {
-	const struct db_audit_filter *f;
-	long long offset;
-	int limit;
-	json_t *items;
-	long long total;
-};
-
-static int
-list_body(struct db_conn *c, void *cls)
-{
-	struct list_tx *t = cls;
-	char limit_s[24], offset_s[24];
-	struct db_param p[] = {
-		{ t->f->principal, 0, 0 }, { t->f->resource, 0, 0 }, { t->f->since, 0, 0 },
-		{ t->f->until, 0, 0 },	   { limit_s, 0, 0 },	       { offset_s, 0, 0 },
-	};
-	PGresult *res = NULL;
-	int r;
-
-	json_decref(t->items);
-	t->items = NULL;
-	snprintf(limit_s, sizeof(limit_s), "%d", t->limit);
-	snprintf(offset_s, sizeof(offset_s), "%lld", t->offset);
-	r = db_exec_stmt(c, &st_audit_count, p, 4, &res);
-	if (r != DB_OK)
-		return r;
-	t->total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	r = db_exec_stmt(c, &st_audit_list, p, 6, &res);
-	if (r != DB_OK)
-		return r;
-	t->items = json_array();
-	for (int i = 0; t->items != NULL && i < PQntuples(res); i++)
-		json_array_append_new(
-			t->items,
-			json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s}", "id",
-				  (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10), "time", PQgetvalue(res, i, 1),
-				  "principal", PQgetvalue(res, i, 2), "action", PQgetvalue(res, i, 3), "resource",
-				  PQgetvalue(res, i, 4), "outcome", PQgetvalue(res, i, 5), "status",
-				  atoi(PQgetvalue(res, i, 6)), "requestId", PQgetvalue(res, i, 7), "clientAddress",
-				  PQgetvalue(res, i, 8), "clientCertificate", PQgetvalue(res, i, 9)));
-	PQclear(res);
-	return t->items != NULL ? DB_OK : DB_ERR_ALLOC;
-}
-
-int
-db_audit_list(struct db_conn *c, const struct db_audit_filter *f, long long offset, int limit, json_t **items,
-	      long long *total)
-{
-	struct list_tx t = { f, offset, limit, NULL, 0 };
-	int r;
-
-	*items = NULL;
-	*total = 0;
-	r = db_tx_run(c, DB_TX_READ, list_body, &t);
-	if (r != DB_OK) {
-		json_decref(t.items);
-		return r;
-	}
-	*items = t.items;
-	*total = t.total;
-	return DB_OK;
 }

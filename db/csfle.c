@@ -21,8 +21,4 @@ DB_STATEMENT(csfle, users, 1,
 	     "SELECT coalesce(json_agg(catalog || '/' || name ORDER BY catalog, name), '[]')::text "
 	     "FROM cmf_kafka_databases WHERE csfle_config = $1");
 
-const struct db_kind db_kind_csfle_config = {
-	DB_KIND(csfle, "CsfleConfig"),
-	.del_lock = &csfle_lock,
-	.users = &csfle_users,
-};
+const struct db_kind db_kind_csfle_config = { DB_KIND_REFERRED(csfle, "CsfleConfig") };

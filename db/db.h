@@ -129,21 +129,13 @@ struct db_audit {
 /* Record `a` in a transaction of its own (refusals and failed writes: nothing else to join). */
 int db_audit_record(struct db_conn *c, const struct db_audit *a);
 
-/* Filters of db_audit_list: NULL means any. Times are RFC 3339. */
-struct db_audit_filter {
-	const char *principal;
-	const char *resource;
-	const char *since; /* inclusive */
-	const char *until; /* exclusive */
-};
-
 /*
- * One page of events, newest first, from one snapshot: *items is a new JSON array of objects
- * {id, time, principal, action, resource, outcome, status, requestId, clientAddress,
- * clientCertificate}; *total the number matching. A malformed time in the filter → DB_ERR_INVALID.
+ * The audit trail as a listable kind (db_resource_list; nothing else): newest first, filtered by
+ * principal, resource, since (inclusive) and until (exclusive), each NULL for any; times RFC 3339 (a
+ * malformed one is DB_ERR_INVALID). Rows: {id, time, principal, action, resource, outcome, status,
+ * requestId, clientAddress, clientCertificate}.
  */
-int db_audit_list(struct db_conn *c, const struct db_audit_filter *f, long long offset, int limit, json_t **items,
-		  long long *total);
+extern const struct db_kind db_kind_audit_event;
 
 /* ---- Resources: one store for every kind ------------------------------------------------------- */
 
@@ -195,12 +187,16 @@ extern const struct db_kind db_kind_token;
 int db_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *keys,
 		    json_t **row, enum db_missing *missing);
 
+/* A list takes at most this many filters (the audit trail's principal, resource, since, until). */
+#define DB_LIST_MAX_FILTERS 4
+
 /*
- * One page ordered by name: `limit` rows after skipping `offset`, plus the total, from one snapshot;
- * `parent` is the parent's name for a nested kind (NULL otherwise: DB_ERR_NOT_FOUND when it does not
- * exist). *rows is a new array of rows.
+ * One page in the kind's order: `limit` rows after skipping `offset`, plus the total, from one snapshot.
+ * `filters` are the kind's list parameters (NULL matches everything where the kind allows it): a nested
+ * kind's is the parent's name (DB_ERR_NOT_FOUND when it does not exist); the audit trail's are
+ * db_kind_audit_event's. *rows is a new array of rows.
  */
-int db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *parent,
+int db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *filters,
 		     long long offset, int limit, json_t **rows, long long *total);
 
 /* How a write treats an existing row: refuse it (409), require it (404), or either (CMF's Environment POST). */

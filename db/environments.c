@@ -13,25 +13,18 @@ DB_KIND_STATEMENTS(environment, "cmf_environments", ENV_ROW, "TRUE", "0");
 DB_WRITES(environment, "cmf_environments", ENV_COLS);
 
 /* CMF's POST creates or replaces: the lock tells which, and holds the row for the replace. */
-const struct db_kind db_kind_environment = {
-	DB_KIND(environment, "environment"),
-	.self_lock = &environment_lock,
-};
+const struct db_kind db_kind_environment = { DB_KIND(environment, "environment"), .self_lock = &environment_lock };
 
 /* ---- Secret mappings ------------------------------------------------------------------------------- */
 
-#define MAP_ROW "(" DB_ROWS_META("k") " || jsonb_build_object('environment', k.environment, 'secretName', k.secret_name))::text"
+#define MAP_ROW                                                                                         \
+	"(" DB_ROWS_META("k") " || jsonb_build_object('environment', k.environment, 'secretName', k.secret_name))::text"
 #define MAP_COLS(X) X(secret_name, "d->>'secretName'")
 
 /* Writes hold the environment (FOR KEY SHARE: it cannot be deleted under them, but may be updated),
  * then the mapping, then the secret, which cannot be deleted under them (its delete locks it first). */
-DB_NESTED_STATEMENTS(mapping, "cmf_secret_mappings", "environment", "cmf_environments", MAP_ROW);
+DB_NESTED_STATEMENTS(mapping, "cmf_secret_mappings", "environment", "cmf_environments", "cmf_secrets", MAP_ROW);
 DB_NESTED_WRITES(mapping, "cmf_secret_mappings", "environment", MAP_COLS);
-DB_STATEMENT(mapping, secret_share, 1, "SELECT 1 FROM cmf_secrets WHERE name = $1 FOR KEY SHARE");
 
-const struct db_kind db_kind_secret_mapping = {
-	DB_NESTED_KIND(mapping, "secret mapping"),
-	.self_lock = &mapping_lock,
-	.ref_share = &mapping_secret_share,
-	.ref_field = "secretName",
-};
+const struct db_kind db_kind_secret_mapping = { DB_NESTED_KIND(mapping, "secret mapping", "secretName"),
+						.self_lock = &mapping_lock };

@@ -3,7 +3,6 @@
  * update, or create-or-update) and delete — each in one transaction of the one runner, with the audit
  * event written inside the write. A kind only declares its statements (struct db_kind, db/internal.h).
  */
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,32 +157,35 @@ list_body(struct db_conn *c, void *cls)
 {
 	struct res_tx *t = cls;
 	const struct db_kind *k = t->k;
-	int nparent = k->nkeys - 1, rows;
+	int nfilters = k->count->nparams, rows;
 	char limit_s[24], offset_s[24];
-	struct db_param p[3];
+	struct db_param p[DB_LIST_MAX_FILTERS + 2];
 	PGresult *res = NULL;
 	json_t *row;
 	int r;
 
 	tx_reset(t);
-	if (nparent > 0) {
-		p[0] = (struct db_param){ t->keys[0], 0, 0 };
+	if (nfilters > DB_LIST_MAX_FILTERS)
+		return DB_ERR_INTERNAL;
+	for (int i = 0; i < nfilters; i++)
+		p[i] = (struct db_param){ t->keys[i], 0, 0 };
+	if (k->parent != NULL) {
 		r = db_rows_exists(c, k->parent, p, 1);
 		if (r <= 0) {
 			t->missing = DB_MISSING_PARENT;
 			return r == 0 ? DB_ERR_NOT_FOUND : r;
 		}
 	}
-	r = db_exec_stmt(c, k->count, p, nparent, &res);
+	r = db_exec_stmt(c, k->count, p, nfilters, &res);
 	if (r != DB_OK)
 		return r;
 	t->total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	snprintf(limit_s, sizeof(limit_s), "%d", t->limit);
 	snprintf(offset_s, sizeof(offset_s), "%lld", t->offset);
-	p[nparent] = (struct db_param){ limit_s, 0, 0 };
-	p[nparent + 1] = (struct db_param){ offset_s, 0, 0 };
-	r = db_exec_stmt(c, k->list, p, nparent + 2, &res);
+	p[nfilters] = (struct db_param){ limit_s, 0, 0 };
+	p[nfilters + 1] = (struct db_param){ offset_s, 0, 0 };
+	r = db_exec_stmt(c, k->list, p, nfilters + 2, &res);
 	if (r != DB_OK)
 		return r;
 	t->row = json_array();
@@ -198,11 +200,10 @@ list_body(struct db_conn *c, void *cls)
 }
 
 int
-db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *parent,
+db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *filters,
 		 long long offset, int limit, json_t **rows, long long *total)
 {
-	const char *keys[] = { parent, NULL };
-	struct res_tx t = { .k = k, .sl = sl, .keys = keys, .offset = offset, .limit = limit };
+	struct res_tx t = { .k = k, .sl = sl, .keys = filters, .offset = offset, .limit = limit };
 	int r;
 
 	*rows = NULL;
@@ -276,9 +277,7 @@ row_store(struct db_conn *c, struct res_tx *t, bool insert, const char *uid, lon
 	}
 	PQclear(res);
 	/* Plaintext JSON when encryption is disabled: wiped either way. */
-	if (blob != NULL)
-		OPENSSL_cleanse(blob, bloblen);
-	free(blob);
+	crypto_freezero(blob, bloblen);
 	return r;
 }
 

@@ -36,7 +36,8 @@ int db_rows_exists(struct db_conn *c, const struct db_statement *st, const struc
  * select list `row` and whose visible rows match `live` ("TRUE": all): id_get (name), id_list (LIMIT,
  * OFFSET), id_count, id_lock (name; FOR UPDATE, returning uid and `version`, "0" for a kind without
  * versions) and id_delete (name). DB_NESTED_STATEMENTS is the same for a kind nested in `parent`,
- * keyed (the name of its parent in `ptable`, in column `pcol`; name), with id_parent and id_parent_share (FOR KEY SHARE).
+ * keyed (the name of its parent in `ptable`, in column `pcol`; name), with id_parent and id_parent_share (FOR KEY SHARE),
+ * and id_ref_share (FOR KEY SHARE) for the row of `rtable` its writes refer to.
  * Unused ones cost nothing: they are prepared on first use only.
  */
 #define DB_STATEMENT(id, what, nparams, sql) \
@@ -48,7 +49,7 @@ int db_rows_exists(struct db_conn *c, const struct db_statement *st, const struc
 	DB_STATEMENT(id, count, 0, "SELECT count(*) FROM " table " k WHERE " live);                          \
 	DB_STATEMENT(id, lock, 1, "SELECT uid::text, " version " FROM " table " WHERE name = $1 FOR UPDATE");    \
 	DB_STATEMENT(id, delete, 1, "DELETE FROM " table " WHERE name = $1")
-#define DB_NESTED_STATEMENTS(id, table, pcol, ptable, row)                                                  \
+#define DB_NESTED_STATEMENTS(id, table, pcol, ptable, rtable, row)                                                  \
 	DB_STATEMENT(id, get, 2, "SELECT " row " FROM " table " k WHERE k." pcol " = $1 AND k.name = $2");     \
 	DB_STATEMENT(id, list, 3,                                                                            \
 		     "SELECT " row " FROM " table " k WHERE k." pcol " = $1 ORDER BY k.name LIMIT $2::bigint "      \
@@ -57,7 +58,8 @@ int db_rows_exists(struct db_conn *c, const struct db_statement *st, const struc
 	DB_STATEMENT(id, lock, 2, "SELECT uid::text, 0 FROM " table " WHERE " pcol " = $1 AND name = $2 FOR UPDATE"); \
 	DB_STATEMENT(id, delete, 2, "DELETE FROM " table " WHERE " pcol " = $1 AND name = $2");              \
 	DB_STATEMENT(id, parent, 1, "SELECT 1 FROM " ptable " WHERE name = $1");                             \
-	DB_STATEMENT(id, parent_share, 1, "SELECT 1 FROM " ptable " WHERE name = $1 FOR KEY SHARE")
+	DB_STATEMENT(id, parent_share, 1, "SELECT 1 FROM " ptable " WHERE name = $1 FOR KEY SHARE");           \
+	DB_STATEMENT(id, ref_share, 1, "SELECT 1 FROM " rtable " WHERE name = $1 FOR KEY SHARE")
 
 /*
  * A kind's insert and update, both made from one list of its columns, so they cannot drift apart:
@@ -88,9 +90,12 @@ int db_rows_exists(struct db_conn *c, const struct db_statement *st, const struc
 #define DB_KIND(id, what)                                                                                \
 	.name = what, .nkeys = 1, .get = &id##_get, .count = &id##_count, .list = &id##_list,              \
 	.insert = &id##_insert, .update = &id##_update, .del = &id##_delete
-#define DB_NESTED_KIND(id, what)                                                                         \
+/* A kind other rows refer to: deleted only when id_users (a JSON array of them) is empty. */
+#define DB_KIND_REFERRED(id, what) DB_KIND(id, what), .del_lock = &id##_lock, .users = &id##_users
+/* A nested kind whose writes refer to a row named by the doc's field `ref`. */
+#define DB_NESTED_KIND(id, what, ref)                                                                    \
 	.name = what, .nkeys = 2, .get = &id##_get, .count = &id##_count, .list = &id##_list,              \
 	.parent = &id##_parent, .parent_share = &id##_parent_share, .insert = &id##_insert,                \
-	.update = &id##_update, .del = &id##_delete
+	.update = &id##_update, .del = &id##_delete, .ref_share = &id##_ref_share, .ref_field = ref
 
 #endif

@@ -22,10 +22,4 @@ DB_STATEMENT(secret, users, 1,
 	     "SELECT coalesce(json_agg(DISTINCT environment ORDER BY environment), '[]')::text FROM cmf_secret_mappings "
 	     "WHERE secret_name = $1");
 
-const struct db_kind db_kind_secret = {
-	DB_KIND(secret, "secret"),
-	.self_lock = &secret_lock,
-	.del_lock = &secret_lock,
-	.users = &secret_users,
-	.sealed = true,
-};
+const struct db_kind db_kind_secret = { DB_KIND_REFERRED(secret, "secret"), .self_lock = &secret_lock, .sealed = true };

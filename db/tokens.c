@@ -13,11 +13,11 @@
 	"(k.expires_at IS NOT NULL AND k.expires_at <= now()))::text"
 
 DB_KIND_STATEMENTS(token, "cmf_tokens", TOKEN_ROW, "k.revoked_at IS NULL", "0");
-/* The doc carries the token's public id and the hex SHA-256 of its secret part; expiresAt may be absent. */
+/* The doc carries the token's public id and the SHA-256 of its secret part (base64); expiresAt may be absent. */
 DB_STATEMENT(token, insert, 3,
 	     "INSERT INTO cmf_tokens (id, name, uid, role, environments, secret_hash, expires_at, created_at, "
 	     "created_by) SELECT d->>'id', $1::text, $2::uuid, d->>'role', "
-	     "ARRAY(SELECT jsonb_array_elements_text(d->'environments')), decode(d->>'secretHash', 'hex'), "
+	     "ARRAY(SELECT jsonb_array_elements_text(d->'environments')), decode(d->>'secretHash', 'base64'), "
 	     "(d->>'expiresAt')::timestamptz, now(), d->>'createdBy' FROM " DB_ROWS_DOC("3"));
 /* Revoked, never deleted: the row stays so the audit trail can name the token. */
 DB_STATEMENT(token, revoke, 2,

@@ -13,13 +13,8 @@ cmf_api_audit_list(struct cmf_call *call)
 	struct cmf_response *resp = call->resp;
 	const char *const *args = call->args;
 	static const char *const times[] = { "since", "until" };
-	struct db_audit_filter f = {
-		.principal = cmf_request_query(req, "principal"),
-		.resource = cmf_request_query(req, "resource"),
-		.since = cmf_request_query(req, "since"),
-		.until = cmf_request_query(req, "until"),
-	};
-	struct db_conn *c;
+	const char *filters[] = { cmf_request_query(req, "principal"), cmf_request_query(req, "resource"),
+				  cmf_request_query(req, "since"), cmf_request_query(req, "until") };
 	long long page, total = 0;
 	json_t *items = NULL;
 	int size, r;
@@ -35,8 +30,7 @@ cmf_api_audit_list(struct cmf_call *call)
 			return;
 		}
 	}
-	c = cmf_app_conn(req->app);
-	r = db_audit_list(c, &f, page * size, size, &items, &total);
+	r = db_resource_list(cmf_call_conn(call), &db_kind_audit_event, NULL, filters, page * size, size, &items, &total);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, "audit events");
 		return;

@@ -75,10 +75,11 @@ key_sensitive(const char *key)
  * doc's connectionConfig and connectionSecretId (null when none).
  */
 static int
-connection_input(json_t *spec, const char *key, struct cmf_response *resp, json_t *doc)
+connection_input(struct cmf_call *call, json_t *spec, const char *key, struct cmf_kind_input *in)
 {
+	struct cmf_response *resp = call->resp;
 	static const char *const conn_keys[] = { "connectionConfig", "connectionSecretId", NULL };
-	char field[64], why[512], names[CMF_NAMES_JOIN_MAX];
+	char field[96], names[CMF_NAMES_JOIN_MAX];
 	json_t *conn, *v, *bad = NULL, *config;
 	const char *k;
 
@@ -128,24 +129,11 @@ connection_input(json_t *spec, const char *key, struct cmf_response *resp, json_
 		json_decref(bad);
 		return -1;
 	}
-	v = json_object_get(conn, "connectionSecretId");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_string(v)) {
-			cmf_reply_error(resp, 400, "%s.connectionSecretId must be a string", field);
-			return -1;
-		}
-		snprintf(field + strlen(field), sizeof(field) - strlen(field), ".connectionSecretId");
-		if (cmf_resource_name_check(field, json_string_value(v), why, sizeof(why)) != 0) {
-			cmf_reply_error(resp, 400, "%s", why);
-			return -1;
-		}
-	}
-	if (json_object_set(doc, "connectionConfig", config) != 0 ||
-	    json_object_set_new(doc, "connectionSecretId", v != NULL ? json_incref(v) : json_null()) != 0) {
-		cmf_reply_error(resp, 500, "out of memory");
+	snprintf(field + strlen(field), sizeof(field) - strlen(field), ".connectionSecretId");
+	if (cmf_resource_name_member(conn, "connectionSecretId", field, false, "a string", resp, &v) != 0 ||
+	    cmf_kind_set(call, in, "connectionConfig", config) != 0)
 		return -1;
-	}
-	return 0;
+	return cmf_kind_set(call, in, "connectionSecretId", v != NULL ? v : json_null());
 }
 
 /* A list field of CMF's that cmf does not implement: absent, null or empty, else 422 with `why`. */
@@ -204,7 +192,7 @@ catalog_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 
 	snprintf(why, sizeof(why), "create databases under /cmf/api/v1/catalogs/kafka/%s/databases", in->name);
 	if (unsupported_list(spec, "kafkaClusters", why, call->resp) != 0 ||
-	    connection_input(spec, "srInstance", call->resp, in->doc) != 0)
+	    connection_input(call, spec, "srInstance", in) != 0)
 		return -1;
 	return 0;
 }
@@ -212,29 +200,17 @@ catalog_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 static int
 database_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 {
-	char why[512];
-	json_t *v;
+	json_t *name;
 
 	if (unsupported_list(spec, "ddlEnvironments", "cmf runs no SQL statements; leave it out", call->resp) != 0 ||
-	    connection_input(spec, "kafkaCluster", call->resp, in->doc) != 0)
+	    connection_input(call, spec, "kafkaCluster", in) != 0 ||
+	    cmf_resource_name_member(spec, "csfleConfig", "spec.csfleConfig", false,
+				     "the name of a CsfleConfig (a string)", call->resp, &name) != 0)
 		return -1;
-	v = json_object_get(spec, "csfleConfig");
-	if (v != NULL && !json_is_null(v)) {
-		if (!json_is_string(v)) {
-			cmf_reply_error(call->resp, 400, "spec.csfleConfig must be the name of a CsfleConfig (a string)");
-			return -1;
-		}
-		if (cmf_resource_name_check("spec.csfleConfig", json_string_value(v), why, sizeof(why)) != 0) {
-			cmf_reply_error(call->resp, 400, "%s", why);
-			return -1;
-		}
-	}
 	/* Absent (not null) on a PUT keeps the stored CsfleConfig: database_prepare reads it. */
-	if (v != NULL && json_object_set(in->doc, "csfleConfig", v) != 0) {
-		cmf_reply_error(call->resp, 500, "out of memory");
-		return -1;
-	}
-	return 0;
+	if (json_object_get(spec, "csfleConfig") == NULL)
+		return 0;
+	return cmf_kind_set(call, in, "csfleConfig", json_object_get(spec, "csfleConfig"));
 }
 
 /*
@@ -300,41 +276,23 @@ static const char *const catalog_spec_keys[] = { "srInstance", "kafkaClusters", 
 static const char *const database_spec_keys[] = { "kafkaCluster", "ddlEnvironments", "csfleConfig", NULL };
 
 const struct cmf_kind cmf_kind_kafka_catalog = {
-	.kind = "KafkaCatalog",
-	.what = "catalog",
-	.plural = "catalogs",
-	.audit = "catalog",
-	.segs = { "catalogs", "kafka" },
+	.kind = "KafkaCatalog", .what = "catalog", .audit = "catalog", .segs = { "catalogs", "kafka" },
 	.ops = CMF_OPS_ALL,
 	.actions = { [CMF_OP_CREATE] = "catalog.create", [CMF_OP_UPDATE] = "catalog.update",
 		     [CMF_OP_DELETE] = "catalog.delete" },
-	.create = DB_WRITE_CREATE,
-	.store = &db_kind_kafka_catalog,
-	.spec_keys = catalog_spec_keys,
-	.input = catalog_input,
-	.to_json = catalog_json,
-	.users = "still has database",
-	.users_none = "still has databases",
-	.users_advice = "delete them first",
+	.create = DB_WRITE_CREATE, .store = &db_kind_kafka_catalog, .spec_keys = catalog_spec_keys,
+	.input = catalog_input, .to_json = catalog_json,
+	.users = "still has database", .users_none = "still has databases", .users_advice = "delete them first",
 };
 
+/* A database nested in its catalog; spec.csfleConfig is cmf's extension beside CMF's fields. */
 const struct cmf_kind cmf_kind_kafka_database = {
-	.kind = "KafkaDatabase",
-	.what = "database",
-	.plural = "databases",
-	.audit = "database",
-	.parent_what = "catalog",
-	.segs = { "catalogs", "kafka", "*", "databases" },
-	.ops = CMF_OPS_ALL,
+	.kind = "KafkaDatabase", .what = "database", .audit = "database", .parent_what = "catalog",
+	.segs = { "catalogs", "kafka", "*", "databases" }, .ops = CMF_OPS_ALL,
 	.actions = { [CMF_OP_CREATE] = "database.create", [CMF_OP_UPDATE] = "database.update",
 		     [CMF_OP_DELETE] = "database.delete" },
-	.create = DB_WRITE_CREATE,
-	.store = &db_kind_kafka_database,
-	.spec_keys = database_spec_keys,
-	.input = database_input,
-	.prepare = database_prepare,
-	.to_json = database_json,
-	.ref_field = "csfleConfig",
-	.ref_what = "CsfleConfig",
+	.create = DB_WRITE_CREATE, .store = &db_kind_kafka_database, .spec_keys = database_spec_keys,
+	.input = database_input, .prepare = database_prepare, .to_json = database_json,
+	.ref_field = "csfleConfig", .ref_what = "CsfleConfig",
 	.ref_advice = "create it before naming it in spec.csfleConfig",
 };

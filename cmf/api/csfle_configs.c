@@ -60,11 +60,7 @@ csfle_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 		cmf_reply_problems(call->resp, 422, problems);
 		goto out;
 	}
-	if (json_object_set(in->doc, "spec", spec) != 0) {
-		cmf_reply_error(call->resp, 500, "out of memory");
-		goto out;
-	}
-	ret = 0;
+	ret = cmf_kind_set(call, in, "spec", spec);
 out:
 	json_decref(problems);
 	json_decref(warnings);
@@ -72,22 +68,14 @@ out:
 }
 
 const struct cmf_kind cmf_kind_csfle_config = {
-	.kind = "CsfleConfig",
-	.what = "CsfleConfig",
-	.plural = "CsfleConfigs",
-	.audit = "csfle-config",
-	.segs = { "csfle-configs" },
+	.kind = "CsfleConfig", .what = "CsfleConfig", .audit = "csfle-config", .segs = { "csfle-configs" },
 	.ops = CMF_OPS_ALL,
 	.actions = { [CMF_OP_CREATE] = "csfle-config.create", [CMF_OP_UPDATE] = "csfle-config.update",
 		     [CMF_OP_DELETE] = "csfle-config.delete" },
-	.create = DB_WRITE_CREATE,
-	.store = &db_kind_csfle_config,
-	.spec_hint = " and must be an object",
-	.input = csfle_input,
-	.to_json = csfle_json,
+	.create = DB_WRITE_CREATE, .store = &db_kind_csfle_config, .spec_hint = " and must be an object",
+	.input = csfle_input, .to_json = csfle_json,
 	/* Deleting it would silently switch encryption off for these databases' jobs. */
-	.users = "is used by database",
-	.users_none = "is used by database (created concurrently)",
+	.users = "is used by database", .users_none = "is used by database (created concurrently)",
 	.users_advice = "remove spec.csfleConfig from them first",
 };
 

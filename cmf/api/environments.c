@@ -160,16 +160,10 @@ bad:
 }
 
 const struct cmf_kind cmf_kind_environment = {
-	.what = "environment",
-	.plural = "environments",
-	.audit = "environment",
-	.segs = { "environments" },
+	.what = "environment", .audit = "environment", .segs = { "environments" },
 	.ops = CMF_OP_BIT(CMF_OP_LIST) | CMF_OP_BIT(CMF_OP_CREATE) | CMF_OP_BIT(CMF_OP_GET) | CMF_OP_BIT(CMF_OP_DELETE),
 	/* POST creates or replaces (CMF's createOrUpdateEnvironment): recorded as an update when it existed. */
 	.actions = { [CMF_OP_CREATE] = "environment.create", [CMF_OP_UPDATE] = "environment.update",
 		     [CMF_OP_DELETE] = "environment.delete" },
-	.create = DB_WRITE_PUT,
-	.store = &db_kind_environment,
-	.input = env_input,
-	.to_json = env_json,
+	.create = DB_WRITE_PUT, .store = &db_kind_environment, .input = env_input, .to_json = env_json,
 };

@@ -52,6 +52,16 @@ name_resource(struct cmf_call *call, const struct cmf_kind *k, const char *const
 		cmf_call_resource(call, "%s/%s", k->audit, keys[0]);
 }
 
+/* An item's keys from the path, checked, naming the audited resource. */
+static int
+item_keys(struct cmf_call *call, const struct cmf_kind *k, const char **keys)
+{
+	if (path_keys(call, k, true, keys) != 0)
+		return -1;
+	name_resource(call, k, keys);
+	return 0;
+}
+
 /* The reply for a failed store call on the row of `keys` (`in`: the write's input, or NULL). */
 static void
 kind_error(struct cmf_call *call, const struct cmf_kind *k, int r, enum db_missing missing, const char *const *keys,
@@ -71,6 +81,15 @@ kind_error(struct cmf_call *call, const struct cmf_kind *k, int r, enum db_missi
 		kind_what(k, keys, what, sizeof(what));
 		cmf_reply_db_error(call->resp, r, what);
 	}
+}
+
+int
+cmf_kind_set(struct cmf_call *call, struct cmf_kind_input *in, const char *key, json_t *value)
+{
+	if (value != NULL && json_object_set(in->doc, key, value) == 0)
+		return 0;
+	cmf_reply_error(call->resp, 500, "out of memory");
+	return -1;
 }
 
 int
@@ -113,9 +132,8 @@ kind_get(struct cmf_call *call)
 	json_t *row = NULL;
 	int r;
 
-	if (path_keys(call, k, true, keys) != 0)
+	if (item_keys(call, k, keys) != 0)
 		return;
-	name_resource(call, k, keys);
 	r = db_resource_get(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, &row, &missing);
 	if (r != DB_OK) {
 		kind_error(call, k, r, missing, keys, NULL);
@@ -131,20 +149,22 @@ kind_list(struct cmf_call *call)
 	const struct cmf_kind *k = call->route->target;
 	const char *keys[2];
 	json_t *rows = NULL, *items, *row;
+	char what[KIND_WHAT_MAX];
 	long long page, total = 0;
 	size_t i;
 	int size, r;
 
 	if (path_keys(call, k, false, keys) != 0 || cmf_resource_page(call->req, call->resp, &page, &size) != 0)
 		return;
-	r = db_resource_list(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys[0], page * size, size, &rows,
+	r = db_resource_list(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, page * size, size, &rows,
 			     &total);
 	if (r == DB_ERR_NOT_FOUND) {
 		cmf_reply_error(call->resp, 404, "%s '%s' not found", k->parent_what, keys[0]);
 		return;
 	}
 	if (r != DB_OK) {
-		cmf_reply_db_error(call->resp, r, k->plural);
+		snprintf(what, sizeof(what), "%ss", k->what);
+		cmf_reply_db_error(call->resp, r, what);
 		return;
 	}
 	items = json_array();
@@ -255,9 +275,8 @@ kind_delete(struct cmf_call *call)
 	json_t *users = NULL;
 	int r;
 
-	if (path_keys(call, k, true, keys) != 0)
+	if (item_keys(call, k, keys) != 0)
 		return;
-	name_resource(call, k, keys);
 	r = db_resource_delete(cmf_call_conn(call), k->store, keys, call->req->principal.name,
 			       cmf_call_audit(call, 204, NULL), &users, &missing);
 	cmf_call_stored(call, r);

@@ -33,7 +33,6 @@ struct cmf_kind_input {
 struct cmf_kind {
 	const char *kind;        /* the body's kind ("Secret"); NULL: the body has no envelope (Environment) */
 	const char *what;        /* the kind in messages: "secret", "CsfleConfig" */
-	const char *plural;      /* in messages about a whole list: "secrets" */
 	const char *audit;       /* audited resources are "<audit>/<keys...>" */
 	const char *parent_what; /* nested kinds: the parent in messages ("environment"); NULL otherwise */
 	const char *segs[4];     /* the collection's path below /cmf/api/v1; "*" is the parent's name */
@@ -59,6 +58,9 @@ struct cmf_kind {
 	const char *users, *users_none, *users_advice;
 	bool exists_in_parent; /* 409 for a create: "<what> '<name>' already exists in <parent> '<p>'" */
 };
+
+/* Set in->doc's member `key` to `value` (a new reference is taken); 0, or -1 with a 500 replied. */
+int cmf_kind_set(struct cmf_call *call, struct cmf_kind_input *in, const char *key, json_t *value);
 
 /* The kinds cmf serves (cmf/api/<kind>.c). */
 extern const struct cmf_kind cmf_kind_secret, cmf_kind_token, cmf_kind_environment, cmf_kind_secret_mapping,

@@ -72,6 +72,32 @@ bad:
 }
 
 int
+cmf_resource_name_member(json_t *obj, const char *key, const char *field, bool required, const char *must_be,
+			 struct cmf_response *resp, json_t **out)
+{
+	json_t *v = json_object_get(obj, key);
+	char why[512]; /* a sentence around a name of up to 253 characters */
+
+	*out = NULL;
+	if (v == NULL || (!required && json_is_null(v))) {
+		if (!required)
+			return 0;
+		cmf_reply_error(resp, 400, "%s is required", field);
+		return -1;
+	}
+	if (!json_is_string(v)) {
+		cmf_reply_error(resp, 400, "%s must be %s", field, must_be);
+		return -1;
+	}
+	if (cmf_resource_name_check(field, json_string_value(v), why, sizeof(why)) != 0) {
+		cmf_reply_error(resp, 400, "%s", why);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
 cmf_resource_path_name(struct cmf_response *resp, const char *what, const char *name)
 {
 	char why[512];

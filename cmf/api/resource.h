@@ -31,6 +31,15 @@ int cmf_resource_body(struct cmf_request *req, struct cmf_response *resp, json_t
 int cmf_resource_name_check(const char *field, const char *name, char *why, size_t whylen);
 
 /*
+ * The name in member `key` of `obj`, reported as `field` ("spec.secretName"). Absent (or null, unless
+ * `required`): 0 with *out NULL, or with `required` 400 "<field> is required". A string that is a valid
+ * name: 0 with *out (borrowed). Anything else replies 400 ("<field> must be <must_be>", or the name rule
+ * it breaks) and returns -1.
+ */
+int cmf_resource_name_member(json_t *obj, const char *key, const char *field, bool required, const char *must_be,
+			     struct cmf_response *resp, json_t **out);
+
+/*
  * A resource name taken from the path: 0 if it could name a resource, else replies 404
  * "<what> '<name>' not found" (no such resource can exist) and returns -1. Keeps bytes that are not
  * a valid name away from the database.

@@ -15,44 +15,22 @@ mapping_json(json_t *row, const struct cmf_kind_input *in)
 static int
 mapping_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 {
-	json_t *v = json_object_get(spec, "secretName");
-	char why[512];
+	json_t *v;
 
-	if (v == NULL) {
-		cmf_reply_error(call->resp, 400, "spec.secretName is required");
+	if (cmf_resource_name_member(spec, "secretName", "spec.secretName", true, "a string", call->resp, &v) != 0)
 		return -1;
-	}
-	if (!json_is_string(v)) {
-		cmf_reply_error(call->resp, 400, "spec.secretName must be a string");
-		return -1;
-	}
-	if (cmf_resource_name_check("spec.secretName", json_string_value(v), why, sizeof(why)) != 0) {
-		cmf_reply_error(call->resp, 400, "%s", why);
-		return -1;
-	}
-	return json_object_set(in->doc, "secretName", v) == 0 ? 0 : (cmf_reply_error(call->resp, 500, "out of memory"), -1);
+	return cmf_kind_set(call, in, "secretName", v);
 }
 
 static const char *const spec_keys[] = { "secretName", NULL };
 
 const struct cmf_kind cmf_kind_secret_mapping = {
-	.kind = "EnvironmentSecretMapping",
-	.what = "secret mapping",
-	.plural = "secret mappings",
-	.audit = "secret-mapping",
-	.parent_what = "environment",
-	.segs = { "environments", "*", "secret-mappings" },
-	.ops = CMF_OPS_ALL,
+	.kind = "EnvironmentSecretMapping", .what = "secret mapping", .audit = "secret-mapping",
+	.parent_what = "environment", .segs = { "environments", "*", "secret-mappings" }, .ops = CMF_OPS_ALL,
 	.actions = { [CMF_OP_CREATE] = "secret-mapping.create", [CMF_OP_UPDATE] = "secret-mapping.update",
 		     [CMF_OP_DELETE] = "secret-mapping.delete" },
-	.create = DB_WRITE_CREATE,
-	.store = &db_kind_secret_mapping,
-	.spec_keys = spec_keys,
-	.spec_hint = " (spec.secretName: the secret to map)",
-	.input = mapping_input,
-	.to_json = mapping_json,
-	.ref_field = "secretName",
-	.ref_what = "secret",
-	.ref_advice = "create it before mapping it",
+	.create = DB_WRITE_CREATE, .store = &db_kind_secret_mapping, .spec_keys = spec_keys,
+	.spec_hint = " (spec.secretName: the secret to map)", .input = mapping_input, .to_json = mapping_json,
+	.ref_field = "secretName", .ref_what = "secret", .ref_advice = "create it before mapping it",
 	.exists_in_parent = true,
 };

@@ -50,27 +50,18 @@ secret_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 			return -1;
 		}
 	}
-	return json_object_set(in->doc, "data", data) == 0 ? 0 : (cmf_reply_error(call->resp, 500, "out of memory"), -1);
+	return cmf_kind_set(call, in, "data", data);
 }
 
 static const char *const spec_keys[] = { "data", NULL };
 
 const struct cmf_kind cmf_kind_secret = {
-	.kind = "Secret",
-	.what = "secret",
-	.plural = "secrets",
-	.audit = "secret",
-	.segs = { "secrets" },
-	.ops = CMF_OPS_ALL,
+	.kind = "Secret", .what = "secret", .audit = "secret", .segs = { "secrets" }, .ops = CMF_OPS_ALL,
 	/* Every operation decrypts (a read lists spec.data's keys): all audited. */
 	.actions = { [CMF_OP_LIST] = "secret.list", [CMF_OP_CREATE] = "secret.create", [CMF_OP_GET] = "secret.read",
 		     [CMF_OP_UPDATE] = "secret.update", [CMF_OP_DELETE] = "secret.delete" },
-	.create = DB_WRITE_CREATE,
-	.store = &db_kind_secret,
-	.spec_keys = spec_keys,
-	.input = secret_input,
-	.to_json = secret_json,
-	.users = "is mapped in environment",
-	.users_none = "is mapped in an environment",
+	.create = DB_WRITE_CREATE, .store = &db_kind_secret, .spec_keys = spec_keys,
+	.input = secret_input, .to_json = secret_json,
+	.users = "is mapped in environment", .users_none = "is mapped in an environment",
 	.users_advice = "delete those secret mappings first",
 };

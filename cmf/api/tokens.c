@@ -1,5 +1,6 @@
 /* cmf tokens (/cmf/api/v1/tokens, admin only): create (value shown once), list, get, revoke. */
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -59,11 +60,12 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 		cmf_reply_error(resp, 400, "spec.environments must be an array of environment names");
 		return -1;
 	}
-	if (json_object_set_new(in->doc, "environments", v != NULL ? json_incref(v) : json_array()) != 0) {
-		cmf_reply_error(resp, 500, "out of memory");
+	envs = v != NULL ? json_incref(v) : json_array();
+	if (cmf_kind_set(call, in, "environments", envs) != 0) {
+		json_decref(envs);
 		return -1;
 	}
-	envs = json_object_get(in->doc, "environments");
+	json_decref(envs);
 	if (json_array_size(envs) > TOKEN_MAX_ENVIRONMENTS) {
 		cmf_reply_error(resp, 400, "spec.environments: at most %d environments", TOKEN_MAX_ENVIRONMENTS);
 		return -1;
@@ -97,12 +99,9 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 			return -1;
 		}
 	}
-	if (json_object_set(in->doc, "role", json_object_get(spec, "role")) != 0 ||
-	    (v != NULL && json_object_set(in->doc, "expiresAt", v) != 0)) {
-		cmf_reply_error(resp, 500, "out of memory");
+	if (v != NULL && cmf_kind_set(call, in, "expiresAt", v) != 0)
 		return -1;
-	}
-	return 0;
+	return cmf_kind_set(call, in, "role", json_object_get(spec, "role"));
 }
 
 
@@ -113,47 +112,40 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 static int
 token_prepare(struct cmf_call *call, const char *const *keys, bool update, struct cmf_kind_input *in)
 {
-	char id[CMF_TOKEN_ID_SIZE], hex[65];
+	char id[CMF_TOKEN_ID_SIZE];
+	unsigned char b64[45]; /* base64 of 32 bytes: 44 characters and a NUL */
 	uint8_t hash[32];
+	json_t *doc = NULL;
 	int ret = -1;
 
 	(void)keys;
 	(void)update;
-	if (cmf_auth_token_new(in->once, id, hash) != 0) {
+	if (cmf_auth_token_new(in->once, id, hash) != 0 || EVP_EncodeBlock(b64, hash, sizeof(hash)) != 44) {
 		cmf_reply_error(call->resp, 500, "internal error");
 		goto out;
 	}
-	for (size_t i = 0; i < sizeof(hash); i++)
-		snprintf(hex + 2 * i, 3, "%02x", hash[i]);
-	if (json_object_set_new(in->doc, "id", json_string(id)) != 0 ||
-	    json_object_set_new(in->doc, "secretHash", json_string(hex)) != 0 ||
-	    json_object_set_new(in->doc, "createdBy", json_string(call->req->principal.name)) != 0) {
+	doc = json_pack("{s:s,s:s,s:s}", "id", id, "secretHash", (const char *)b64, "createdBy",
+			call->req->principal.name);
+	if (doc == NULL || json_object_update(in->doc, doc) != 0) {
 		cmf_reply_error(call->resp, 500, "out of memory");
 		goto out;
 	}
 	ret = 0;
 out:
+	json_decref(doc);
 	OPENSSL_cleanse(hash, sizeof(hash));
-	OPENSSL_cleanse(hex, sizeof(hex));
+	OPENSSL_cleanse(b64, sizeof(b64));
 	return ret;
 }
 
 static const char *const spec_keys[] = { "role", "environments", "expiresAt", NULL };
 
 const struct cmf_kind cmf_kind_token = {
-	.kind = "ApiToken",
-	.what = "token",
-	.plural = "tokens",
-	.audit = "token",
-	.segs = { "tokens" },
+	.kind = "ApiToken", .what = "token", .audit = "token", .segs = { "tokens" },
 	.ops = CMF_OP_BIT(CMF_OP_LIST) | CMF_OP_BIT(CMF_OP_CREATE) | CMF_OP_BIT(CMF_OP_GET) | CMF_OP_BIT(CMF_OP_DELETE),
 	/* DELETE revokes: the row stays so the audit trail can name the token. */
 	.actions = { [CMF_OP_CREATE] = "token.create", [CMF_OP_DELETE] = "token.revoke" },
-	.create = DB_WRITE_CREATE,
-	.store = &db_kind_token,
-	.spec_keys = spec_keys,
+	.create = DB_WRITE_CREATE, .store = &db_kind_token, .spec_keys = spec_keys,
 	.spec_hint = " (spec.role: admin or environment-reader)",
-	.input = token_input,
-	.prepare = token_prepare,
-	.to_json = token_json,
+	.input = token_input, .prepare = token_prepare, .to_json = token_json,
 };
