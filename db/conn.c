@@ -64,10 +64,8 @@ db_strerror(int err)
 static void
 wipe_str(char *s)
 {
-	if (s != NULL) {
-		OPENSSL_cleanse(s, strlen(s));
-		free(s);
-	}
+	if (s != NULL)
+		crypto_freezero(s, strlen(s));
 }
 
 /* Server notices ("relation already exists, skipping") go to the debug log, not raw to stderr. */

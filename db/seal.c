@@ -158,8 +158,7 @@ db_seal_data(const struct db_sealer *sl, const char *uid, long long version, jso
 	*out = ct;
 	*outlen = ctlen;
 out:
-	OPENSSL_cleanse(text, textlen);
-	free(text);
+	crypto_freezero(text, textlen);
 	return r;
 }
 
@@ -213,10 +212,7 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 		r = DB_ERR_CORRUPT;
 	}
 out:
-	if (pt != NULL) {
-		OPENSSL_cleanse(pt, ptlen);
-		free(pt);
-	}
+	crypto_freezero(pt, ptlen);
 	OPENSSL_cleanse(raw, rawlen);
 	PQfreemem(raw);
 	return r;

@@ -112,8 +112,7 @@ cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen)
 		cmf_warn("admin token file %s is readable by other users: restrict it to mode 0400 or 0440",
 			 cfg->auth_admin_token_file);
 	r = cmf_auth_admin_token_update(cfg->auth_admin_token_file, buf, len, why, whylen);
-	OPENSSL_cleanse(buf, len);
-	free(buf);
+	crypto_freezero(buf, len);
 	return r;
 }
 

@@ -23,6 +23,8 @@
 #include "cmf/api/routes.h"
 #include "cmf/http/dispatch.h"
 #include "cmf/text.h"
+#include "crypto/buf.h"
+#include "crypto/crypto.h"
 #include "k8s/k8s.h"
 
 /*
@@ -44,8 +46,7 @@
 /* Per-request state, from the first callback to MHD's completion notice. */
 struct req_ctx {
 	struct cmf_request req;
-	char *body;
-	size_t len, cap;
+	struct crypto_buf *body; /* wiped when freed: bodies carry secret values (NULL until the first byte) */
 	size_t limit;
 	int too_large;
 	int responded;
@@ -94,10 +95,8 @@ static const struct cmf_request_io mhd_io = { io_get, io_each };
 static void
 wipe_free_body(void *p)
 {
-	if (p != NULL) {
-		OPENSSL_cleanse(p, strlen(p));
-		free(p);
-	}
+	if (p != NULL)
+		crypto_freezero(p, strlen(p));
 }
 
 static void
@@ -334,42 +333,21 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
+		int r;
 
 		*upload_data_size = 0;
 		if (ctx->too_large || ctx->responded)
 			return MHD_YES;
-		if (n > ctx->limit - ctx->len) {
+		r = ctx->body != NULL ? CRYPTO_OK : crypto_buf_new(ctx->limit, &ctx->body);
+		if (r == CRYPTO_OK)
+			r = crypto_buf_put(ctx->body, upload_data, n);
+		if (r == CRYPTO_ERR_TOO_LARGE) {
 			/* Chunked bodies have no declared length: stop keeping bytes once over the limit. */
 			ctx->too_large = 1;
-			if (ctx->body != NULL)
-				OPENSSL_cleanse(ctx->body, ctx->len);
-			free(ctx->body);
+			crypto_buf_free(ctx->body);
 			ctx->body = NULL;
-			ctx->len = ctx->cap = 0;
-			return MHD_YES;
 		}
-		if (ctx->len + n > ctx->cap) {
-			size_t cap = ctx->cap ? ctx->cap : 4096;
-			char *nb;
-
-			while (cap < ctx->len + n)
-				cap *= 2;
-			if (cap > ctx->limit)
-				cap = ctx->limit;
-			nb = malloc(cap);
-			if (nb == NULL)
-				return MHD_NO;
-			if (ctx->body != NULL) {
-				memcpy(nb, ctx->body, ctx->len);
-				OPENSSL_cleanse(ctx->body, ctx->len);
-				free(ctx->body);
-			}
-			ctx->body = nb;
-			ctx->cap = cap;
-		}
-		memcpy(ctx->body + ctx->len, upload_data, n);
-		ctx->len += n;
-		return MHD_YES;
+		return r == CRYPTO_OK || r == CRYPTO_ERR_TOO_LARGE ? MHD_YES : MHD_NO;
 	}
 	if (ctx->responded)
 		return MHD_YES;
@@ -382,8 +360,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		return MHD_NO;
 	cmf_request_split(&ctx->req, path);
 	ctx->req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	ctx->req.body = ctx->body;
-	ctx->req.body_len = ctx->len;
+	ctx->req.body = (const char *)crypto_buf_ptr(ctx->body);
+	ctx->req.body_len = crypto_buf_len(ctx->body);
 	{
 		size_t n;
 		const struct cmf_route *routes = cmf_api_routes(&n);
@@ -406,10 +384,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 	(void)toe;
 	if (ctx == NULL)
 		return;
-	if (ctx->body != NULL) {
-		OPENSSL_cleanse(ctx->body, ctx->len);
-		free(ctx->body);
-	}
+	crypto_buf_free(ctx->body);
 	free(ctx);
 	*con_cls = NULL;
 	atomic_fetch_sub(&in_flight, 1);
@@ -499,10 +474,7 @@ struct tls_pem {
 static void
 tls_pem_free(struct tls_pem *pem)
 {
-	if (pem->key != NULL) {
-		OPENSSL_cleanse(pem->key, pem->key_len);
-		free(pem->key);
-	}
+	crypto_freezero(pem->key, pem->key_len);
 	free(pem->cert);
 	free(pem->ca);
 	memset(pem, 0, sizeof(*pem));
@@ -540,10 +512,7 @@ tls_pem_read(const char *name, const char *path, int is_key, char **out, size_t 
 	*outlen = len;
 	ret = 0;
 out:
-	if (raw != NULL) {
-		OPENSSL_cleanse(raw, len);
-		free(raw);
-	}
+	crypto_freezero(raw, len);
 	return ret;
 }
 

@@ -1,5 +1,4 @@
 /* cmf replies: every HTTP answer's body is built here, errors in CMF's {"errors":[{"message"}]} shape. */
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
 #include "cmf/text.h"
+#include "crypto/crypto.h"
 
 /* Sent when even building an error body fails: a fixed string that cannot fail. */
 static const char fallback_body[] = "{\"errors\":[{\"message\":\"internal error\"}]}";
@@ -16,11 +16,9 @@ static const char fallback_body[] = "{\"errors\":[{\"message\":\"internal error\
 static void
 body_drop(struct cmf_response *resp)
 {
-	if (resp->body != NULL) {
-		OPENSSL_cleanse(resp->body, strlen(resp->body));
-		free(resp->body);
-		resp->body = NULL;
-	}
+	if (resp->body != NULL)
+		crypto_freezero(resp->body, strlen(resp->body));
+	resp->body = NULL;
 }
 
 void

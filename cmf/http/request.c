@@ -1,11 +1,11 @@
 /* cmf request: path splitting, header and query access through the transport's lookups, responses. */
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmf/http/request.h"
 #include "cmf/log.h"
+#include "crypto/crypto.h"
 
 void
 cmf_principal_clear(struct cmf_principal *p)
@@ -126,8 +126,7 @@ cmf_response_clear(struct cmf_response *resp)
 {
 	/* Response bodies may carry secret values (the resolution endpoint): wipe before freeing. */
 	if (resp->body != NULL)
-		OPENSSL_cleanse(resp->body, strlen(resp->body));
-	free(resp->body);
+		crypto_freezero(resp->body, strlen(resp->body));
 	resp->body = NULL;
 	for (size_t i = 0; i < resp->nheaders; i++)
 		free(resp->headers[i].value);
