@@ -1,5 +1,5 @@
 // links: cmf/csfle/*.c cmf/text.c
-/* libFuzzer harness for cmf/csfle/csfle.c: any JSON as a CsfleConfig spec, credentials or resolved config, any text as a schema — never a crash; a ruleSet only for a spec without problems; every message valid UTF-8. */
+/* libFuzzer harness for cmf/csfle/: any JSON as a CsfleConfig spec, credentials or resolved config, any text as a schema — never a crash; a ruleSet only for a spec without problems; every message valid UTF-8. */
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>

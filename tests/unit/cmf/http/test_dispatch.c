@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "check_main.h"
+#include "tests/unit/check_main.h"
 #include "cmf/http/dispatch.h"
 #include "cmf/http/reply.h"
 

@@ -8,33 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "tests/unit/check_main.h"
 #include "cmf/api/kind.h"
 #include "cmf/api/routes.h"
 #include "cmf/http/router.h"
 
 /* A toy store: no statement is run by these tests, so none is declared. */
 static const struct cmf_kind toy_widget = {
-	.kind = "Widget",
-	.what = "widget",
-	.plural = "widgets",
-	.audit = "widget",
-	.segs = { "widgets" },
+	.kind = "Widget", .what = "widget", .audit = "widget", .segs = { "widgets" },
 	.ops = CMF_OP_BIT(CMF_OP_LIST) | CMF_OP_BIT(CMF_OP_GET) | CMF_OP_BIT(CMF_OP_DELETE),
 	.actions = { [CMF_OP_DELETE] = "widget.delete" },
-	.create = DB_WRITE_CREATE,
 };
 
 static const struct cmf_kind toy_gadget = {
-	.kind = "Gadget",
-	.what = "gadget",
-	.plural = "gadgets",
-	.audit = "gadget",
-	.parent_what = "widget",
-	.segs = { "widgets", "*", "gadgets" },
-	.ops = CMF_OPS_ALL,
+	.kind = "Gadget", .what = "gadget", .audit = "gadget", .parent_what = "widget",
+	.segs = { "widgets", "*", "gadgets" }, .ops = CMF_OPS_ALL,
 	.actions = { [CMF_OP_CREATE] = "gadget.create", [CMF_OP_UPDATE] = "gadget.update" },
-	.create = DB_WRITE_CREATE,
 };
 
 /* The table the toy kinds make, printed as `cmf routes` prints the real one. */

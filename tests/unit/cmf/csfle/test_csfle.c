@@ -1,5 +1,5 @@
 // links: cmf/csfle/*.c cmf/text.c
-/* Unit tests for cmf/csfle/csfle.c: each CSFLE check tripped and passed, schemas, credentials, resolved configs, ruleSet. */
+/* Unit tests for cmf/csfle/: each CSFLE check tripped and passed, schemas, credentials, resolved configs, ruleSet. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
