@@ -1,11 +1,11 @@
 /* db environments: CMF Environments and their secret mappings (connectionSecretId → Secret, per environment). */
 #include "db/rows.h"
 
-/* secrets: one entry per mapping of the environment. */
+/* secrets: one entry per mapping of the environment, by name (json, not jsonb: it keeps that order). */
 #define ENV_ROW                                                                                         \
-	"(" DB_ROWS_META("k") " || jsonb_build_object('kubernetesNamespace', k.kubernetes_namespace, "          \
-	"'defaults', k.defaults, 'secrets', (SELECT coalesce(jsonb_object_agg(m.name, m.secret_name), '{}') "  \
-	"FROM cmf_secret_mappings m WHERE m.environment = k.name)))::text"
+	"json_build_object(" DB_ROWS_META_FIELDS("k") ", 'kubernetesNamespace', k.kubernetes_namespace, "        \
+	"'defaults', k.defaults, 'secrets', (SELECT coalesce(json_object_agg(m.name, m.secret_name ORDER BY "    \
+	"m.name), '{}') FROM cmf_secret_mappings m WHERE m.environment = k.name))::text"
 #define ENV_COLS(X) X(kubernetes_namespace, "d->>'kubernetesNamespace'") X(defaults, "d->'defaults'")
 
 /* Deleting one deletes its secret mappings with it (ON DELETE CASCADE). */

@@ -365,7 +365,8 @@ db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_se
 			break;
 		r = DB_ERR_BUSY;
 	}
-	free(text);
+	/* The document may carry what only the database should see (a token's hash): wiped like any secret. */
+	crypto_freezero(text, text != NULL ? strlen(text) : 0);
 	if (r == DB_OK) {
 		*row = t.row;
 		t.row = NULL;

@@ -9,11 +9,13 @@
 
 /*
  * What every resource row (struct db_kind) starts from, as jsonb, for the table alias `t`: name, uid,
- * created, updated, labels, annotations. A kind adds its fields with `||`.
+ * created, updated, labels, annotations. A kind adds its fields with `||`, or lists DB_ROWS_META_FIELDS in
+ * a json_build_object of its own where an object it adds must keep its keys' order (jsonb sorts them).
  */
-#define DB_ROWS_META(t)                                                                                  \
-	"jsonb_build_object('name', " t ".name, 'uid', " t ".uid::text, 'created', " DB_ROWS_TS(t ".created_at") \
-	", 'updated', " DB_ROWS_TS(t ".updated_at") ", 'labels', " t ".labels, 'annotations', " t ".annotations)"
+#define DB_ROWS_META_FIELDS(t)                                                                           \
+	"'name', " t ".name, 'uid', " t ".uid::text, 'created', " DB_ROWS_TS(t ".created_at") ", 'updated', "    \
+	DB_ROWS_TS(t ".updated_at") ", 'labels', " t ".labels, 'annotations', " t ".annotations"
+#define DB_ROWS_META(t) "jsonb_build_object(" DB_ROWS_META_FIELDS(t) ")"
 
 /* The doc a write statement reads from: its parameter $N as the jsonb `d` ("... FROM " DB_ROWS_DOC("3")).
  * Key parameters are cast (::text): in INSERT ... SELECT nothing else gives them a type. */

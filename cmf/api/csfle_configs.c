@@ -73,6 +73,7 @@ const struct cmf_kind cmf_kind_csfle_config = {
 	.actions = { [CMF_OP_CREATE] = "csfle-config.create", [CMF_OP_UPDATE] = "csfle-config.update",
 		     [CMF_OP_DELETE] = "csfle-config.delete" },
 	.create = DB_WRITE_CREATE, .store = &db_kind_csfle_config, .spec_hint = " and must be an object",
+	.name_first = true,
 	.input = csfle_input, .to_json = csfle_json,
 	/* Deleting it would silently switch encryption off for these databases' jobs. */
 	.users = "is used by database", .users_none = "is used by database (created concurrently)",

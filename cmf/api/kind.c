@@ -175,8 +175,19 @@ kind_list(struct cmf_call *call)
 }
 
 /* The body of a write into `in`: the envelope (when the kind has one), spec, then the kind's own checks. */
+/* 422 when a PUT's body names another resource than its path; 0 when it names the same (or on POST). */
 static int
-kind_input(struct cmf_call *call, const struct cmf_kind *k, struct cmf_kind_input *in)
+name_matches(struct cmf_call *call, const struct cmf_kind *k, const char *name, const char *path_name)
+{
+	if (path_name == NULL || strcmp(name, path_name) == 0)
+		return 0;
+	cmf_reply_error(call->resp, 422, "metadata.name '%s' does not match the %s name '%s' in the path", name, k->what,
+			path_name);
+	return -1;
+}
+
+static int
+kind_input(struct cmf_call *call, const struct cmf_kind *k, const char *path_name, struct cmf_kind_input *in)
 {
 	static const char *const top_keys[] = { "spec", NULL };
 	json_t *labels = NULL, *annotations = NULL, *spec;
@@ -192,6 +203,13 @@ kind_input(struct cmf_call *call, const struct cmf_kind *k, struct cmf_kind_inpu
 		cmf_reply_error(call->resp, 500, "out of memory");
 		return -1;
 	}
+	if (k->no_labels && (json_object_size(json_object_get(in->doc, "labels")) > 0 ||
+			     json_object_size(json_object_get(in->doc, "annotations")) > 0)) {
+		cmf_reply_error(call->resp, 400, "metadata.labels and metadata.annotations are not stored for %s", k->kind);
+		return -1;
+	}
+	if (k->name_first && name_matches(call, k, in->name, path_name) != 0)
+		return -1;
 	spec = json_object_get(in->body, "spec");
 	if (spec == NULL || (k->spec_keys == NULL && !json_is_object(spec))) {
 		cmf_reply_error(call->resp, 400, "spec is required%s", k->spec_hint != NULL ? k->spec_hint : "");
@@ -225,13 +243,9 @@ kind_write(struct cmf_call *call, bool update)
 	int r, last = k->parent_what != NULL ? 1 : 0;
 
 	memset(&in, 0, sizeof(in));
-	if (path_keys(call, k, update, keys) != 0 || kind_input(call, k, &in) != 0)
+	if (path_keys(call, k, update, keys) != 0 || kind_input(call, k, update ? keys[last] : NULL, &in) != 0 ||
+	    name_matches(call, k, in.name, update ? keys[last] : NULL) != 0)
 		goto out;
-	if (update && strcmp(in.name, keys[last]) != 0) {
-		cmf_reply_error(call->resp, 422, "metadata.name '%s' does not match the %s name '%s' in the path", in.name,
-				k->what, keys[last]);
-		goto out;
-	}
 	keys[last] = in.name;
 	if (k->prepare != NULL && k->prepare(call, keys, update, &in) != 0)
 		goto out;
@@ -280,7 +294,7 @@ kind_delete(struct cmf_call *call)
 	r = db_resource_delete(cmf_call_conn(call), k->store, keys, call->req->principal.name,
 			       cmf_call_audit(call, 204, NULL), &users, &missing);
 	cmf_call_stored(call, r);
-	if (r == DB_ERR_CONFLICT && users != NULL) {
+	if (r == DB_ERR_CONFLICT && users != NULL && k->users != NULL) {
 		kind_what(k, keys, what, sizeof(what));
 		cmf_resource_names_join(users, names, sizeof(names));
 		if (json_array_size(users) > 0)

@@ -57,6 +57,8 @@ struct cmf_kind {
 	/* 409 for a delete while referred to: "<what '<name>'> <users>[s] <names>: <advice>", or "<users_none>: <advice>". */
 	const char *users, *users_none, *users_advice;
 	bool exists_in_parent; /* 409 for a create: "<what> '<name>' already exists in <parent> '<p>'" */
+	bool name_first;       /* a PUT naming another resource is refused before the spec is read */
+	bool no_labels;        /* metadata.labels and annotations are refused (not stored), before the spec */
 };
 
 /* Set in->doc's member `key` to `value` (a new reference is taken); 0, or -1 with a 500 replied. */

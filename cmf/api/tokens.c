@@ -43,11 +43,6 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 	size_t i;
 	long long exp;
 
-	if (json_object_size(json_object_get(in->doc, "labels")) > 0 ||
-	    json_object_size(json_object_get(in->doc, "annotations")) > 0) {
-		cmf_reply_error(resp, 400, "metadata.labels and metadata.annotations are not stored for ApiToken");
-		return -1;
-	}
 	v = json_object_get(spec, "role");
 	if (!json_is_string(v) || (strcmp(json_string_value(v), "admin") != 0 &&
 				   strcmp(json_string_value(v), "environment-reader") != 0)) {
@@ -145,7 +140,7 @@ const struct cmf_kind cmf_kind_token = {
 	.ops = CMF_OP_BIT(CMF_OP_LIST) | CMF_OP_BIT(CMF_OP_CREATE) | CMF_OP_BIT(CMF_OP_GET) | CMF_OP_BIT(CMF_OP_DELETE),
 	/* DELETE revokes: the row stays so the audit trail can name the token. */
 	.actions = { [CMF_OP_CREATE] = "token.create", [CMF_OP_DELETE] = "token.revoke" },
-	.create = DB_WRITE_CREATE, .store = &db_kind_token, .spec_keys = spec_keys,
+	.create = DB_WRITE_CREATE, .store = &db_kind_token, .spec_keys = spec_keys, .no_labels = true,
 	.spec_hint = " (spec.role: admin or environment-reader)",
 	.input = token_input, .prepare = token_prepare, .to_json = token_json,
 };

@@ -63,10 +63,13 @@ cmf_call_stored(struct cmf_call *call, int db_err)
 	}
 }
 
-void
+int
 cmf_call_defer(struct cmf_call *call)
 {
+	if (call->on_complete == NULL)
+		return -1;
 	call->deferred = true;
+	return 0;
 }
 
 void

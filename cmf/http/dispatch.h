@@ -71,8 +71,12 @@ struct db_audit *cmf_call_audit(struct cmf_call *call, unsigned status, const ch
  */
 void cmf_call_stored(struct cmf_call *call, int db_err);
 
-/* Keep the call open after the handler returns; the reply is finished by cmf_call_complete. */
-void cmf_call_defer(struct cmf_call *call);
+/*
+ * Keep the call open after the handler returns; the reply is finished by cmf_call_complete. 0, or -1
+ * when the transport cannot wait for a reply (it gave cmf_dispatch no completion): the handler must
+ * then reply before it returns.
+ */
+int cmf_call_defer(struct cmf_call *call);
 
 /*
  * Finish a deferred call: record its audit event if still due (with the status in call->resp), release

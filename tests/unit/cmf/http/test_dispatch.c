@@ -25,8 +25,10 @@ static void
 reply_later(struct cmf_call *call)
 {
 	handled++;
-	parked = call;
-	cmf_call_defer(call);
+	if (cmf_call_defer(call) == 0)
+		parked = call;
+	else
+		cmf_reply_empty(call->resp, 202); /* this transport cannot wait: answered now */
 }
 
 static void
@@ -111,6 +113,18 @@ START_TEST(test_deferred_completion)
 	cmf_call_complete(parked);
 	ck_assert_int_eq(completed, 1);
 	ck_assert_uint_eq(resp.status, 204);
+	cmf_response_clear(&resp);
+	/* A transport without a completion cannot let a handler defer: the call finishes before dispatch returns. */
+	parked = NULL;
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+	strcpy(buf, "/later");
+	req.method = "GET";
+	req.path = "/later";
+	cmf_request_split(&req, buf);
+	ck_assert_int_eq(cmf_dispatch(&req, &resp, routes, NROUTES, NULL, NULL), 0);
+	ck_assert_ptr_null(parked);
+	ck_assert_uint_eq(resp.status, 202);
 	cmf_response_clear(&resp);
 }
 END_TEST
