@@ -116,6 +116,26 @@ tx_reset(struct res_tx *t)
 	t->created = false;
 }
 
+/*
+ * The end of every call: *missing (may be NULL) says which row a DB_ERR_NOT_FOUND is about
+ * (DB_MISSING_NONE on every other return), and what the transaction body kept is released.
+ */
+static int
+tx_end(struct res_tx *t, int r, enum db_missing *missing)
+{
+	if (missing != NULL)
+		*missing = r == DB_ERR_NOT_FOUND ? t->missing : DB_MISSING_NONE;
+	tx_reset(t);
+	return r;
+}
+
+/* A sealed kind cannot be read or written while the key is unavailable. */
+static bool
+key_unavailable(const struct db_kind *k, const struct db_sealer *sl)
+{
+	return k->sealed && sl->enabled && sl->keyring == NULL;
+}
+
 static int
 get_body(struct db_conn *c, void *cls)
 {
@@ -137,19 +157,14 @@ db_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_seal
 	int r;
 
 	*row = NULL;
-	if (missing != NULL)
-		*missing = DB_MISSING_NONE;
-	if (k->sealed && sl->enabled && sl->keyring == NULL)
-		return DB_ERR_KEY_UNAVAILABLE;
+	if (key_unavailable(k, sl))
+		return tx_end(&t, DB_ERR_KEY_UNAVAILABLE, missing);
 	r = db_tx_run(c, DB_TX_READ, get_body, &t);
 	if (r == DB_OK) {
 		*row = t.row;
 		t.row = NULL;
-	} else if (r == DB_ERR_NOT_FOUND && missing != NULL) {
-		*missing = t.missing;
 	}
-	tx_reset(&t);
-	return r;
+	return tx_end(&t, r, missing);
 }
 
 static int
@@ -208,7 +223,7 @@ db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sea
 
 	*rows = NULL;
 	*total = 0;
-	if (k->sealed && sl->enabled && sl->keyring == NULL)
+	if (key_unavailable(k, sl))
 		return DB_ERR_KEY_UNAVAILABLE;
 	r = db_tx_run(c, DB_TX_READ, list_body, &t);
 	if (r == DB_OK) {
@@ -216,8 +231,7 @@ db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sea
 		*total = t.total;
 		t.row = NULL;
 	}
-	tx_reset(&t);
-	return r;
+	return tx_end(&t, r, NULL);
 }
 
 /* 0 when `st` (one parameter) finds a row, else DB_ERR_NOT_FOUND with *missing = `which`, or an error. */
@@ -342,11 +356,9 @@ db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_se
 	*row = NULL;
 	if (created != NULL)
 		*created = false;
-	if (missing != NULL)
-		*missing = DB_MISSING_NONE;
-	if (k->sealed && sl->enabled && sl->keyring == NULL) {
+	if (key_unavailable(k, sl)) {
 		json_decref(stored);
-		return DB_ERR_KEY_UNAVAILABLE;
+		return tx_end(&t, DB_ERR_KEY_UNAVAILABLE, missing);
 	}
 	if (stored != NULL && k->sealed)
 		json_object_del(stored, "data");
@@ -372,11 +384,8 @@ db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_se
 		t.row = NULL;
 		if (created != NULL)
 			*created = t.created;
-	} else if (r == DB_ERR_NOT_FOUND && missing != NULL) {
-		*missing = t.missing;
 	}
-	tx_reset(&t);
-	return r;
+	return tx_end(&t, r, missing);
 }
 
 static int
@@ -425,16 +434,11 @@ db_resource_delete(struct db_conn *c, const struct db_kind *k, const char *const
 
 	if (users != NULL)
 		*users = NULL;
-	if (missing != NULL)
-		*missing = DB_MISSING_NONE;
 	r = db_tx_run(c, DB_TX_WRITE, delete_body, &t);
 	if (r == DB_ERR_CONFLICT && users != NULL) {
 		/* Without a list, only the foreign key refused: a referrer created concurrently. */
 		*users = t.users != NULL ? t.users : json_array();
 		t.users = NULL;
-	} else if (r == DB_ERR_NOT_FOUND && missing != NULL) {
-		*missing = t.missing;
 	}
-	tx_reset(&t);
-	return r;
+	return tx_end(&t, r, missing);
 }

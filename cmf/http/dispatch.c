@@ -144,9 +144,10 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 	}
 	r = call->route->perm == CMF_PERM_PUBLIC ? CMF_AUTH_OK : cmf_auth_authenticate(req);
 	/* The event every audited outcome starts from (after authentication: it names the principal); refusals
-	 * and resources not yet named name the request path. */
-	cmf_audit_init(&call->audit, req, call->route->audit_action, "success", 0, call->resource,
-		       sizeof(call->resource), "%s", req->path);
+	 * and resources not yet named name the request path. A public route (a probe) has neither. */
+	if (call->route->perm != CMF_PERM_PUBLIC || call->route->audit_action != NULL)
+		cmf_audit_init(&call->audit, req, call->route->audit_action, "success", 0, call->resource,
+			       sizeof(call->resource), "%s", req->path);
 	if (cmf_router_authorize(call->route, r, cmf_auth_enabled(), &req->principal, call->args, &status, &message,
 				 &action) != 0) {
 		refuse(call, status, action, message);
