@@ -93,6 +93,16 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "encryption.key.reloadIntervalSeconds", "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS", CFG_INT, 1, 60, NULL, 2,
 	  CFG_OFF(encryption_key_reload_interval_seconds) },
 	{ "log.level", "CMF_LOG_LEVEL", CFG_STRING, 0, 0, "info", 0, CFG_OFF(log_level) },
+	/* LISTEN needs a session of its own: through a transaction-pooling proxy, point this past it. */
+	{ "database.listenUrl", "CMF_DATABASE_LISTEN_URL", CFG_STRING, 0, 0, "", 0, CFG_OFF(database_listen_url) },
+	/*
+	 * Events waiting for the audit writer. 1,024 covers a burst of one batch; a million (~1 KiB each) is
+	 * the most memory the trail may hold while PostgreSQL is away before requests get 503.
+	 */
+	{ "audit.queueCapacity", "CMF_AUDIT_QUEUE_CAPACITY", CFG_INT, 1024, 1048576, NULL, 65536,
+	  CFG_OFF(audit_queue_capacity) },
+	{ "cache.enabled", "CMF_CACHE_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(cache_enabled) },
+	{ "metrics.enabled", "CMF_METRICS_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(metrics_enabled) },
 };
 
 #define CFG_NSETTINGS (sizeof(cfg_settings) / sizeof(cfg_settings[0]))

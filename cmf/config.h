@@ -28,6 +28,10 @@
  *   auth.enabled                   CMF_AUTH_ENABLED               true
  *   auth.adminTokenFile            CMF_AUTH_ADMIN_TOKEN_FILE      ""  (required when auth.enabled)
  *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
+ *   database.listenUrl             CMF_DATABASE_LISTEN_URL        ""  (LISTEN connection; "" = database.url)
+ *   audit.queueCapacity            CMF_AUDIT_QUEUE_CAPACITY       65536 (1024..1048576 queued events)
+ *   cache.enabled                  CMF_CACHE_ENABLED              true  (tokens and resolutions in memory)
+ *   metrics.enabled                CMF_METRICS_ENABLED            true  (GET /metrics)
  *
  * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
  * range, booleans are exactly true/false (YAML plain scalars, or the env strings "true"/"false"),
@@ -54,6 +58,10 @@ struct cmf_config {
 	char *tls_client_ca_file;
 	bool auth_enabled;
 	char *auth_admin_token_file;
+	char *database_listen_url;
+	int audit_queue_capacity;
+	bool cache_enabled;
+	bool metrics_enabled;
 };
 
 /*
