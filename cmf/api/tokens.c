@@ -1,4 +1,7 @@
-/* cmf tokens (/cmf/api/v1/tokens, admin only): create (value shown once), list, get, revoke. */
+/*
+ * cmf tokens (/cmf/api/v1/tokens, admin only): create (value shown once), list, get, revoke. Roles: admin,
+ * environment-reader (scoped to spec.environments) and metrics-reader (GET /metrics only).
+ */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -44,12 +47,12 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 	long long exp;
 
 	v = json_object_get(spec, "role");
-	if (!json_is_string(v) || (strcmp(json_string_value(v), "admin") != 0 &&
-				   strcmp(json_string_value(v), "environment-reader") != 0)) {
-		cmf_reply_error(resp, 400, "spec.role must be \"admin\" or \"environment-reader\"");
+	role = json_string_value(v); /* NULL when not a string */
+	if (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "environment-reader") != 0 &&
+			     strcmp(role, "metrics-reader") != 0)) {
+		cmf_reply_error(resp, 400, "spec.role must be \"admin\", \"environment-reader\" or \"metrics-reader\"");
 		return -1;
 	}
-	role = json_string_value(v);
 	v = json_object_get(spec, "environments");
 	if (v != NULL && !json_is_array(v)) {
 		cmf_reply_error(resp, 400, "spec.environments must be an array of environment names");
@@ -81,6 +84,10 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 	}
 	if (strcmp(role, "admin") == 0 && json_array_size(envs) > 0) {
 		cmf_reply_error(resp, 422, "spec.environments applies to environment-reader tokens; an admin token reaches every environment");
+		return -1;
+	}
+	if (strcmp(role, "metrics-reader") == 0 && json_array_size(envs) > 0) {
+		cmf_reply_error(resp, 422, "spec.environments applies to environment-reader tokens; a metrics-reader token reads only /metrics");
 		return -1;
 	}
 	v = json_object_get(spec, "expiresAt");
@@ -141,6 +148,6 @@ const struct cmf_kind cmf_kind_token = {
 	/* DELETE revokes: the row stays so the audit trail can name the token. */
 	.actions = { [CMF_OP_CREATE] = "token.create", [CMF_OP_DELETE] = "token.revoke" },
 	.create = DB_WRITE_CREATE, .store = &db_kind_token, .spec_keys = spec_keys, .no_labels = true,
-	.spec_hint = " (spec.role: admin or environment-reader)",
+	.spec_hint = " (spec.role: admin, environment-reader or metrics-reader)",
 	.input = token_input, .prepare = token_prepare, .to_json = token_json,
 };

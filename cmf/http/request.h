@@ -19,7 +19,7 @@
 #define CMF_HTTP_MAX_HEADERS 6
 
 /* Who is asking, once cmf/http/auth.c has authenticated the request (before any handler runs). */
-enum cmf_role { CMF_ROLE_NONE = 0, CMF_ROLE_ENV_READER = 1, CMF_ROLE_ADMIN = 2 };
+enum cmf_role { CMF_ROLE_NONE = 0, CMF_ROLE_ENV_READER = 1, CMF_ROLE_ADMIN = 2, CMF_ROLE_METRICS_READER = 3 };
 
 struct cmf_principal {
 	char name[300];       /* "admin" (bootstrap token), "token:<name>/<id>", "anonymous" (auth disabled) */

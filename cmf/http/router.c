@@ -8,16 +8,33 @@ static const char *const perm_names[] = {
 	[CMF_PERM_PUBLIC] = "public",
 	[CMF_PERM_ADMIN] = "admin",
 	[CMF_PERM_ENV_READ] = "environment-reader",
+	[CMF_PERM_METRICS] = "metrics-reader",
 };
+
+size_t
+cmf_router_pattern(const struct cmf_route *rt, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t j = 0; rt->segs[j] != NULL; j++) {
+		/* Once cut, each later snprintf only rewrites the final NUL, but still counts its length. */
+		size_t at = n < len ? n : len - 1;
+
+		n += (size_t)snprintf(buf + at, len - at, "/%s", rt->segs[j]);
+	}
+	return n > 0 ? n : (size_t)snprintf(buf, len, "/");
+}
 
 void
 cmf_router_print(FILE *f, const struct cmf_route *routes, size_t n)
 {
+	char pattern[CMF_ROUTE_PATTERN_MAX];
+
 	for (size_t i = 0; i < n; i++) {
-		fprintf(f, "%s ", routes[i].method);
-		for (size_t j = 0; routes[i].segs[j] != NULL; j++)
-			fprintf(f, "/%s", routes[i].segs[j]);
-		fprintf(f, " %s%s%s\n", perm_names[routes[i].perm], routes[i].audit_action != NULL ? " audit=" : "",
+		cmf_router_pattern(&routes[i], pattern, sizeof(pattern));
+		fprintf(f, "%s %s %s%s%s\n", routes[i].method, pattern, perm_names[routes[i].perm],
+			routes[i].audit_action != NULL ? " audit=" : "",
 			routes[i].audit_action != NULL ? routes[i].audit_action : "");
 	}
 }
@@ -115,6 +132,10 @@ cmf_router_authorize(const struct cmf_route *rt, int auth_result, bool auth_enab
 		return -1;
 	}
 	if (rt->perm == CMF_PERM_ADMIN && p->role != CMF_ROLE_ADMIN) {
+		*message = "this token's role may not do this";
+		return -1;
+	}
+	if (rt->perm == CMF_PERM_METRICS && p->role != CMF_ROLE_ADMIN && p->role != CMF_ROLE_METRICS_READER) {
 		*message = "this token's role may not do this";
 		return -1;
 	}

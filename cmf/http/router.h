@@ -18,11 +18,15 @@
 /* Room for an Allow header: every method the table uses, comma-separated. */
 #define CMF_ROUTE_ALLOW_MAX 64
 
+/* Room for a route's pattern: 8 segments of the table's names (the longest is about 50 characters). */
+#define CMF_ROUTE_PATTERN_MAX 160
+
 /* Who may call a route; decided before any handler touches the database. */
 enum cmf_perm {
 	CMF_PERM_PUBLIC,   /* probes: no token needed */
 	CMF_PERM_ADMIN,    /* the admin role */
 	CMF_PERM_ENV_READ, /* admin, or an environment-reader scoped to the environment in args[0] */
+	CMF_PERM_METRICS,  /* admin, or a metrics-reader (the one route a metrics-reader may call) */
 };
 
 struct cmf_call; /* cmf/http/dispatch.h */
@@ -64,6 +68,14 @@ int cmf_router_match(const struct cmf_route *routes, size_t n, const struct cmf_
 int cmf_router_authorize(const struct cmf_route *route, int auth_result, bool auth_enabled,
 			 const struct cmf_principal *p, const char *const *args, unsigned *status, const char **message,
 			 const char **action);
+
+/*
+ * Write `route`'s pattern into `buf` (size len > 0; cut to fit, always NUL-terminated): "/" and each
+ * segment of the table, a captured one as "*" ("/cmf/api/v1/secrets/" then "*"); "/" for no segment.
+ * The metrics' route label (cmf/metrics.h) and `cmf routes` use it: it holds nothing of a request.
+ * Returns the pattern's full length (as snprintf does).
+ */
+size_t cmf_router_pattern(const struct cmf_route *route, char *buf, size_t len);
 
 /* Print `routes`, one "METHOD /pattern permission [audit=action]" line each (`cmf routes`). */
 void cmf_router_print(FILE *f, const struct cmf_route *routes, size_t n);
