@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cmf/app.h"
+#include "cmf/cache.h"
 #include "cmf/http/auth.h"
 #include "cmf/log.h"
 #include "crypto/crypto.h"
@@ -19,6 +20,8 @@ static bool watch_started, watch_stopping;
 static void
 revoke(struct cmf_app *app, const char *reason)
 {
+	/* What was read under the key goes with it (the snapshots hold only sealed values, but all the same). */
+	cmf_cache_invalidate();
 	if (cmf_app_keyring_revoke(app, reason))
 		cmf_warn("encryption key unavailable: %s; the keyring is wiped from memory and requests that need "
 			 "encryption get 503 until the key is restored",
@@ -38,7 +41,7 @@ restore(struct cmf_app *app, const struct crypto_key *master, struct db_conn **c
 	r = db_keyring_load(*conn, master, &kr, why, sizeof(why));
 	if (r != DB_OK) {
 		snprintf(reason, sizeof(reason), "the key file is back but the keyring cannot be loaded: %s", why);
-		cmf_app_keyring_revoke(app, reason);
+		revoke(app, reason);
 		cmf_warn("%s; retrying", reason);
 		return -1;
 	}

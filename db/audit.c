@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db/rows.h"
 
@@ -13,15 +14,31 @@
 static const struct db_statement st_audit_insert = {
 	"audit_insert",
 	"INSERT INTO cmf_audit_events (principal, action, resource, outcome, status, request_id, client_address, "
-	"client_cert) VALUES ($1, $2, $3, $4, $5::integer, $6, $7, $8) RETURNING id, " DB_ROWS_TS("time"),
-	8,
+	"client_cert, route, resource_cut, time) VALUES ($1, $2, $3, $4, $5::integer, $6, $7, $8, $9, $10::boolean, "
+	"CASE WHEN $11::float8 > 0 THEN to_timestamp($11::float8) ELSE clock_timestamp() END)",
+	11,
+};
+/*
+ * A batch is one JSON array of events, expanded by PostgreSQL: one prepared statement for any batch size,
+ * every value a parameter. Times are Unix seconds with microseconds (float8 holds them exactly enough).
+ */
+static const struct db_statement st_audit_batch = {
+	"audit_batch",
+	"INSERT INTO cmf_audit_events (time, last_time, count, principal, action, resource, resource_cut, outcome, "
+	"status, request_id, client_address, client_cert, route) SELECT to_timestamp(e.t), "
+	"CASE WHEN e.n > 1 THEN to_timestamp(e.l) END, e.n, e.p, e.a, e.r, e.rc, e.o, e.s, e.id, e.ca, e.cc, e.rt "
+	"FROM json_to_recordset($1::json) AS e(t float8, l float8, n integer, p text, a text, r text, rc boolean, "
+	"o text, s integer, id text, ca text, cc text, rt text)",
+	1,
 };
 /* Newest first: the trail as a kind that is only listed (db_resource_list). */
 DB_STATEMENT(audit, list, 6,
-	     "SELECT json_build_object('id', id, 'time', " DB_ROWS_TS("time") ", 'principal', principal, 'action', "
-	     "action, 'resource', resource, 'outcome', outcome, 'status', status, 'requestId', request_id, "
-	     "'clientAddress', client_address, 'clientCertificate', client_cert)::text FROM cmf_audit_events "
-	     AUDIT_WHERE " ORDER BY id DESC LIMIT $5::bigint OFFSET $6::bigint");
+	     "SELECT json_build_object('id', id, 'time', " DB_ROWS_TS("time") ", 'lastTime', "
+	     DB_ROWS_TS("coalesce(last_time, time)") ", 'count', count, 'principal', principal, 'action', action, "
+	     "'route', route, 'resource', resource, 'resourceCut', resource_cut, 'outcome', outcome, 'status', status, "
+	     "'requestId', request_id, 'clientAddress', client_address, 'clientCertificate', client_cert)::text "
+	     "FROM cmf_audit_events "
+	     AUDIT_WHERE " ORDER BY time DESC, id DESC LIMIT $5::bigint OFFSET $6::bigint");
 DB_STATEMENT(audit, count, 4, "SELECT count(*) FROM cmf_audit_events " AUDIT_WHERE);
 
 const struct db_kind db_kind_audit_event = { .name = "audit event", .count = &audit_count, .list = &audit_list };
@@ -35,36 +52,93 @@ or_empty(const char *s)
 int
 db_audit_insert(struct db_conn *c, const struct db_audit *a)
 {
-	char status[16];
+	char status[16], t[32];
 	PGresult *res = NULL;
 	int r;
 
 	if (a == NULL)
 		return DB_OK;
 	snprintf(status, sizeof(status), "%d", a->status);
+	snprintf(t, sizeof(t), "%.6f", a->time);
 	{
 		struct db_param p[] = {
-			{ or_empty(a->principal), 0, 0 },  { or_empty(a->action), 0, 0 },
-			{ or_empty(a->resource), 0, 0 },   { or_empty(a->outcome), 0, 0 },
-			{ status, 0, 0 },		   { or_empty(a->request_id), 0, 0 },
+			{ or_empty(a->principal), 0, 0 },	  { or_empty(a->action), 0, 0 },
+			{ or_empty(a->resource), 0, 0 },	  { or_empty(a->outcome), 0, 0 },
+			{ status, 0, 0 },			  { or_empty(a->request_id), 0, 0 },
 			{ or_empty(a->client_address), 0, 0 }, { or_empty(a->client_cert), 0, 0 },
+			{ or_empty(a->route), 0, 0 },		  { a->resource_cut ? "true" : "false", 0, 0 },
+			{ t, 0, 0 },
 		};
 
-		r = db_exec_stmt(c, &st_audit_insert, p, 8, &res);
+		r = db_exec_stmt(c, &st_audit_insert, p, 11, &res);
 	}
 	PQclear(res);
 	return r;
 }
 
-static int
-record_body(struct db_conn *c, void *cls)
+/* The batch as the JSON array st_audit_batch expands; NULL when out of memory. */
+static char *
+batch_json(const struct db_audit *events, size_t n)
 {
-	return db_audit_insert(c, cls);
+	json_t *arr = json_array();
+	char *text = NULL;
+	struct timespec now;
+	double t_now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	t_now = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	for (size_t i = 0; arr != NULL && i < n; i++) {
+		const struct db_audit *a = &events[i];
+		double t = a->time > 0 ? a->time : t_now;
+		json_t *e = json_pack("{s:f,s:f,s:I,s:s,s:s,s:s,s:b,s:s,s:i,s:s,s:s,s:s,s:s}", "t", t, "l",
+				      a->last_time > 0 ? a->last_time : t, "n", (json_int_t)(a->count > 0 ? a->count : 1),
+				      "p", or_empty(a->principal), "a", or_empty(a->action), "r", or_empty(a->resource),
+				      "rc", a->resource_cut, "o", or_empty(a->outcome), "s", a->status, "id",
+				      or_empty(a->request_id), "ca", or_empty(a->client_address), "cc",
+				      or_empty(a->client_cert), "rt", or_empty(a->route));
+
+		if (e == NULL || json_array_append_new(arr, e) != 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	if (arr != NULL)
+		text = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return text;
+}
+
+struct batch_tx {
+	const char *json;
+};
+
+static int
+batch_body(struct db_conn *c, void *cls)
+{
+	struct batch_tx *t = cls;
+	struct db_param p[] = { { t->json, 0, 0 } };
+	PGresult *res = NULL;
+	int r = db_exec_stmt(c, &st_audit_batch, p, 1, &res);
+
+	PQclear(res);
+	return r;
 }
 
 int
-db_audit_record(struct db_conn *c, const struct db_audit *a)
+db_audit_insert_batch(struct db_conn *c, const struct db_audit *events, size_t n)
 {
-	/* One insert into an append-only table: it commits by itself. */
-	return db_tx_run(c, DB_TX_AUTOCOMMIT, record_body, (void *)(uintptr_t)a);
+	struct batch_tx t;
+	int r;
+
+	if (n == 0)
+		return DB_OK;
+	if (n > DB_AUDIT_BATCH_MAX)
+		return DB_ERR_INVALID;
+	t.json = batch_json(events, n);
+	if (t.json == NULL)
+		return DB_ERR_ALLOC;
+	/* One statement: it commits by itself, one WAL flush for the whole batch. */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, batch_body, &t);
+	free((char *)t.json);
+	return r;
 }

@@ -210,20 +210,25 @@ prepare_once(struct db_conn *c, const char *name, const char *sql, int nparams, 
 	return DB_OK;
 }
 
+/* The most parameters one statement takes (the audit trail's single insert has 11). */
+#define DB_MAX_PARAMS 16
+
 /* Execute the prepared statement `name` (text `sql`); the mapping of errors is result_error's. */
 static int
 exec_prepared(struct db_conn *c, const char *name, const char *sql, const struct db_param *params, int nparams,
 	      PGresult **res)
 {
-	/* No statement takes more than 10 parameters; the arrays are sized for that. */
-	const char *values[10];
-	int lengths[10], formats[10];
+	/* No statement takes more than DB_MAX_PARAMS parameters; the arrays are sized for that. */
+	const char *values[DB_MAX_PARAMS];
+	int lengths[DB_MAX_PARAMS], formats[DB_MAX_PARAMS];
 	PGresult *r;
 	int rc;
 
 	*res = NULL;
-	if (nparams > 10)
+	if (nparams > DB_MAX_PARAMS) {
+		crypto_log_error("%s: statement %s has %d parameters; raise DB_MAX_PARAMS", __func__, name, nparams);
 		return DB_ERR_INTERNAL;
+	}
 	for (int i = 0; i < nparams; i++) {
 		values[i] = params[i].value;
 		lengths[i] = params[i].binary ? params[i].len : 0;

@@ -114,25 +114,40 @@ int db_keyring_load(struct db_conn *c, const struct crypto_key *master, struct c
 
 /* ---- Audit trail ---------------------------------------------------------------------------------- */
 
-/* One audit event. All strings borrowed; NULL strings are stored as "". Never a secret value. */
+/* Longest resource an audit row keeps (bytes); a longer one is cut there and marked (resource_cut). */
+#define DB_AUDIT_RESOURCE_MAX 256
+
+/*
+ * One audit event, or `count` identical ones merged (cmf/http/audit.c decides what is identical). All
+ * strings borrowed; NULL strings are stored as "". Never a secret value.
+ */
 struct db_audit {
 	const char *principal;      /* "admin", "token:<name>", "anonymous" */
 	const char *action;         /* "secret.create", "token.revoke", "authenticate", ... */
 	const char *resource;       /* "secret/<name>", "token/<name>", or the path for refusals */
 	const char *outcome;        /* "success", "failure", "denied" or "unknown" */
 	int status;                 /* the HTTP status answered */
-	const char *request_id;
+	const char *request_id;     /* of the first event when merged */
 	const char *client_address;
 	const char *client_cert;    /* mutual TLS subject DN, or "" */
+	const char *route;          /* the route's pattern, "unrouted", or NULL (stored as "") */
+	bool resource_cut;          /* resource was cut at DB_AUDIT_RESOURCE_MAX bytes */
+	long long count;            /* events merged into this row; 0 is read as 1 */
+	double time, last_time;     /* Unix seconds of the first and last event; 0: the insert's own time */
 };
 
-/* Record `a` in a transaction of its own (refusals and failed writes: nothing else to join). */
-int db_audit_record(struct db_conn *c, const struct db_audit *a);
+/*
+ * Store `n` events (n ≤ DB_AUDIT_BATCH_MAX) with one statement, so one COMMIT: how the audit writer
+ * keeps up with a request rate far above what a COMMIT per event allows.
+ */
+#define DB_AUDIT_BATCH_MAX 1024
+int db_audit_insert_batch(struct db_conn *c, const struct db_audit *events, size_t n);
 
 /*
  * The audit trail as a listable kind (db_resource_list; nothing else): newest first, filtered by
  * principal, resource, since (inclusive) and until (exclusive), each NULL for any; times RFC 3339 (a
- * malformed one is DB_ERR_INVALID). Rows: {id, time, principal, action, resource, outcome, status,
+ * malformed one is DB_ERR_INVALID). Rows: {id, time, lastTime, count, principal, action, route, resource,
+ * resourceCut, outcome, status,
  * requestId, clientAddress, clientCertificate}.
  */
 extern const struct db_kind db_kind_audit_event;
@@ -232,9 +247,9 @@ int db_resource_delete(struct db_conn *c, const struct db_kind *k, const char *c
 struct db_token {
 	char id[17];
 	char *name;
-	char *role;           /* "admin" or "environment-reader" */
+	char *role;           /* "admin", "environment-reader" or "metrics-reader" */
 	json_t *environments; /* array of environment names */
-	bool expired;
+	double expires_at;    /* Unix seconds; 0: never (checked against the clock at each use) */
 	uint8_t secret_hash[32];
 };
 
@@ -242,6 +257,29 @@ void db_token_free(struct db_token *t);
 
 /* The token with this id (live or revoked: *revoked tells), for authentication. DB_ERR_NOT_FOUND if none. */
 int db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *revoked);
+
+/* ---- Change notification ------------------------------------------------------------------------ */
+
+/*
+ * A session of its own that LISTENs on channel cmf_change, where triggers on every table a token check or a
+ * resolution reads announce each committed change with the table's name (migration 5). It never blocks past
+ * its deadlines: a frozen server is noticed, not waited for.
+ */
+struct db_listener;
+
+/* Connect (application_name cmf-listen) and LISTEN within `deadline_ms`. DB_ERR_UNAVAILABLE (logged) if not. */
+int db_listen_open(const char *url, const char *password, int deadline_ms, struct db_listener **out);
+void db_listen_close(struct db_listener *l);
+
+/* Send a heartbeat (SELECT 1) that must be answered within `deadline_ms` (no-op while one is pending). */
+int db_listen_heartbeat(struct db_listener *l, int deadline_ms);
+
+/*
+ * Wait up to `timeout_ms` for traffic: each notification calls on_notify(cls, table); *beat says whether the
+ * pending heartbeat was answered. DB_ERR_UNAVAILABLE when the session is lost or its heartbeat is late.
+ */
+int db_listen_poll(struct db_listener *l, int timeout_ms, void (*on_notify)(void *cls, const char *table), void *cls,
+		   bool *beat);
 
 /* ---- Client-configuration resolution ------------------------------------------------------------- */
 
@@ -259,25 +297,31 @@ struct db_resolved {
 	char detail[1536];       /* for DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED: the sentence (names of 253 chars fit) */
 };
 
-/*
- * The renderer: called once with the lookup's outcome — `r` is DB_OK (res complete, or not_modified)
- * or DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED (res->detail) or another error — and returns the HTTP status
- * it answered. The store then records the audit event with that status: if that fails, the call fails
- * and the rendered answer must be discarded (it may be called again when the call is retried).
- */
-typedef unsigned (*db_resolve_render)(void *cls, int r, const struct db_resolved *res);
+/* Free what db_resolve handed over (the decrypted values); the struct can be reused. */
+void db_resolved_clear(struct db_resolved *res);
 
 /*
- * Resolve environment `env`'s view of database `catalog`/`database` from ONE snapshot (one SQL
- * statement): the database's Kafka connectionConfig and its catalog's Schema Registry
- * connectionConfig, each with the data of the secret `env` maps to its connectionSecretId, decrypted.
- * The ETag hashes `etag_salt` (the output format and version) and the identities and versions of every
- * row involved, so it is known before decrypting; when `if_none_match` lists it, nothing is decrypted.
- * `audit` (borrowed) gets its status and outcome from the renderer and is committed before this
- * returns. Returns DB_OK once rendered and audited; else the error (rendering, if any, is void).
+ * A snapshot: what one resolution read from PostgreSQL for (environment, catalog, database), in ONE
+ * statement, as stored: secret values stay sealed in it, so it may be kept in memory (cmf/cache.c) and
+ * shared read-only between threads. Includes "not found" answers (no environment, catalog, database).
  */
-int db_resolve(struct db_conn *c, const struct db_sealer *sl, const char *env, const char *catalog,
-	       const char *database, const char *if_none_match, const char *etag_salt, db_resolve_render render,
-	       void *cls, struct db_audit *audit);
+struct db_snapshot;
+
+/* Read the snapshot for `env`'s view of `catalog`/`database` into *out (free with db_snapshot_free). */
+int db_snapshot_read(struct db_conn *c, const char *env, const char *catalog, const char *database,
+		     struct db_snapshot **out);
+void db_snapshot_free(struct db_snapshot *s);
+
+/*
+ * Resolve from snapshot `s` (borrowed; the names must be the ones it was read for): the database's Kafka
+ * connectionConfig and its catalog's Schema Registry connectionConfig, each with the data of the secret
+ * `env` maps to its connectionSecretId, decrypted with `sl`. The ETag hashes `etag_salt` (the output
+ * format and version) and the identities and versions of every row involved, so it is known before
+ * decrypting; when `if_none_match` lists it, nothing is decrypted (out->not_modified). Returns DB_OK
+ * with *out filled (clear it with db_resolved_clear); DB_ERR_NOT_FOUND / DB_ERR_UNMAPPED with
+ * out->detail; DB_ERR_CORRUPT or DB_ERR_KEY_UNAVAILABLE when a value cannot be opened.
+ */
+int db_resolve(const struct db_snapshot *s, const struct db_sealer *sl, const char *env, const char *catalog,
+	       const char *database, const char *if_none_match, const char *etag_salt, struct db_resolved *out);
 
 #endif

@@ -43,14 +43,16 @@ enum {
 struct resolve_tx {
 	const struct db_sealer *sl;
 	const char *env, *catalog, *database, *if_none_match, *salt;
-	db_resolve_render render;
-	void *cls;
-	struct db_audit *audit;
 	struct db_resolved res;
 };
 
-static void
-resolved_clear(struct db_resolved *res)
+/* What the resolution statement returned: kept as libpq gave it (stored values, ciphertexts sealed). */
+struct db_snapshot {
+	PGresult *res;
+};
+
+void
+db_resolved_clear(struct db_resolved *res)
 {
 	json_decref(res->kafka_config);
 	json_decref(res->kafka_secret);
@@ -224,42 +226,68 @@ resolve_lookup(struct resolve_tx *t, PGresult *res)
 	return DB_OK;
 }
 
-static int
-resolve_body(struct db_conn *c, void *cls)
-{
-	struct resolve_tx *t = cls;
-	struct db_param p[] = { { t->env, 0, 0 }, { t->catalog, 0, 0 }, { t->database, 0, 0 } };
-	PGresult *res = NULL;
-	unsigned status;
-	int r;
+struct read_tx {
+	const char *env, *catalog, *database;
+	PGresult *res;
+};
 
-	resolved_clear(&t->res);
-	r = db_exec_stmt(c, &st_resolve, p, 3, &res);
-	if (r != DB_OK)
-		return r; /* nothing was read: the caller answers for the database */
-	r = resolve_lookup(t, res);
-	PQclear(res);
-	status = t->render(t->cls, r, &t->res);
-	/* The decrypted values were rendered (or refused): they are not kept past this point. */
-	resolved_clear(&t->res);
-	t->audit->status = (int)status;
-	t->audit->outcome = status < 400 ? "success" : "failure";
-	return db_audit_insert(c, t->audit);
+static int
+read_body(struct db_conn *c, void *cls)
+{
+	struct read_tx *t = cls;
+	struct db_param p[] = { { t->env, 0, 0 }, { t->catalog, 0, 0 }, { t->database, 0, 0 } };
+
+	PQclear(t->res);
+	t->res = NULL;
+	return db_exec_stmt(c, &st_resolve, p, 3, &t->res);
 }
 
 int
-db_resolve(struct db_conn *c, const struct db_sealer *sl, const char *env, const char *catalog,
-	   const char *database, const char *if_none_match, const char *etag_salt, db_resolve_render render,
-	   void *cls, struct db_audit *audit)
+db_snapshot_read(struct db_conn *c, const char *env, const char *catalog, const char *database,
+		 struct db_snapshot **out)
 {
-	struct resolve_tx t = { sl, env, catalog, database, if_none_match, etag_salt, render, cls, audit, { 0 } };
+	struct read_tx t = { env, catalog, database, NULL };
+	struct db_snapshot *s = NULL;
 	int r;
 
-	/*
-	 * No BEGIN/COMMIT: the one SELECT is a snapshot by itself, and the audit row is committed before the
-	 * caller releases a byte of the answer (so nothing decrypted leaves unaudited) — two round trips.
-	 */
-	r = db_tx_run(c, DB_TX_AUTOCOMMIT, resolve_body, &t);
-	resolved_clear(&t.res);
+	*out = NULL;
+	/* One statement, so one snapshot even without BEGIN/COMMIT: one round trip. */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, read_body, &t);
+	if (r == DB_OK && (s = malloc(sizeof(*s))) == NULL)
+		r = DB_ERR_ALLOC;
+	if (r != DB_OK) {
+		PQclear(t.res);
+		return r;
+	}
+	s->res = t.res;
+	*out = s;
+	return DB_OK;
+}
+
+void
+db_snapshot_free(struct db_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	PQclear(s->res);
+	free(s);
+}
+
+int
+db_resolve(const struct db_snapshot *s, const struct db_sealer *sl, const char *env, const char *catalog,
+	   const char *database, const char *if_none_match, const char *etag_salt, struct db_resolved *out)
+{
+	struct resolve_tx t = { sl, env, catalog, database, if_none_match, etag_salt, { 0 } };
+	int r = resolve_lookup(&t, s->res);
+
+	/* Handed over whole: on an error only the detail (and the ETag, unused) are meaningful. */
+	*out = t.res;
+	if (r != DB_OK) {
+		char detail[sizeof(out->detail)];
+
+		memcpy(detail, t.res.detail, sizeof(detail));
+		db_resolved_clear(out);
+		memcpy(out->detail, detail, sizeof(detail));
+	}
 	return r;
 }

@@ -23,9 +23,9 @@ DB_STATEMENT(token, insert, 3,
 DB_STATEMENT(token, revoke, 2,
 	     "UPDATE cmf_tokens SET revoked_at = now(), revoked_by = $2 WHERE name = $1 AND revoked_at IS NULL");
 DB_STATEMENT(token, lookup, 1,
-	     "SELECT id, name, role, array_to_json(environments)::text, (expires_at IS NOT NULL AND "
-	     "expires_at <= now()), secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1");
-enum { TC_ID, TC_NAME, TC_ROLE, TC_ENVS, TC_EXPIRED, TC_HASH, TC_REVOKED };
+	     "SELECT id, name, role, array_to_json(environments)::text, coalesce(extract(epoch FROM expires_at), 0), "
+	     "secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1");
+enum { TC_ID, TC_NAME, TC_ROLE, TC_ENVS, TC_EXPIRES, TC_HASH, TC_REVOKED };
 
 const struct db_kind db_kind_token = {
 	.name = "token",
@@ -75,7 +75,7 @@ lookup_body(struct db_conn *c, void *cls)
 		r = (tok = calloc(1, sizeof(*tok))) != NULL ? DB_OK : DB_ERR_ALLOC;
 	if (r == DB_OK) {
 		snprintf(tok->id, sizeof(tok->id), "%s", PQgetvalue(res, 0, TC_ID));
-		tok->expired = strcmp(PQgetvalue(res, 0, TC_EXPIRED), "t") == 0;
+		tok->expires_at = strtod(PQgetvalue(res, 0, TC_EXPIRES), NULL);
 		r = db_rows_str(res, 0, TC_NAME, false, &tok->name);
 	}
 	if (r == DB_OK)

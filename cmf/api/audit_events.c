@@ -2,9 +2,13 @@
 #include <stdlib.h>
 
 #include "cmf/app.h"
+#include "cmf/http/audit.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
 #include "cmf/api/routes.h"
+
+/* How long a read of the trail waits for the events queued before it (a few batches at most). */
+#define AUDIT_FLUSH_MS 5000
 
 void
 cmf_api_audit_list(struct cmf_call *call)
@@ -29,6 +33,11 @@ cmf_api_audit_list(struct cmf_call *call)
 			cmf_reply_error(resp, 400, "%s must be an RFC 3339 UTC time such as 2026-11-26T00:00:00Z", times[i]);
 			return;
 		}
+	}
+	/* Everything queued before this read (open merge windows too) is committed first: act, then read, see. */
+	if (cmf_audit_flush(AUDIT_FLUSH_MS) != 0) {
+		cmf_reply_error(resp, 503, "the audit trail cannot be brought up to date now; try again");
+		return;
 	}
 	r = db_resource_list(cmf_call_conn(call), &db_kind_audit_event, NULL, filters, page * size, size, &items, &total);
 	if (r != DB_OK) {

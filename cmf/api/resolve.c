@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmf/app.h"
+#include "cmf/cache.h"
 #include "cmf/csfle/csfle.h"
 #include "cmf/log.h"
 #include "cmf/api/render.h"
@@ -79,18 +80,15 @@ out:
 	return ret;
 }
 
+/* Answer the resolution's outcome `r` (res filled by db_resolve); returns the status answered. */
 static unsigned
-render(void *cls, int r, const struct db_resolved *res)
+render(struct render_ctx *rc, int r, const struct db_resolved *res)
 {
-	struct render_ctx *rc = cls;
 	struct cmf_response *resp = rc->resp;
 	json_t *kafka = NULL, *sr = NULL, *warnings = NULL;
 	/* The header line and the warnings (each under 512 bytes); more are cut, the JSON keeps them all. */
 	char err[600] = "", comment[4096];
 	char *text = NULL;
-
-	/* A retried resolution renders again: nothing of an earlier attempt may remain (e.g. its ETag). */
-	cmf_response_clear(resp);
 
 	if (r == DB_ERR_NOT_FOUND) {
 		cmf_reply_error(resp, 404, "%s", res->detail);
@@ -167,6 +165,9 @@ cmf_api_client_config_get(struct cmf_call *call)
 	struct render_ctx rc = { resp, FMT_JSON, args[0], args[1], args[2] };
 	/* If-None-Match lists a poller's cached ETags (34 characters each): 4 KiB holds a hundred. */
 	char salt[64], inm[4096];
+	const struct cmf_cached_snapshot *snap = NULL;
+	struct db_resolved res;
+	unsigned status;
 	size_t i;
 	int r;
 
@@ -185,17 +186,18 @@ cmf_api_client_config_get(struct cmf_call *call)
 		return;
 	snprintf(salt, sizeof(salt), "%s/%s", RENDER_VERSION, formats[rc.fmt].name);
 	cmf_call_resource(call, "client-config/%s/%s/%s", args[0], args[1], args[2]);
-	/* The store records the event, with the status the renderer answered, before the answer leaves. */
-	r = db_resolve(cmf_call_conn(call), cmf_call_sealer(call), args[0], args[1], args[2],
-		       cmf_request_header_list(req, "If-None-Match", inm, sizeof(inm)), salt, render, &rc,
-		       cmf_call_audit(call, 200, NULL));
-	/* A read has nothing to "maybe apply": an unknown audit outcome is just an unavailable database. */
-	if (r == DB_ERR_OUTCOME_UNKNOWN)
-		r = DB_ERR_UNAVAILABLE;
-	cmf_call_stored(call, r);
+	r = cmf_cache_snapshot(cmf_call_conn(call), args[0], args[1], args[2], &snap);
 	if (r != DB_OK) {
-		/* Not audited, so not answered: whatever was rendered is discarded (and wiped). */
-		cmf_response_clear(resp);
 		cmf_reply_db_error(resp, r, "the client configuration");
+		return;
 	}
+	r = db_resolve(snap->snapshot, cmf_call_sealer(call), args[0], args[1], args[2],
+		       cmf_request_header_list(req, "If-None-Match", inm, sizeof(inm)), salt, &res);
+	status = render(&rc, r, &res);
+	/* The decrypted values are in the rendered text now (wiped with the response), nowhere else. */
+	db_resolved_clear(&res);
+	cmf_cache_snapshot_release(snap);
+	/* A 200 carries values: it leaves only once its audit event is committed. Others are queued. */
+	if (status == 200)
+		cmf_call_reply_audited(call);
 }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "cmf/app.h"
+#include "cmf/cache.h"
+#include "cmf/http/audit.h"
 #include "cmf/http/auth.h"
 #include "cmf/config.h"
 #include "cmf/http/daemon.h"
@@ -385,7 +387,16 @@ cmd_run(const char *cmd, int argc, char **argv)
 		rc = EXIT_SOFTWARE;
 		goto out;
 	}
+	if (cmf_audit_start(&app) != 0 || cmf_cache_start(&app) != 0) {
+		rc = EXIT_SOFTWARE;
+		cmf_keywatch_stop();
+		cmf_audit_stop(0);
+		goto out;
+	}
+	/* The HTTP server stops the audit writer itself: suspended replies wait on it (cmf/http/daemon.c). */
 	rc = cmf_http_serve(&app) == 0 ? EXIT_OK : EXIT_CONFIG;
+	cmf_audit_stop(0);
+	cmf_cache_stop();
 	cmf_keywatch_stop();
 out:
 	crypto_key_free(master);

@@ -1,12 +1,83 @@
-/* cmf audit: one event per write, decrypted read or refusal — in PostgreSQL and as a JSON log line. */
+/* cmf audit: events queued by requests, merged when identical, committed in batches by one writer. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cmf/app.h"
 #include "cmf/http/audit.h"
 #include "cmf/log.h"
 #include "cmf/text.h"
+
+/* Identical events merge within this many nanoseconds of the first (the "within one second"). */
+#define MERGE_WINDOW_NS 1000000000LL
+/* Chains of the merge table: a few hundred distinct (client, principal, route) per second is typical. */
+#define MERGE_BUCKETS 1024
+/* After a failed commit the writer waits before trying again, doubling up to this. */
+#define RETRY_MAX_NS 1000000000LL
+
+/* One row to store: an event, or identical events merged. Its strings live in text[]. */
+struct ev {
+	struct ev *next;  /* in the ready list or the window list */
+	struct ev *hnext; /* in a merge chain while its window is open */
+	struct db_audit a;
+	uint64_t hash;
+	long long opened_ns; /* CLOCK_MONOTONIC when its window opened */
+	bool merging;
+	bool logged;
+	void (*done)(void *cls, bool ok);
+	void *cls;
+	char text[];
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t wake;     /* the writer: something to do */
+	pthread_cond_t progress; /* flushers and stop: a batch was committed or failed */
+	struct ev *ready_head, *ready_tail;
+	struct ev *win_head, *win_tail; /* open merge windows, oldest first */
+	struct ev *buckets[MERGE_BUCKETS];
+	size_t queued, capacity;
+	uint64_t readied, written; /* rows moved to the ready list / committed, ever */
+	bool running, stopping, abandon;
+	pthread_t thread;
+	struct db_conn *conn;
+} q = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .progress = PTHREAD_COND_INITIALIZER };
+
+static long long
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static double
+real_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An absolute CLOCK_REALTIME deadline `ns` from now, for pthread_cond_timedwait. */
+static struct timespec
+deadline_in(long long ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns += ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000LL);
+	ts.tv_nsec = (long)(ns % 1000000000LL);
+	return ts;
+}
 
 void
 cmf_audit_init(struct db_audit *a, const struct cmf_request *req, const char *action, const char *outcome,
@@ -19,6 +90,7 @@ cmf_audit_init(struct db_audit *a, const struct cmf_request *req, const char *ac
 	va_end(ap);
 	/* Refusals name the raw path, which may hold any bytes: PostgreSQL's text and JSON want UTF-8. */
 	cmf_utf8_sanitize(resbuf);
+	memset(a, 0, sizeof(*a));
 	a->principal = req->principal.name[0] != '\0' ? req->principal.name : "anonymous";
 	a->action = action;
 	a->resource = resbuf;
@@ -27,6 +99,9 @@ cmf_audit_init(struct db_audit *a, const struct cmf_request *req, const char *ac
 	a->request_id = req->request_id;
 	a->client_address = req->client_addr;
 	a->client_cert = req->client_cert;
+	a->route = CMF_AUDIT_UNROUTED;
+	/* The event's own time, whichever path stores it and however late: the trail is ordered by it. */
+	a->time = real_seconds();
 }
 
 void
@@ -36,22 +111,456 @@ cmf_audit_log(const struct db_audit *a)
 			      "resource", a->resource, "outcome", a->outcome, "status", a->status, "requestId",
 			      a->request_id, "clientAddress", a->client_address, "clientCertificate",
 			      a->client_cert);
-	char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	char *text;
 
+	if (j != NULL && a->count > 1)
+		json_object_set_new(j, "count", json_integer(a->count));
+	text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	cmf_info("audit %s", text != NULL ? text : "{\"error\":\"cannot format the audit event\"}");
 	free(text);
 	json_decref(j);
 }
 
-void
+static const char *
+or_empty(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* FNV-1a over the merge key's fields, each with its terminating NUL. */
+static uint64_t
+merge_hash(const struct db_audit *a)
+{
+	const char *parts[] = { or_empty(a->client_address), or_empty(a->principal), or_empty(a->action),
+				or_empty(a->route),	     or_empty(a->outcome),   or_empty(a->client_cert) };
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		for (const char *p = parts[i];; p++) {
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+			if (*p == '\0')
+				break;
+		}
+	return (h ^ (uint64_t)(unsigned)a->status) * 1099511628211ULL;
+}
+
+static bool
+merge_same(const struct db_audit *x, const struct db_audit *y)
+{
+	return x->status == y->status && strcmp(x->client_address, or_empty(y->client_address)) == 0 &&
+	       strcmp(x->principal, or_empty(y->principal)) == 0 && strcmp(x->action, or_empty(y->action)) == 0 &&
+	       strcmp(x->route, or_empty(y->route)) == 0 && strcmp(x->outcome, or_empty(y->outcome)) == 0 &&
+	       strcmp(x->client_cert, or_empty(y->client_cert)) == 0;
+}
+
+/* Longest prefix of `s` of at most `max` bytes that ends on a UTF-8 character boundary. */
+static size_t
+utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
+/* A copy of `a` whose strings live in the event; NULL when out of memory. */
+static struct ev *
+ev_new(const struct db_audit *a)
+{
+	const char *src[] = { or_empty(a->principal),	   or_empty(a->action),	     or_empty(a->resource),
+			      or_empty(a->outcome),	   or_empty(a->request_id),  or_empty(a->client_address),
+			      or_empty(a->client_cert),	   or_empty(a->route) };
+	size_t len[8], total = 0;
+	const char *dst[8];
+	struct ev *e;
+	char *p;
+
+	for (size_t i = 0; i < 8; i++) {
+		len[i] = strlen(src[i]);
+		if (i == 2)
+			len[i] = utf8_cut(src[i], len[i], DB_AUDIT_RESOURCE_MAX);
+		total += len[i] + 1;
+	}
+	e = calloc(1, sizeof(*e) + total);
+	if (e == NULL)
+		return NULL;
+	p = e->text;
+	for (size_t i = 0; i < 8; i++) {
+		memcpy(p, src[i], len[i]);
+		p[len[i]] = '\0';
+		dst[i] = p;
+		p += len[i] + 1;
+	}
+	e->a = *a;
+	e->a.principal = dst[0];
+	e->a.action = dst[1];
+	e->a.resource = dst[2];
+	e->a.outcome = dst[3];
+	e->a.request_id = dst[4];
+	e->a.client_address = dst[5];
+	e->a.client_cert = dst[6];
+	e->a.route = dst[7];
+	e->a.resource_cut = a->resource_cut || len[2] < strlen(or_empty(a->resource));
+	e->a.count = 1;
+	if (e->a.time <= 0)
+		e->a.time = real_seconds();
+	e->a.last_time = e->a.time;
+	return e;
+}
+
+/* Append to the ready list (called with q.mu held). */
+static void
+ready_push(struct ev *e)
+{
+	e->next = NULL;
+	if (q.ready_tail != NULL)
+		q.ready_tail->next = e;
+	else
+		q.ready_head = e;
+	q.ready_tail = e;
+	q.readied++;
+}
+
+/* Close the oldest merge window: out of the merge table, onto the ready list (q.mu held). */
+static void
+window_close(void)
+{
+	struct ev *e = q.win_head, **pp = &q.buckets[e->hash % MERGE_BUCKETS];
+
+	q.win_head = e->next;
+	if (q.win_head == NULL)
+		q.win_tail = NULL;
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	e->hnext = NULL;
+	e->merging = false;
+	ready_push(e);
+}
+
+/* Close every window opened before `before_ns` (every one when `all`); q.mu held. */
+static void
+windows_close(long long before_ns, bool all)
+{
+	while (q.win_head != NULL && (all || q.win_head->opened_ns <= before_ns))
+		window_close();
+}
+
+int
+cmf_audit_submit(const struct db_audit *a, void (*done)(void *cls, bool ok), void *cls)
+{
+	struct ev *e = NULL;
+	long long now = mono_ns();
+	int ret = -1;
+
+	pthread_mutex_lock(&q.mu);
+	if (!q.running || q.stopping)
+		goto out;
+	if (done == NULL) {
+		uint64_t h = merge_hash(a);
+
+		for (e = q.buckets[h % MERGE_BUCKETS]; e != NULL; e = e->hnext) {
+			if (e->hash == h && now - e->opened_ns < MERGE_WINDOW_NS && merge_same(&e->a, a)) {
+				e->a.count++;
+				e->a.last_time = real_seconds();
+				ret = 0;
+				goto out;
+			}
+		}
+	}
+	if (q.queued >= q.capacity)
+		goto out;
+	e = ev_new(a);
+	if (e == NULL)
+		goto out;
+	q.queued++;
+	e->done = done;
+	e->cls = cls;
+	if (done != NULL) {
+		ready_push(e);
+	} else {
+		/* A window stays open for a second: identical events in it cost a count, not a row. */
+		e->hash = merge_hash(a);
+		e->opened_ns = now;
+		e->merging = true;
+		e->hnext = q.buckets[e->hash % MERGE_BUCKETS];
+		q.buckets[e->hash % MERGE_BUCKETS] = e;
+		if (q.win_tail != NULL)
+			q.win_tail->next = e;
+		else
+			q.win_head = e;
+		q.win_tail = e;
+	}
+	pthread_cond_signal(&q.wake);
+	ret = 0;
+out:
+	pthread_mutex_unlock(&q.mu);
+	return ret;
+}
+
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool finished, ok;
+};
+
+static void
+sync_done(void *cls, bool ok)
+{
+	struct sync_wait *w = cls;
+
+	pthread_mutex_lock(&w->mu);
+	w->finished = true;
+	w->ok = ok;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int
+cmf_audit_commit(const struct db_audit *a)
+{
+	struct sync_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false };
+
+	if (cmf_audit_submit(a, sync_done, &w) != 0)
+		return -1;
+	pthread_mutex_lock(&w.mu);
+	while (!w.finished)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	return w.ok ? 0 : -1;
+}
+
+int
+cmf_audit_flush(int timeout_ms)
+{
+	struct timespec until = deadline_in((long long)timeout_ms * 1000000LL);
+	uint64_t mark;
+	int ret = 0;
+
+	pthread_mutex_lock(&q.mu);
+	windows_close(0, true);
+	mark = q.readied;
+	pthread_cond_signal(&q.wake);
+	while (q.running && q.written < mark && ret == 0)
+		ret = pthread_cond_timedwait(&q.progress, &q.mu, &until) == ETIMEDOUT ? -1 : 0;
+	if (!q.running && q.written < mark)
+		ret = -1;
+	pthread_mutex_unlock(&q.mu);
+	return ret;
+}
+
+int
 cmf_audit_record(struct cmf_request *req, const struct db_audit *a)
 {
-	struct db_conn *c = cmf_app_conn(req->app);
-	int r = db_audit_record(c, a);
+	int r = cmf_audit_submit(a, NULL, NULL);
 
-	/* The log line is written either way: it is the trail of last resort when PostgreSQL is down. */
-	cmf_audit_log(a);
-	if (r != DB_OK)
-		cmf_error("audit event for request %s not stored: %s", a->request_id, db_strerror(r));
 	req->audited = true;
+	if (r != 0) {
+		/* Not stored: the log line is the only trace, so it is written now, with the reason. */
+		cmf_audit_log(a);
+		cmf_error("audit event for request %s not stored: the audit queue is full or stopped", a->request_id);
+	}
+	return r;
+}
+
+size_t
+cmf_audit_queued(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q.mu);
+	n = q.queued;
+	pthread_mutex_unlock(&q.mu);
+	return n;
+}
+
+/*
+ * A failed batch: every event goes back to the front of the ready list, in order, to be stored once
+ * PostgreSQL is back. A waiting event's response is refused (503), so its row must say so: it becomes a
+ * failure answered 503, and its completion moves to `told` (run outside the lock). q.mu held.
+ */
+static size_t
+batch_requeue(struct ev **batch, size_t n, struct ev **told)
+{
+	size_t nt = 0;
+
+	for (size_t i = n; i-- > 0;) {
+		struct ev *e = batch[i];
+
+		if (e->done != NULL) {
+			e->a.outcome = "failure";
+			e->a.status = 503;
+			e->logged = false; /* logged again: the event is no longer what was logged */
+			told[nt++] = e;
+		}
+		e->next = q.ready_head;
+		q.ready_head = e;
+		if (q.ready_tail == NULL)
+			q.ready_tail = e;
+	}
+	return nt;
+}
+
+/* Run the completions of `told` (q.mu not held): each event is waited for no more. */
+static void
+tell_failed(struct ev **told, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		void (*done)(void *, bool) = told[i]->done;
+		void *cls = told[i]->cls;
+
+		pthread_mutex_lock(&q.mu);
+		told[i]->done = NULL;
+		pthread_mutex_unlock(&q.mu);
+		done(cls, false);
+	}
+}
+
+static void *
+writer(void *arg)
+{
+	static struct db_audit rows[DB_AUDIT_BATCH_MAX];
+	static struct ev *batch[DB_AUDIT_BATCH_MAX], *told[DB_AUDIT_BATCH_MAX];
+	long long retry_delay = 0, retry_at = 0;
+
+	(void)arg;
+	pthread_mutex_lock(&q.mu);
+	for (;;) {
+		long long now = mono_ns(), wait;
+		size_t n = 0, nt;
+		int r;
+
+		windows_close(now - MERGE_WINDOW_NS, q.stopping);
+		if (q.abandon || (q.stopping && q.ready_head == NULL && q.win_head == NULL))
+			break;
+		if (q.ready_head == NULL || retry_at > now) {
+			wait = retry_at > now		? retry_at - now
+			       : q.win_head != NULL ? q.win_head->opened_ns + MERGE_WINDOW_NS - now
+						    : MERGE_WINDOW_NS;
+			if (wait > 0) {
+				struct timespec until = deadline_in(wait);
+
+				pthread_cond_timedwait(&q.wake, &q.mu, &until);
+			}
+			continue;
+		}
+		while (q.ready_head != NULL && n < DB_AUDIT_BATCH_MAX) {
+			batch[n++] = q.ready_head;
+			q.ready_head = q.ready_head->next;
+		}
+		if (q.ready_head == NULL)
+			q.ready_tail = NULL;
+		pthread_mutex_unlock(&q.mu);
+		for (size_t i = 0; i < n; i++) {
+			if (!batch[i]->logged) {
+				cmf_audit_log(&batch[i]->a);
+				batch[i]->logged = true;
+			}
+			rows[i] = batch[i]->a;
+		}
+		r = db_audit_insert_batch(q.conn, rows, n);
+		pthread_mutex_lock(&q.mu);
+		if (r == DB_OK) {
+			retry_delay = retry_at = 0;
+			q.written += n;
+			q.queued -= n;
+			pthread_cond_broadcast(&q.progress);
+			pthread_mutex_unlock(&q.mu);
+			for (size_t i = 0; i < n; i++) {
+				if (batch[i]->done != NULL)
+					batch[i]->done(batch[i]->cls, true);
+				free(batch[i]);
+			}
+			pthread_mutex_lock(&q.mu);
+			continue;
+		}
+		cmf_error("audit trail: %zu event(s) not stored yet (%s); retrying", n, db_strerror(r));
+		nt = batch_requeue(batch, n, told);
+		retry_delay = retry_delay == 0 ? 50000000LL : retry_delay * 2;
+		if (retry_delay > RETRY_MAX_NS)
+			retry_delay = RETRY_MAX_NS;
+		retry_at = mono_ns() + retry_delay;
+		pthread_cond_broadcast(&q.progress);
+		pthread_mutex_unlock(&q.mu);
+		tell_failed(told, nt);
+		pthread_mutex_lock(&q.mu);
+	}
+	pthread_mutex_unlock(&q.mu);
+	return NULL;
+}
+
+int
+cmf_audit_start(struct cmf_app *app)
+{
+	int r;
+
+	if (db_conn_open(app->cfg->database_url, cmf_app_db_password(), &q.conn) == DB_ERR_ALLOC) {
+		cmf_error("audit writer: out of memory");
+		return -1;
+	}
+	pthread_mutex_lock(&q.mu);
+	q.capacity = (size_t)app->cfg->audit_queue_capacity;
+	q.running = true;
+	q.stopping = q.abandon = false;
+	pthread_mutex_unlock(&q.mu);
+	r = pthread_create(&q.thread, NULL, writer, NULL);
+	if (r != 0) {
+		cmf_error("audit writer: cannot start its thread: %s", strerror(r));
+		pthread_mutex_lock(&q.mu);
+		q.running = false;
+		pthread_mutex_unlock(&q.mu);
+		db_conn_close(q.conn);
+		q.conn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+cmf_audit_stop(int timeout_ms)
+{
+	struct timespec until = deadline_in((long long)timeout_ms * 1000000LL);
+	size_t lost = 0;
+	struct ev *e, *next;
+
+	pthread_mutex_lock(&q.mu);
+	if (!q.running) {
+		pthread_mutex_unlock(&q.mu);
+		return;
+	}
+	q.stopping = true;
+	pthread_cond_signal(&q.wake);
+	while (q.queued > 0 && pthread_cond_timedwait(&q.progress, &q.mu, &until) != ETIMEDOUT)
+		;
+	q.abandon = q.queued > 0;
+	pthread_cond_signal(&q.wake);
+	pthread_mutex_unlock(&q.mu);
+	pthread_join(q.thread, NULL);
+
+	pthread_mutex_lock(&q.mu);
+	q.running = false;
+	windows_close(0, true);
+	for (e = q.ready_head; e != NULL; e = next) {
+		next = e->next;
+		lost++;
+		if (!e->logged)
+			cmf_audit_log(&e->a);
+		if (e->done != NULL) {
+			pthread_mutex_unlock(&q.mu);
+			e->done(e->cls, false);
+			pthread_mutex_lock(&q.mu);
+		}
+		free(e);
+	}
+	q.ready_head = q.ready_tail = NULL;
+	q.queued = 0;
+	pthread_cond_broadcast(&q.progress);
+	pthread_mutex_unlock(&q.mu);
+	if (lost > 0)
+		cmf_error("audit trail: %zu event row(s) could not be stored before stopping; each is in the log as an "
+			  "\"audit\" line",
+			  lost);
+	db_conn_close(q.conn);
+	q.conn = NULL;
 }

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cmf/app.h"
+#include "cmf/cache.h"
 #include "cmf/http/auth.h"
 #include "cmf/log.h"
 #include "crypto/log.h"
@@ -131,48 +133,56 @@ token_split(const char *t, size_t len, char id[CMF_TOKEN_ID_SIZE], const char **
 	return 0;
 }
 
-/* Check an API token against its row. */
+/* Check an API token against its row (from the cache, else PostgreSQL). */
 static int
 api_token(struct cmf_request *req, const char *tok, size_t len)
 {
 	char id[CMF_TOKEN_ID_SIZE];
 	const char *secret;
 	uint8_t hash[32];
-	struct db_token *t = NULL;
-	struct db_conn *c;
-	bool revoked = false;
+	const struct cmf_cached_token *ct = NULL;
+	const struct db_token *t;
+	struct timespec now;
 	int r;
 
 	if (token_split(tok, len, id, &secret) != 0)
 		return CMF_AUTH_BAD;
 	if (sha256(secret, TOKEN_SECRET_CHARS, hash) != 0)
 		return CMF_AUTH_UNAVAILABLE;
-	c = cmf_app_conn(req->app);
-	r = db_token_lookup(c, id, &t, &revoked);
-	if (r == DB_ERR_NOT_FOUND)
-		return CMF_AUTH_BAD;
-	if (r != DB_OK)
-		return CMF_AUTH_UNAVAILABLE;
+	r = cmf_cache_token(cmf_app_conn(req->app), id, &ct);
+	if (r == DB_ERR_NOT_FOUND) {
+		r = CMF_AUTH_BAD;
+		goto out;
+	}
+	if (r != DB_OK) {
+		r = CMF_AUTH_UNAVAILABLE;
+		goto out;
+	}
+	t = ct->token;
 	if (CRYPTO_memcmp(hash, t->secret_hash, sizeof(hash)) != 0) {
 		r = CMF_AUTH_BAD;
-	} else {
-		/*
-		 * The id tells apart tokens that shared a name (one revoked, one new). Set for expired and
-		 * revoked tokens too: the refusal is audited under the token that made it (with no role).
-		 */
-		snprintf(req->principal.name, sizeof(req->principal.name), "token:%s/%s", t->name, t->id);
-		if (revoked) {
-			r = CMF_AUTH_REVOKED;
-		} else if (t->expired) {
-			r = CMF_AUTH_EXPIRED;
-		} else {
-			req->principal.role = strcmp(t->role, "admin") == 0 ? CMF_ROLE_ADMIN : CMF_ROLE_ENV_READER;
-			req->principal.environments = json_incref(t->environments);
-			r = CMF_AUTH_OK;
-		}
+		goto out;
 	}
-	OPENSSL_cleanse(t->secret_hash, sizeof(t->secret_hash));
-	db_token_free(t);
+	/*
+	 * The id tells apart tokens that shared a name (one revoked, one new). Set for expired and revoked
+	 * tokens too: the refusal is audited under the token that made it (with no role).
+	 */
+	snprintf(req->principal.name, sizeof(req->principal.name), "token:%s/%s", t->name, t->id);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (ct->revoked) {
+		r = CMF_AUTH_REVOKED;
+	} else if (t->expires_at > 0 && (double)now.tv_sec + (double)now.tv_nsec / 1e9 >= t->expires_at) {
+		r = CMF_AUTH_EXPIRED;
+	} else {
+		req->principal.role = strcmp(t->role, "admin") == 0		 ? CMF_ROLE_ADMIN
+				      : strcmp(t->role, "metrics-reader") == 0 ? CMF_ROLE_METRICS_READER
+									    : CMF_ROLE_ENV_READER;
+		req->principal.environments = json_incref(t->environments);
+		r = CMF_AUTH_OK;
+	}
+out:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	cmf_cache_token_release(ct);
 	return r;
 }
 

@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -46,11 +47,19 @@
 /* Per-request state, from the first callback to MHD's completion notice. */
 struct req_ctx {
 	struct cmf_request req;
+	struct cmf_response resp;
 	struct crypto_buf *body; /* wiped when freed: bodies carry secret values (NULL until the first byte) */
+	char *path;              /* the decoded path that req.segs point into */
 	size_t limit;
 	int too_large;
 	int responded;
 	struct timespec start;
+	/*
+	 * A deferred call (its reply waits for the audit writer) completes on another thread: the connection
+	 * is suspended meanwhile, so no worker thread waits. The lock orders "suspended" against "completed".
+	 */
+	pthread_mutex_t mu;
+	bool deferred, completed, suspended;
 };
 
 static atomic_int in_flight;
@@ -279,15 +288,34 @@ out:
 	return ret;
 }
 
+/* The dispatcher finished a call (on this thread, or on the audit writer's for a deferred one). */
+static void
+call_done(struct cmf_call *call, void *cls)
+{
+	struct req_ctx *ctx = cls;
+
+	struct MHD_Connection *conn = ctx->req.conn;
+	bool resume;
+
+	(void)call;
+	pthread_mutex_lock(&ctx->mu);
+	ctx->completed = true;
+	resume = ctx->suspended;
+	ctx->suspended = false;
+	pthread_mutex_unlock(&ctx->mu);
+	/* Last: once resumed, the connection may answer and free ctx at once on another thread. */
+	if (resume)
+		MHD_resume_connection(conn);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
 	   const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct cmf_app *app = cls;
 	struct req_ctx *ctx = *con_cls;
-	struct cmf_response resp = { 0 };
-	char *path = NULL;
-	enum MHD_Result ret;
+	size_t nroutes;
+	const struct cmf_route *routes;
 
 	(void)version;
 	if (ctx == NULL) {
@@ -297,6 +325,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (ctx == NULL)
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+		pthread_mutex_init(&ctx->mu, NULL);
 		atomic_fetch_add(&in_flight, 1);
 		*con_cls = ctx;
 		ctx->limit = (size_t)app->cfg->max_body_bytes;
@@ -318,16 +347,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			cmf_audit_init(&a, &ctx->req, "authenticate", "denied", MHD_HTTP_UNAUTHORIZED, res, sizeof(res),
 				       "%s", url);
 			cmf_audit_record(&ctx->req, &a);
-			cmf_reply_error(&resp, MHD_HTTP_UNAUTHORIZED,
+			cmf_reply_error(&ctx->resp, MHD_HTTP_UNAUTHORIZED,
 					"a client certificate signed by the configured client CA is required");
-			return send_response(conn, ctx, &resp);
+			return send_response(conn, ctx, &ctx->resp);
 		}
 		/* A declared length over the limit is refused before a byte of the body is read. */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > ctx->limit) {
-			cmf_reply_error(&resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes",
+			cmf_reply_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes",
 					ctx->limit);
-			return send_response(conn, ctx, &resp);
+			return send_response(conn, ctx, &ctx->resp);
 		}
 		return MHD_YES;
 	}
@@ -351,27 +380,35 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 	if (ctx->responded)
 		return MHD_YES;
+	if (ctx->deferred)
+		return send_response(conn, ctx, &ctx->resp); /* resumed: the reply is complete */
 	if (ctx->too_large) {
-		cmf_reply_error(&resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes", ctx->limit);
-		return send_response(conn, ctx, &resp);
+		cmf_reply_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes", ctx->limit);
+		return send_response(conn, ctx, &ctx->resp);
 	}
-	path = strdup(url);
-	if (path == NULL)
+	ctx->path = strdup(url);
+	if (ctx->path == NULL)
 		return MHD_NO;
-	cmf_request_split(&ctx->req, path);
+	cmf_request_split(&ctx->req, ctx->path);
 	ctx->req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	ctx->req.body = (const char *)crypto_buf_ptr(ctx->body);
 	ctx->req.body_len = crypto_buf_len(ctx->body);
-	{
-		size_t n;
-		const struct cmf_route *routes = cmf_api_routes(&n);
+	routes = cmf_api_routes(&nroutes);
+	if (cmf_dispatch(&ctx->req, &ctx->resp, routes, nroutes, call_done, ctx) == 1) {
+		bool wait;
 
-		/* No handler defers yet: every call completes before cmf_dispatch returns. */
-		cmf_dispatch(&ctx->req, &resp, routes, n, NULL, NULL);
+		pthread_mutex_lock(&ctx->mu);
+		ctx->deferred = true;
+		wait = !ctx->completed;
+		if (wait) {
+			MHD_suspend_connection(conn);
+			ctx->suspended = true;
+		}
+		pthread_mutex_unlock(&ctx->mu);
+		if (wait)
+			return MHD_YES;
 	}
-	ret = send_response(conn, ctx, &resp);
-	free(path);
-	return ret;
+	return send_response(conn, ctx, &ctx->resp);
 }
 
 static void
@@ -385,6 +422,9 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 	if (ctx == NULL)
 		return;
 	crypto_buf_free(ctx->body);
+	cmf_response_clear(&ctx->resp);
+	free(ctx->path);
+	pthread_mutex_destroy(&ctx->mu);
 	free(ctx);
 	*con_cls = NULL;
 	atomic_fetch_sub(&in_flight, 1);
@@ -593,7 +633,8 @@ cmf_http_serve(struct cmf_app *app)
 	size_t ntls = 0;
 	sigset_t set;
 	int v6 = 0, sig = 0;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 MHD_ALLOW_SUSPEND_RESUME;
 
 	if (parse_listen(cfg->listen, &ss, &v6) != 0) {
 		cmf_error("server.listen '%s' is not a usable host:port", cfg->listen);
@@ -671,6 +712,12 @@ cmf_http_serve(struct cmf_app *app)
 		}
 		nanosleep(&tick, NULL);
 	}
+	/*
+	 * Every queued audit event is stored before the process ends, and every reply still waiting for its
+	 * event is resumed (libmicrohttpd aborts in MHD_stop_daemon while a connection is suspended).
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	cmf_audit_stop(now.tv_sec < deadline.tv_sec ? (int)(deadline.tv_sec - now.tv_sec) * 1000 : 1000);
 	MHD_stop_daemon(d);
 	tls_pem_free(&pem); /* libmicrohttpd may use the PEM strings until it stops */
 	cmf_info("stopped");

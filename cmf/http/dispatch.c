@@ -1,14 +1,72 @@
 /* cmf dispatch: route, authenticate, authorize, run the handler, audit, release — in that order, once. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cmf/cache.h"
 #include "cmf/http/audit.h"
 #include "cmf/http/auth.h"
 #include "cmf/http/dispatch.h"
 #include "cmf/http/reply.h"
 #include "cmf/log.h"
 #include "cmf/text.h"
+
+/*
+ * Each route's pattern as text ("/cmf/api/v1/secrets/ *"), for the audit trail's route and the metrics'
+ * label: built once per route table, so the strings are few, fixed and never chosen by a client. Read
+ * without a lock on every request once published.
+ */
+struct patterns {
+	const struct cmf_route *table;
+	size_t n;
+	char *text[];
+};
+static pthread_mutex_t patterns_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(struct patterns *) patterns;
+
+static struct patterns *
+patterns_build(const struct cmf_route *routes, size_t n)
+{
+	struct patterns *p = calloc(1, sizeof(*p) + n * sizeof(p->text[0]));
+
+	if (p == NULL)
+		return NULL;
+	p->table = routes;
+	p->n = n;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = 1;
+
+		for (size_t j = 0; routes[i].segs[j] != NULL; j++)
+			len += strlen(routes[i].segs[j]) + 1;
+		if ((p->text[i] = calloc(1, len)) == NULL)
+			return p; /* that route and those after it are filed as unrouted */
+		for (size_t j = 0; routes[i].segs[j] != NULL; j++) {
+			strcat(p->text[i], "/");
+			strcat(p->text[i], routes[i].segs[j]);
+		}
+	}
+	return p;
+}
+
+static const char *
+route_pattern(const struct cmf_route *routes, size_t n, const struct cmf_route *rt)
+{
+	struct patterns *p = atomic_load(&patterns);
+
+	if (p == NULL || p->table != routes) {
+		pthread_mutex_lock(&patterns_mu);
+		p = atomic_load(&patterns);
+		/* A previous table's strings stay allocated: calls of it may still hold them (only tests switch). */
+		if ((p == NULL || p->table != routes) && (p = patterns_build(routes, n)) != NULL)
+			atomic_store(&patterns, p);
+		pthread_mutex_unlock(&patterns_mu);
+	}
+	if (p == NULL || p->table != routes || rt < routes || rt >= routes + p->n || p->text[rt - routes] == NULL)
+		return CMF_AUDIT_UNROUTED;
+	return p->text[rt - routes];
+}
 
 struct db_conn *
 cmf_call_conn(struct cmf_call *call)
@@ -68,14 +126,62 @@ cmf_call_defer(struct cmf_call *call)
 {
 	if (call->on_complete == NULL)
 		return -1;
+	/* Two holds: the handler's (released when it returns to the dispatcher) and the completion's. */
+	atomic_store(&call->holds, 2);
 	call->deferred = true;
 	return 0;
+}
+
+/* The audit writer committed (or failed to commit) the event of a reply that carries values. */
+static void
+audited_reply_done(void *cls, bool ok)
+{
+	struct cmf_call *call = cls;
+
+	if (!ok) {
+		/* The values never leave: the event is stored later as this 503 (cmf_audit_submit). */
+		cmf_response_clear(call->resp);
+		cmf_reply_db_error(call->resp, DB_ERR_UNAVAILABLE, "the audit trail");
+	}
+	cmf_call_complete(call);
+}
+
+void
+cmf_call_reply_audited(struct cmf_call *call)
+{
+	struct cmf_request *req = call->req;
+	int r;
+
+	req->audited = true;
+	if (call->route->audit_action == NULL)
+		return;
+	call->audit.outcome = "success";
+	call->audit.status = (int)call->resp->status;
+	if (call->on_complete != NULL) {
+		/* Deferred before submitting: the writer may complete the call before the submit returns. */
+		cmf_call_defer(call);
+		r = cmf_audit_submit(&call->audit, audited_reply_done, call);
+		if (r == 0)
+			return;
+		call->deferred = false;
+	} else {
+		r = cmf_audit_commit(&call->audit);
+	}
+	if (r != 0) {
+		cmf_audit_log(&call->audit);
+		cmf_error("audit event for request %s not stored: the audit queue is full", req->request_id);
+		cmf_response_clear(call->resp);
+		cmf_reply_error(call->resp, 503, "the audit trail is not accepting events; try again");
+	}
 }
 
 void
 cmf_call_complete(struct cmf_call *call)
 {
 	struct cmf_request *req = call->req;
+
+	if (call->deferred && atomic_fetch_sub(&call->holds, 1) != 1)
+		return; /* the other side finishes it */
 
 	/* A handler that returned without a reply is a bug: answer it as one rather than drop the connection. */
 	if (call->resp->status == 0) {
@@ -88,7 +194,11 @@ cmf_call_complete(struct cmf_call *call)
 				      : call->resp->status < 400 ? "success"
 								  : "failure";
 		call->audit.status = (int)call->resp->status;
-		cmf_audit_record(req, &call->audit);
+		if (cmf_audit_record(req, &call->audit) != 0 && call->resp->status < 500) {
+			/* Not in the trail, so not answered: the client may try again. */
+			cmf_response_clear(call->resp);
+			cmf_reply_error(call->resp, 503, "the audit trail is not accepting events; try again");
+		}
 	}
 	if (call->sealer_held)
 		cmf_app_sealer_release(req->app, &call->hold);
@@ -108,6 +218,7 @@ refuse(struct cmf_call *call, unsigned status, const char *action, const char *m
 		call->audit.status = (int)status;
 		cmf_audit_record(call->req, &call->audit);
 	}
+	/* A refusal stays a refusal even when the queue is full (the event is then in the log line only). */
 	if (status == 401)
 		cmf_response_header(call->resp, "WWW-Authenticate", "Bearer realm=\"cmf\"");
 	cmf_reply_error(call->resp, status, "%s", message);
@@ -132,6 +243,7 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 	call->on_complete = on_complete;
 	call->complete_cls = cls;
 	r = cmf_router_match(routes, n, req, &call->route, call->args, allow);
+	call->pattern = r == CMF_ROUTE_FOUND ? route_pattern(routes, n, call->route) : NULL;
 	if (r == CMF_ROUTE_NO_METHOD) {
 		cmf_response_header(resp, "Allow", allow);
 		cmf_reply_error(resp, 405, "method %s is not allowed on %s (allowed: %s)", req->method, req->path, allow);
@@ -145,9 +257,11 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 	r = call->route->perm == CMF_PERM_PUBLIC ? CMF_AUTH_OK : cmf_auth_authenticate(req);
 	/* The event every audited outcome starts from (after authentication: it names the principal); refusals
 	 * and resources not yet named name the request path. A public route (a probe) has neither. */
-	if (call->route->perm != CMF_PERM_PUBLIC || call->route->audit_action != NULL)
+	if (call->route->perm != CMF_PERM_PUBLIC || call->route->audit_action != NULL) {
 		cmf_audit_init(&call->audit, req, call->route->audit_action, "success", 0, call->resource,
 			       sizeof(call->resource), "%s", req->path);
+		call->audit.route = call->pattern;
+	}
 	if (cmf_router_authorize(call->route, r, cmf_auth_enabled(), &req->principal, call->args, &status, &message,
 				 &action) != 0) {
 		refuse(call, status, action, message);
@@ -157,8 +271,13 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 		return 0;
 	}
 	call->route->handler(call);
-	if (call->deferred)
-		return 1;
-	cmf_call_complete(call);
-	return 0;
+	/*
+	 * Read your own writes: whatever this call changed is dropped from this process's cache before the
+	 * answer leaves (other processes follow PostgreSQL's notification). Reads never change anything.
+	 */
+	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
+		cmf_cache_invalidate();
+	r = call->deferred ? 1 : 0;
+	cmf_call_complete(call); /* a deferred call: only the handler's hold; `call` may be gone now */
+	return r;
 }

@@ -8,6 +8,7 @@
 #ifndef CMF_HTTP_DISPATCH_H
 #define CMF_HTTP_DISPATCH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "cmf/app.h"
@@ -23,12 +24,14 @@ struct cmf_call {
 	struct cmf_request *req;
 	struct cmf_response *resp;
 	const struct cmf_route *route;
+	const char *pattern; /* the route's pattern as text ("/cmf/api/v1/secrets/{*}"); NULL: none matched */
 	const char *args[CMF_ROUTE_MAX_ARGS + 1]; /* the "*" segments, NULL-terminated */
 	/* The dispatcher's state: use the functions below. */
 	struct db_audit audit;
 	char resource[CMF_CALL_RESOURCE_MAX];
 	bool outcome_unknown; /* a store call lost its connection during COMMIT */
 	bool deferred;
+	atomic_int holds; /* a deferred call ends when both the handler and its completion are done */
 	struct cmf_sealer_hold hold;
 	bool sealer_held;
 	void (*on_complete)(struct cmf_call *call, void *cls);
@@ -72,6 +75,15 @@ struct db_audit *cmf_call_audit(struct cmf_call *call, unsigned status, const ch
 void cmf_call_stored(struct cmf_call *call, int db_err);
 
 /*
+ * The reply in call->resp carries decrypted values: it leaves only once its audit event is committed.
+ * The handler returns right after this call. Where the transport can wait (a completion was given to
+ * cmf_dispatch) the call is deferred without blocking the thread and completes from the audit writer;
+ * otherwise this blocks until the commit. If the event cannot be committed the reply becomes 503 and the
+ * values are wiped.
+ */
+void cmf_call_reply_audited(struct cmf_call *call);
+
+/*
  * Keep the call open after the handler returns; the reply is finished by cmf_call_complete. 0, or -1
  * when the transport cannot wait for a reply (it gave cmf_dispatch no completion): the handler must
  * then reply before it returns.
@@ -79,7 +91,7 @@ void cmf_call_stored(struct cmf_call *call, int db_err);
 int cmf_call_defer(struct cmf_call *call);
 
 /*
- * Finish a deferred call: record its audit event if still due (with the status in call->resp), release
+ * Finish a deferred call (safe to call before the handler has returned, from any thread): record its audit event if still due (with the status in call->resp), release
  * the sealer and the principal, and run the transport's completion. `call` is freed.
  */
 void cmf_call_complete(struct cmf_call *call);

@@ -55,6 +55,13 @@ def audit(cmf, prefix):
             if e["resource"].startswith(prefix)]
 
 
+def audit_counted(cmf, prefix):
+    """Like audit(), with each row's count: identical failures within a second are one row (issue 11)."""
+    ev = cmf.request("GET", API + "/audit-events?size=100").json()["items"]
+    return [(e["action"], e["resource"], e["outcome"], e["status"], e["count"]) for e in reversed(ev)
+            if e["resource"].startswith(prefix)]
+
+
 def map_secret(cmf, env, conn_id, secret):
     if cmf.request("GET", API + "/environments/" + env).status == 404:
         assert cmf.request("POST", API + "/environments", {"name": env, "kubernetesNamespace": env}).status == 200
@@ -296,11 +303,10 @@ def test_catalog_with_databases_cannot_be_deleted(cmf):
     assert r.status == 409 and r.error() == "catalog 'busy-cat' still has database db-two: delete them first"
     assert cmf.request("DELETE", dbs("busy-cat") + "/db-two").status == 204
     assert cmf.request("DELETE", CATS + "/busy-cat").status == 204
-    assert audit(cmf, "catalog/busy-cat") == [
-        ("catalog.create", "catalog/busy-cat", "success", 200),
-        ("catalog.delete", "catalog/busy-cat", "failure", 409),
-        ("catalog.delete", "catalog/busy-cat", "failure", 409),
-        ("catalog.delete", "catalog/busy-cat", "success", 204),
+    assert audit_counted(cmf, "catalog/busy-cat") == [
+        ("catalog.create", "catalog/busy-cat", "success", 200, 1),
+        ("catalog.delete", "catalog/busy-cat", "failure", 409, 2),  # the two refusals, merged
+        ("catalog.delete", "catalog/busy-cat", "success", 204, 1),
     ]
 
 

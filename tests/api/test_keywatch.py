@@ -40,7 +40,8 @@ def test_revocation_drill(cmf_factory, workdir, pg, db):
         assert b"drill-plaintext" not in resp.body
     assert c.request("GET", "/healthz").status == 200  # alive: do not restart the pod over this
     assert pg.dump(db, audit=False) == before  # nothing stored changed (the audit trail grows)
-    # the refused write is in the audit trail with its 503
+    # the refused write is in the audit trail with its 503 (listing the trail commits what is queued)
+    assert c.request("GET", "/cmf/api/v1/audit-events").status == 200
     assert pg.psql("SELECT outcome, status FROM cmf_audit_events WHERE action = 'secret.create' "
                    "AND resource LIKE '%new-one'", db) == "failure|503"
     print("revoked after %.1f s" % took)

@@ -1,0 +1,436 @@
+/* cmf cache: tokens and resolution snapshots in memory, emptied on PostgreSQL's change notifications. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmf/cache.h"
+#include "cmf/log.h"
+
+/* Chains per table; a table holding more entries than its cap is emptied (a bound, not an LRU). */
+#define CACHE_BUCKETS 4096
+#define TOKENS_MAX 65536
+#define SNAPSHOTS_MAX 16384
+/* An id found absent is answered absent this long before PostgreSQL is asked again. */
+#define ABSENT_NS 1000000000LL
+/* The listener: heartbeat period and deadline, and the backstop full resynchronisation. */
+#define BEAT_EVERY_MS 1000
+#define BEAT_DEADLINE_MS 2000
+#define RESYNC_EVERY_NS (60 * 1000000000LL)
+
+struct entry {
+	struct entry *next;
+	uint64_t hash;
+	atomic_int refs; /* the table's reference (while in it) and each holder's */
+	long long made_ns;
+	union {
+		struct cmf_cached_token tok;
+		struct cmf_cached_snapshot snap;
+	} pub;
+	struct db_token *token;
+	struct db_snapshot *snapshot;
+	size_t keylen;
+	char key[];
+};
+
+struct table {
+	pthread_rwlock_t lock;
+	struct entry *buckets[CACHE_BUCKETS];
+	size_t count, max;
+	atomic_ullong gen; /* bumped (under the write lock) by every emptying */
+};
+
+static struct table tokens = { .lock = PTHREAD_RWLOCK_INITIALIZER, .max = TOKENS_MAX };
+static struct table snapshots = { .lock = PTHREAD_RWLOCK_INITIALIZER, .max = SNAPSHOTS_MAX };
+static atomic_bool live;
+
+/* Token-miss budget: a token bucket refilled at CMF_CACHE_TOKEN_MISSES_PER_SECOND. */
+static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
+static double budget = CMF_CACHE_TOKEN_MISSES_PER_SECOND;
+static long long budget_ns;
+
+static struct {
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	const char *url;
+} lis;
+
+static long long
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint64_t
+key_hash(const char *key, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+	return h;
+}
+
+static void
+entry_put(struct entry *e)
+{
+	if (e == NULL || atomic_fetch_sub(&e->refs, 1) != 1)
+		return;
+	db_token_free(e->token);
+	db_snapshot_free(e->snapshot);
+	free(e);
+}
+
+static struct entry *
+entry_new(const char *key, size_t keylen)
+{
+	struct entry *e = calloc(1, sizeof(*e) + keylen);
+
+	if (e == NULL)
+		return NULL;
+	memcpy(e->key, key, keylen);
+	e->keylen = keylen;
+	e->hash = key_hash(key, keylen);
+	e->made_ns = mono_ns();
+	atomic_init(&e->refs, 1);
+	return e;
+}
+
+static struct entry *
+table_get(struct table *t, const char *key, size_t keylen)
+{
+	uint64_t h = key_hash(key, keylen);
+	struct entry *e;
+
+	pthread_rwlock_rdlock(&t->lock);
+	for (e = t->buckets[h % CACHE_BUCKETS]; e != NULL; e = e->next)
+		if (e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0)
+			break;
+	if (e != NULL)
+		atomic_fetch_add(&e->refs, 1);
+	pthread_rwlock_unlock(&t->lock);
+	return e;
+}
+
+/* Empty `t` (write lock held by the caller). */
+static void
+table_clear_locked(struct table *t)
+{
+	atomic_fetch_add(&t->gen, 1);
+	for (size_t i = 0; i < CACHE_BUCKETS; i++) {
+		struct entry *e = t->buckets[i], *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			entry_put(e);
+		}
+		t->buckets[i] = NULL;
+	}
+	t->count = 0;
+}
+
+static void
+table_clear(struct table *t)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	table_clear_locked(t);
+	pthread_rwlock_unlock(&t->lock);
+}
+
+/*
+ * Keep `e` (read when the table's generation was `gen`) unless the table was emptied since, or caching
+ * is off: then the reader uses it once and it is gone.
+ */
+static void
+table_put(struct table *t, struct entry *e, unsigned long long gen)
+{
+	struct entry **pp;
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (!atomic_load(&live) || atomic_load(&t->gen) != gen)
+		goto out;
+	if (t->count >= t->max)
+		table_clear_locked(t); /* bounded memory; a new generation, so `e` is not kept either */
+	if (atomic_load(&t->gen) != gen)
+		goto out;
+	for (pp = &t->buckets[e->hash % CACHE_BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
+		struct entry *old = *pp;
+
+		if (old->hash == e->hash && old->keylen == e->keylen && memcmp(old->key, e->key, e->keylen) == 0) {
+			*pp = old->next;
+			entry_put(old);
+			t->count--;
+			break;
+		}
+	}
+	atomic_fetch_add(&e->refs, 1);
+	e->next = t->buckets[e->hash % CACHE_BUCKETS];
+	t->buckets[e->hash % CACHE_BUCKETS] = e;
+	t->count++;
+out:
+	pthread_rwlock_unlock(&t->lock);
+}
+
+void
+cmf_cache_invalidate(void)
+{
+	table_clear(&tokens);
+	table_clear(&snapshots);
+}
+
+bool
+cmf_cache_live(void)
+{
+	return atomic_load(&live);
+}
+
+/* Caching on or off; off empties everything first, so nothing cached outlives the listener's word. */
+static void
+set_live(bool on)
+{
+	if (!on) {
+		atomic_store(&live, false);
+		cmf_cache_invalidate();
+		return;
+	}
+	cmf_cache_invalidate();
+	atomic_store(&live, true);
+}
+
+/* One more lookup of a token not in memory, if the budget allows. */
+static bool
+budget_take(void)
+{
+	long long now = mono_ns();
+	bool ok;
+
+	pthread_mutex_lock(&budget_mu);
+	budget += (double)(now - budget_ns) / 1e9 * CMF_CACHE_TOKEN_MISSES_PER_SECOND;
+	if (budget > CMF_CACHE_TOKEN_MISSES_PER_SECOND)
+		budget = CMF_CACHE_TOKEN_MISSES_PER_SECOND;
+	budget_ns = now;
+	ok = budget >= 1.0;
+	if (ok)
+		budget -= 1.0;
+	pthread_mutex_unlock(&budget_mu);
+	return ok;
+}
+
+int
+cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token **out)
+{
+	size_t len = strlen(id);
+	struct entry *e = NULL;
+	unsigned long long gen;
+	bool revoked = false;
+	bool caching = atomic_load(&live);
+	int r;
+
+	*out = NULL;
+	if (caching && (e = table_get(&tokens, id, len)) != NULL) {
+		if (e->token != NULL) {
+			*out = &e->pub.tok;
+			return DB_OK;
+		}
+		r = mono_ns() - e->made_ns < ABSENT_NS ? DB_ERR_NOT_FOUND : DB_OK;
+		entry_put(e); /* absent a while ago: ask again */
+		e = NULL;
+		if (r != DB_OK)
+			return r;
+	}
+	if (caching && !budget_take())
+		return DB_ERR_BUSY;
+	gen = atomic_load(&tokens.gen);
+	e = entry_new(id, len);
+	if (e == NULL)
+		return DB_ERR_ALLOC;
+	r = db_token_lookup(c, id, &e->token, &revoked);
+	if (r != DB_OK && r != DB_ERR_NOT_FOUND) {
+		entry_put(e);
+		return r;
+	}
+	e->pub.tok.token = e->token;
+	e->pub.tok.revoked = revoked;
+	if (caching)
+		table_put(&tokens, e, gen);
+	if (r != DB_OK) {
+		entry_put(e);
+		return r;
+	}
+	*out = &e->pub.tok;
+	return DB_OK;
+}
+
+static struct entry *
+entry_of(const void *pub)
+{
+	return (struct entry *)(void *)((char *)(uintptr_t)pub - offsetof(struct entry, pub));
+}
+
+void
+cmf_cache_token_release(const struct cmf_cached_token *t)
+{
+	if (t != NULL)
+		entry_put(entry_of(t));
+}
+
+int
+cmf_cache_snapshot(struct db_conn *c, const char *env, const char *catalog, const char *database,
+		   const struct cmf_cached_snapshot **out)
+{
+	/* Names are path segments: NUL-separated, the key is unambiguous. */
+	size_t le = strlen(env), lc = strlen(catalog), ld = strlen(database), len = le + lc + ld + 2;
+	char stack[800], *key = len <= sizeof(stack) ? stack : malloc(len);
+	struct entry *e = NULL;
+	unsigned long long gen;
+	bool caching = atomic_load(&live);
+	int r = DB_OK;
+
+	*out = NULL;
+	if (key == NULL)
+		return DB_ERR_ALLOC;
+	memcpy(key, env, le + 1);
+	memcpy(key + le + 1, catalog, lc + 1);
+	memcpy(key + le + lc + 2, database, ld);
+	if (caching && (e = table_get(&snapshots, key, len)) != NULL)
+		goto out;
+	gen = atomic_load(&snapshots.gen);
+	e = entry_new(key, len);
+	if (e == NULL) {
+		r = DB_ERR_ALLOC;
+		goto out;
+	}
+	r = db_snapshot_read(c, env, catalog, database, &e->snapshot);
+	if (r != DB_OK) {
+		entry_put(e);
+		e = NULL;
+		goto out;
+	}
+	e->pub.snap.snapshot = e->snapshot;
+	if (caching)
+		table_put(&snapshots, e, gen);
+out:
+	if (key != stack)
+		free(key);
+	if (e != NULL)
+		*out = &e->pub.snap;
+	return r;
+}
+
+void
+cmf_cache_snapshot_release(const struct cmf_cached_snapshot *s)
+{
+	if (s != NULL)
+		entry_put(entry_of(s));
+}
+
+/* A committed change to `table`: empty what was read from it. */
+static void
+on_notify(void *cls, const char *table)
+{
+	(void)cls;
+	if (strcmp(table, "cmf_tokens") == 0)
+		table_clear(&tokens);
+	else
+		table_clear(&snapshots);
+}
+
+static void
+nap_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void *
+listener(void *arg)
+{
+	const char *url = arg;
+	struct db_listener *l = NULL;
+	long long next_beat = 0, last_resync = 0;
+	bool was_live = false;
+
+	while (!atomic_load(&lis.stop)) {
+		long long now;
+		bool beat;
+		int r;
+
+		if (l == NULL) {
+			if (db_listen_open(url, cmf_app_db_password(), BEAT_DEADLINE_MS, &l) != DB_OK) {
+				l = NULL;
+				nap_ms(500);
+				continue;
+			}
+			/* Listening first, then the resynchronisation, then caching: no change can fall in between. */
+			set_live(true);
+			last_resync = mono_ns();
+			next_beat = last_resync + BEAT_EVERY_MS * 1000000LL;
+			cmf_info("change listener: listening; caching %s", was_live ? "resumed" : "on");
+			was_live = true;
+		}
+		now = mono_ns();
+		r = db_listen_poll(l, next_beat > now ? (int)((next_beat - now) / 1000000LL) + 1 : 0, on_notify, NULL,
+				   &beat);
+		now = mono_ns();
+		if (r == DB_OK && now >= next_beat) {
+			r = db_listen_heartbeat(l, BEAT_DEADLINE_MS);
+			next_beat = now + BEAT_EVERY_MS * 1000000LL;
+		}
+		if (r != DB_OK) {
+			set_live(false);
+			db_listen_close(l);
+			l = NULL;
+			cmf_warn("change listener: lost its database session; caching off until it listens again");
+			continue;
+		}
+		if (now - last_resync >= RESYNC_EVERY_NS) {
+			cmf_cache_invalidate();
+			last_resync = now;
+		}
+	}
+	atomic_store(&live, false);
+	cmf_cache_invalidate();
+	db_listen_close(l);
+	return NULL;
+}
+
+int
+cmf_cache_start(struct cmf_app *app)
+{
+	const struct cmf_config *cfg = app->cfg;
+	int r;
+
+	if (!cfg->cache_enabled) {
+		cmf_info("cache.enabled is false: every token check and resolution reads PostgreSQL");
+		return 0;
+	}
+	lis.url = cfg->database_listen_url != NULL && cfg->database_listen_url[0] != '\0' ? cfg->database_listen_url
+											   : cfg->database_url;
+	atomic_store(&lis.stop, false);
+	r = pthread_create(&lis.thread, NULL, listener, (void *)(uintptr_t)lis.url);
+	if (r != 0) {
+		cmf_error("change listener: cannot start its thread: %s", strerror(r));
+		return -1;
+	}
+	lis.started = true;
+	return 0;
+}
+
+void
+cmf_cache_stop(void)
+{
+	if (!lis.started)
+		return;
+	atomic_store(&lis.stop, true);
+	pthread_join(lis.thread, NULL);
+	lis.started = false;
+}

@@ -1,0 +1,73 @@
+/*
+ * cmf cache: what every token check and every resolution reads, held in memory and kept current by
+ * PostgreSQL's change notifications, so that the hot path asks PostgreSQL nothing.
+ *
+ * Correctness rests on four rules:
+ *  - every table read here has a trigger that notifies at commit (migration 5), and one listening
+ *    session per process (its own thread) empties the cache of that table when told;
+ *  - the listener proves it is alive (a heartbeat every second, answered within 2 s); while it is not,
+ *    nothing is cached (every call reads PostgreSQL) and on its return the order is LISTEN, empty
+ *    everything (the full resynchronisation: entries are read again on demand), then cache again;
+ *    every 60 s everything is emptied anyway, as a backstop;
+ *  - a process empties the cache itself after each write it makes, before answering it, so a client
+ *    that writes and then reads on the same process never sees the old state;
+ *  - a value read from PostgreSQL is kept only if no emptying happened since the read began (a
+ *    generation number, taken before the read), so a read that raced a change never installs the old
+ *    state.
+ * Snapshots hold secret values only as stored (sealed); tokens only as the hash of their secret part.
+ */
+#ifndef CMF_CACHE_H
+#define CMF_CACHE_H
+
+#include <stdbool.h>
+
+#include "cmf/app.h"
+#include "db/db.h"
+
+/*
+ * Start the listener thread when cache.enabled (it connects to database.listenUrl, else database.url);
+ * caching begins once it listens. 0, or -1 (logged) when the thread cannot start.
+ */
+int cmf_cache_start(struct cmf_app *app);
+
+/* Stop and join the listener; the cache is emptied and stays off. No-op when not started. */
+void cmf_cache_stop(void);
+
+/* Empty every table now: after this process's own writes, and when the key is revoked. */
+void cmf_cache_invalidate(void);
+
+/* Whether entries are being cached (the listener is live). */
+bool cmf_cache_live(void);
+
+/* A token as looked up (a held, immutable entry). */
+struct cmf_cached_token {
+	const struct db_token *token;
+	bool revoked;
+};
+
+/*
+ * The token with public id `id` (16 hex digits) from memory, else from PostgreSQL through `c` (then kept).
+ * Lookups of ids that are not in memory are rate-limited: an id found absent is answered absent for a
+ * second without asking again, and at most CMF_CACHE_TOKEN_MISSES_PER_SECOND ids are looked up per
+ * second while caching (a flood of made-up ids must not become a flood of queries): past that,
+ * DB_ERR_BUSY. DB_ERR_NOT_FOUND when no token has this id (revoked ones do: see `revoked`). On DB_OK *out
+ * is held: release it with cmf_cache_token_release.
+ */
+#define CMF_CACHE_TOKEN_MISSES_PER_SECOND 500
+int cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token **out);
+void cmf_cache_token_release(const struct cmf_cached_token *t);
+
+/* A resolution snapshot as read (a held, immutable entry). */
+struct cmf_cached_snapshot {
+	const struct db_snapshot *snapshot;
+};
+
+/*
+ * The resolution snapshot of (env, catalog, database) from memory, else read through `c` (then kept).
+ * On DB_OK *out is held (use it, then cmf_cache_snapshot_release); else a db_snapshot_read error.
+ */
+int cmf_cache_snapshot(struct db_conn *c, const char *env, const char *catalog, const char *database,
+		       const struct cmf_cached_snapshot **out);
+void cmf_cache_snapshot_release(const struct cmf_cached_snapshot *s);
+
+#endif
