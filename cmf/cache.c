@@ -10,6 +10,7 @@
 
 #include "cmf/cache.h"
 #include "cmf/log.h"
+#include "cmf/metrics.h"
 
 /* Chains per table; a table holding more entries than its cap is emptied (a bound, not an LRU). */
 #define CACHE_BUCKETS 4096
@@ -38,14 +39,19 @@ struct entry {
 };
 
 struct table {
+	enum cmf_metric hits, misses, invalidations;
+	enum cmf_gauge entries;
 	pthread_rwlock_t lock;
 	struct entry *buckets[CACHE_BUCKETS];
 	size_t count, max;
 	atomic_ullong gen; /* bumped (under the write lock) by every emptying */
 };
 
-static struct table tokens = { .lock = PTHREAD_RWLOCK_INITIALIZER, .max = TOKENS_MAX };
-static struct table snapshots = { .lock = PTHREAD_RWLOCK_INITIALIZER, .max = SNAPSHOTS_MAX };
+static struct table tokens = { CMF_M_TOKEN_CACHE_HITS, CMF_M_TOKEN_CACHE_MISSES, CMF_M_TOKEN_CACHE_INVALIDATIONS,
+			       CMF_G_TOKEN_CACHE_ENTRIES, .lock = PTHREAD_RWLOCK_INITIALIZER, .max = TOKENS_MAX };
+static struct table snapshots = { CMF_M_SNAPSHOT_CACHE_HITS, CMF_M_SNAPSHOT_CACHE_MISSES,
+				  CMF_M_SNAPSHOT_CACHE_INVALIDATIONS, CMF_G_SNAPSHOT_CACHE_ENTRIES,
+				  .lock = PTHREAD_RWLOCK_INITIALIZER, .max = SNAPSHOTS_MAX };
 static atomic_bool live;
 
 /* Token-miss budget: a token bucket refilled at CMF_CACHE_TOKEN_MISSES_PER_SECOND. */
@@ -117,6 +123,7 @@ table_get(struct table *t, const char *key, size_t keylen)
 	if (e != NULL)
 		atomic_fetch_add(&e->refs, 1);
 	pthread_rwlock_unlock(&t->lock);
+	cmf_metrics_add(e != NULL ? t->hits : t->misses, 1);
 	return e;
 }
 
@@ -135,6 +142,8 @@ table_clear_locked(struct table *t)
 		t->buckets[i] = NULL;
 	}
 	t->count = 0;
+	cmf_metrics_add(t->invalidations, 1);
+	cmf_metrics_gauge_set(t->entries, 0);
 }
 
 static void
@@ -175,6 +184,7 @@ table_put(struct table *t, struct entry *e, unsigned long long gen)
 	e->next = t->buckets[e->hash % CACHE_BUCKETS];
 	t->buckets[e->hash % CACHE_BUCKETS] = e;
 	t->count++;
+	cmf_metrics_gauge_set(t->entries, (double)t->count);
 out:
 	pthread_rwlock_unlock(&t->lock);
 }
@@ -198,11 +208,15 @@ set_live(bool on)
 {
 	if (!on) {
 		atomic_store(&live, false);
+		cmf_metrics_gauge_set(CMF_G_CACHE_ENABLED, 0);
+		cmf_metrics_gauge_set(CMF_G_LISTENER_UP, 0);
 		cmf_cache_invalidate();
 		return;
 	}
 	cmf_cache_invalidate();
 	atomic_store(&live, true);
+	cmf_metrics_gauge_set(CMF_G_CACHE_ENABLED, 1);
+	cmf_metrics_gauge_set(CMF_G_LISTENER_UP, 1);
 }
 
 /* One more lookup of a token not in memory, if the budget allows. */
@@ -337,6 +351,7 @@ static void
 on_notify(void *cls, const char *table)
 {
 	(void)cls;
+	cmf_metrics_add(CMF_M_LISTENER_NOTIFICATIONS, 1);
 	if (strcmp(table, "cmf_tokens") == 0)
 		table_clear(&tokens);
 	else
@@ -372,6 +387,7 @@ listener(void *arg)
 			}
 			/* Listening first, then the resynchronisation, then caching: no change can fall in between. */
 			set_live(true);
+			cmf_metrics_add(CMF_M_LISTENER_RESYNCS, 1);
 			last_resync = mono_ns();
 			next_beat = last_resync + BEAT_EVERY_MS * 1000000LL;
 			cmf_info("change listener: listening; caching %s", was_live ? "resumed" : "on");
@@ -381,6 +397,12 @@ listener(void *arg)
 		r = db_listen_poll(l, next_beat > now ? (int)((next_beat - now) / 1000000LL) + 1 : 0, on_notify, NULL,
 				   &beat);
 		now = mono_ns();
+		if (beat) {
+			struct timespec wall;
+
+			clock_gettime(CLOCK_REALTIME, &wall);
+			cmf_metrics_gauge_set(CMF_G_LISTENER_LAST_HEARTBEAT, (double)wall.tv_sec + wall.tv_nsec / 1e9);
+		}
 		if (r == DB_OK && now >= next_beat) {
 			r = db_listen_heartbeat(l, BEAT_DEADLINE_MS);
 			next_beat = now + BEAT_EVERY_MS * 1000000LL;
@@ -389,11 +411,13 @@ listener(void *arg)
 			set_live(false);
 			db_listen_close(l);
 			l = NULL;
+			cmf_metrics_add(CMF_M_LISTENER_RECONNECTS, 1);
 			cmf_warn("change listener: lost its database session; caching off until it listens again");
 			continue;
 		}
 		if (now - last_resync >= RESYNC_EVERY_NS) {
 			cmf_cache_invalidate();
+			cmf_metrics_add(CMF_M_LISTENER_RESYNCS, 1);
 			last_resync = now;
 		}
 	}

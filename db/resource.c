@@ -159,7 +159,12 @@ db_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_seal
 	*row = NULL;
 	if (key_unavailable(k, sl))
 		return tx_end(&t, DB_ERR_KEY_UNAVAILABLE, missing);
-	r = db_tx_run(c, DB_TX_READ, get_body, &t);
+	/*
+	 * The row is one statement, a snapshot by itself: no BEGIN/COMMIT, one round trip. Only a missing row
+	 * takes a second statement (which of parent or row is missing), where a race can only change the
+	 * wording of the 404.
+	 */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, get_body, &t);
 	if (r == DB_OK) {
 		*row = t.row;
 		t.row = NULL;

@@ -11,6 +11,7 @@
 #include "cmf/app.h"
 #include "cmf/http/audit.h"
 #include "cmf/log.h"
+#include "cmf/metrics.h"
 #include "cmf/text.h"
 
 /* Identical events merge within this many nanoseconds of the first (the "within one second"). */
@@ -264,17 +265,23 @@ cmf_audit_submit(const struct db_audit *a, void (*done)(void *cls, bool ok), voi
 			if (e->hash == h && now - e->opened_ns < MERGE_WINDOW_NS && merge_same(&e->a, a)) {
 				e->a.count++;
 				e->a.last_time = real_seconds();
+				cmf_metrics_add(CMF_M_AUDIT_EVENTS, 1);
+				cmf_metrics_add(CMF_M_AUDIT_MERGED_EVENTS, 1);
 				ret = 0;
 				goto out;
 			}
 		}
 	}
-	if (q.queued >= q.capacity)
+	if (q.queued >= q.capacity) {
+		cmf_metrics_add(CMF_M_AUDIT_QUEUE_FULL, 1);
 		goto out;
+	}
 	e = ev_new(a);
 	if (e == NULL)
 		goto out;
 	q.queued++;
+	cmf_metrics_add(CMF_M_AUDIT_EVENTS, 1);
+	cmf_metrics_gauge_set(CMF_G_AUDIT_QUEUE_DEPTH, (double)q.queued);
 	e->done = done;
 	e->cls = cls;
 	if (done != NULL) {
@@ -427,7 +434,7 @@ writer(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&q.mu);
 	for (;;) {
-		long long now = mono_ns(), wait;
+		long long now = mono_ns(), wait, t0;
 		size_t n = 0, nt;
 		int r;
 
@@ -459,12 +466,15 @@ writer(void *arg)
 			}
 			rows[i] = batch[i]->a;
 		}
+		t0 = mono_ns();
 		r = db_audit_insert_batch(q.conn, rows, n);
 		pthread_mutex_lock(&q.mu);
 		if (r == DB_OK) {
+			cmf_metrics_audit_batch(n, (double)(mono_ns() - t0) / 1e9);
 			retry_delay = retry_at = 0;
 			q.written += n;
 			q.queued -= n;
+			cmf_metrics_gauge_set(CMF_G_AUDIT_QUEUE_DEPTH, (double)q.queued);
 			pthread_cond_broadcast(&q.progress);
 			pthread_mutex_unlock(&q.mu);
 			for (size_t i = 0; i < n; i++) {
@@ -476,6 +486,7 @@ writer(void *arg)
 			continue;
 		}
 		cmf_error("audit trail: %zu event(s) not stored yet (%s); retrying", n, db_strerror(r));
+		cmf_metrics_add(CMF_M_AUDIT_COMMIT_FAILURES, 1);
 		nt = batch_requeue(batch, n, told);
 		retry_delay = retry_delay == 0 ? 50000000LL : retry_delay * 2;
 		if (retry_delay > RETRY_MAX_NS)

@@ -20,6 +20,7 @@
 #include "cmf/http/audit.h"
 #include "cmf/http/daemon.h"
 #include "cmf/log.h"
+#include "cmf/metrics.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/routes.h"
 #include "cmf/http/dispatch.h"
@@ -60,6 +61,7 @@ struct req_ctx {
 	 */
 	pthread_mutex_t mu;
 	bool deferred, completed, suspended;
+	const char *route; /* the matched route's pattern (metrics label), NULL when none matched */
 };
 
 static atomic_int in_flight;
@@ -171,6 +173,7 @@ send_response(struct MHD_Connection *conn, struct req_ctx *ctx, struct cmf_respo
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (double)(now.tv_sec - ctx->start.tv_sec) * 1e3 + (double)(now.tv_nsec - ctx->start.tv_nsec) / 1e6;
 	cmf_info("%s %s %u %.1fms id=%s", ctx->req.method, ctx->req.path, resp->status, ms, ctx->req.request_id);
+	cmf_metrics_request(ctx->route, ctx->req.method, resp->status, ms / 1e3);
 	return ret;
 }
 
@@ -297,7 +300,7 @@ call_done(struct cmf_call *call, void *cls)
 	struct MHD_Connection *conn = ctx->req.conn;
 	bool resume;
 
-	(void)call;
+	ctx->route = call->pattern;
 	pthread_mutex_lock(&ctx->mu);
 	ctx->completed = true;
 	resume = ctx->suspended;
@@ -380,8 +383,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 	if (ctx->responded)
 		return MHD_YES;
-	if (ctx->deferred)
+	if (ctx->deferred) {
+		cmf_metrics_gauge_add(CMF_G_SUSPENDED_CONNECTIONS, -1);
 		return send_response(conn, ctx, &ctx->resp); /* resumed: the reply is complete */
+	}
 	if (ctx->too_large) {
 		cmf_reply_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes", ctx->limit);
 		return send_response(conn, ctx, &ctx->resp);
@@ -403,6 +408,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (wait) {
 			MHD_suspend_connection(conn);
 			ctx->suspended = true;
+			cmf_metrics_gauge_add(CMF_G_SUSPENDED_CONNECTIONS, 1);
 		}
 		pthread_mutex_unlock(&ctx->mu);
 		if (wait)
@@ -428,6 +434,16 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 	free(ctx);
 	*con_cls = NULL;
 	atomic_fetch_sub(&in_flight, 1);
+}
+
+/* Open connections, for the metrics. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)socket_context;
+	cmf_metrics_gauge_add(CMF_G_OPEN_CONNECTIONS, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 /*
@@ -662,6 +678,7 @@ cmf_http_serve(struct cmf_app *app)
 			     (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 			     (size_t)cfg->max_header_bytes, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 			     (unsigned)cfg->max_connections_per_client, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (d == NULL) {
 		if (pem.cert != NULL)

@@ -6,6 +6,7 @@
 
 #include "cmf/log.h"
 #include "cmf/http/reply.h"
+#include "cmf/metrics.h"
 #include "cmf/text.h"
 #include "crypto/crypto.h"
 
@@ -99,6 +100,10 @@ cmf_reply_empty(struct cmf_response *resp, unsigned status)
 void
 cmf_reply_db_error(struct cmf_response *resp, int db_err, const char *what)
 {
+	/* What PostgreSQL failed to do for a client (the metrics' error count); refusals are not errors. */
+	if (db_err == DB_ERR_UNAVAILABLE || db_err == DB_ERR_INTERNAL || db_err == DB_ERR_BUSY ||
+	    db_err == DB_ERR_OUTCOME_UNKNOWN)
+		cmf_metrics_add(CMF_M_PG_ERRORS, 1);
 	switch (db_err) {
 	case DB_ERR_NOT_FOUND:
 		cmf_reply_error(resp, 404, "%s not found", what);
