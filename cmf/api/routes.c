@@ -11,7 +11,7 @@
 
 /*
  * In the order `cmf routes` prints them. An entry is a kind (its operations' routes) or a route of its
- * own (probes, the audit trail, a CsfleConfig's ruleSet, the resolution for jobs).
+ * own (probes, metrics, the audit trail, a CsfleConfig's ruleSet, the resolution for jobs).
  */
 static const struct {
 	const struct cmf_kind *kind;
@@ -19,6 +19,8 @@ static const struct {
 } table[] = {
 	{ NULL, { "GET", { "healthz", NULL }, CMF_PERM_PUBLIC, NULL, cmf_api_healthz, NULL, 0 } },
 	{ NULL, { "GET", { "readyz", NULL }, CMF_PERM_PUBLIC, NULL, cmf_api_readyz, NULL, 0 } },
+	/* Scraped every few seconds and read-only: not audited. */
+	{ NULL, { "GET", { "metrics", NULL }, CMF_PERM_METRICS, NULL, cmf_api_metrics, NULL, 0 } },
 	{ &cmf_kind_secret, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
 	{ &cmf_kind_token, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
 	{ NULL, { "GET", { API, "audit-events", NULL }, CMF_PERM_ADMIN, NULL, cmf_api_audit_list, NULL, 0 } },

@@ -19,5 +19,7 @@ void cmf_api_readyz(struct cmf_call *call);
 void cmf_api_audit_list(struct cmf_call *call);
 void cmf_api_csfle_ruleset(struct cmf_call *call);
 void cmf_api_client_config_get(struct cmf_call *call);
+/* GET /metrics (cmf/api/metrics.c): 404 when metrics.enabled is false. */
+void cmf_api_metrics(struct cmf_call *call);
 
 #endif
