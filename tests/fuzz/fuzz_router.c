@@ -1,4 +1,4 @@
-// links: cmf/http/router.c cmf/http/request.c cmf/http/reply.c cmf/text.c cmf/log.c crypto/log.c crypto/util.c
+// links: cmf/http/router.c cmf/http/request.c cmf/http/reply.c cmf/metrics.c cmf/text.c cmf/log.c crypto/log.c crypto/util.c
 /*
  * Fuzz the router on its own (no daemon, no database, no handler): any path, method and authentication
  * outcome against a table shaped like cmf's (probes, collections, nested items, an environment-reader
