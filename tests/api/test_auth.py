@@ -72,6 +72,8 @@ MATRIX = {
     "GET /cmf/api/v1/tokens/*": (API + "/tokens/matrix-reader", None, 200),
     "DELETE /cmf/api/v1/tokens/*": (API + "/tokens/matrix-absent", None, 404),
     "GET /cmf/api/v1/audit-events": (API + "/audit-events", None, 200),
+    # admin or metrics-reader: an environment-reader gets 403 like on any admin route
+    "GET /metrics": ("/metrics", None, 200),
     # environment-reader route: the reader's scope is "prod"; nothing is defined there, so past
     # authorization the answer is 404 for both the admin and the reader.
     "GET /cmf/api/v1/environments/*/client-configs/*/*": (API + "/environments/prod/client-configs/main/orders",

@@ -131,9 +131,9 @@ START_TEST(test_real_table_from_kinds)
 	}
 	for (size_t i = 0; i < n; i++)
 		from_kinds += routes[i].target != NULL;
-	/* Every kind's operations, and five routes of their own (probes, audit trail, ruleSet, resolution). */
+	/* Every kind's operations, and six routes of their own (probes, audit trail, ruleSet, resolution, metrics). */
 	ck_assert_uint_eq(from_kinds, served);
-	ck_assert_uint_eq(n, served + 5);
+	ck_assert_uint_eq(n, served + 6);
 }
 END_TEST
 
