@@ -129,6 +129,13 @@ rendering with a message naming the value to set.
 {{- if and $tls.clientCa.secretName (not $tls.enabled) -}}
 {{- fail (printf "tls.clientCa.secretName is set (%q), but client certificates need TLS: set tls.enabled=true and tls.secretName, or leave tls.clientCa.secretName empty" $tls.clientCa.secretName) -}}
 {{- end -}}
+{{- $sm := .Values.metrics.serviceMonitor -}}
+{{- if and $sm.enabled (not .Values.metrics.enabled) -}}
+{{- fail "metrics.serviceMonitor.enabled is true but metrics.enabled is false: /metrics would answer 404 to every scrape; set metrics.enabled=true or metrics.serviceMonitor.enabled=false" -}}
+{{- end -}}
+{{- if and $sm.enabled $auth.enabled (not $sm.tokenSecret.name) -}}
+{{- fail (printf "metrics.serviceMonitor.enabled is true and auth.enabled is true, so metrics.serviceMonitor.tokenSecret.name must name the Kubernetes Secret holding a metrics-reader token for Prometheus (create the token with POST /cmf/api/v1/tokens and spec.role metrics-reader, then: kubectl create secret generic cmf-metrics-token --from-file=%s=metrics.token)" $sm.tokenSecret.key) -}}
+{{- end -}}
 {{- $managed := dict
   "CMF_LISTEN" "(fixed by the chart: 0.0.0.0:8080)"
   "CMF_SERVER_THREADS" "server.threads"
@@ -146,7 +153,8 @@ rendering with a message naming the value to set.
   "CMF_ENCRYPTION_ENABLED" "encryption.enabled"
   "CMF_ENCRYPTION_KEY_FILE" "encryption.key.kubernetesSecretName and encryption.key.kubernetesSecretProperty"
   "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS" "encryption.key.reloadIntervalSeconds"
-  "CMF_LOG_LEVEL" "log.level" -}}
+  "CMF_LOG_LEVEL" "log.level"
+  "CMF_METRICS_ENABLED" "metrics.enabled" -}}
 {{- range $i, $e := .Values.extraEnv -}}
 {{- if hasKey $managed $e.name -}}
 {{- fail (printf "extraEnv[%d]: %s would override the configuration this chart renders; set %s instead" $i $e.name (get $managed $e.name)) -}}
