@@ -1,6 +1,7 @@
 /* db resolve: an environment's client configuration for one Kafka database, from one snapshot, audited. */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,7 @@ enum {
 struct resolve_tx {
 	const struct db_sealer *sl;
 	const char *env, *catalog, *database, *if_none_match, *salt;
-	struct db_resolved res;
+	struct db_resolved *res;
 };
 
 /* What the resolution statement returned: kept as libpq gave it (stored values, ciphertexts sealed). */
@@ -60,7 +61,9 @@ db_resolved_clear(struct db_resolved *res)
 	json_decref(res->sr_secret);
 	json_decref(res->csfle_spec);
 	json_decref(res->csfle_secret);
-	memset(res, 0, sizeof(*res));
+	/* The detail (a sentence naming resources, never a value) is only emptied: this runs per request. */
+	memset(res, 0, offsetof(struct db_resolved, detail));
+	res->detail[0] = '\0';
 }
 
 /* The strong ETag: SHA-256 over the salt and every identity/version the answer depends on. */
@@ -93,8 +96,10 @@ compute_etag(const char *salt, PGresult *res, char out[36])
 		return DB_ERR_INTERNAL;
 	}
 	out[0] = '"';
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 1 + 2 * i, 3, "%02x", h[i]);
+	for (int i = 0; i < 16; i++) {
+		out[1 + 2 * i] = "0123456789abcdef"[h[i] >> 4];
+		out[2 + 2 * i] = "0123456789abcdef"[h[i] & 15];
+	}
 	out[33] = '"';
 	out[34] = '\0';
 	return DB_OK;
@@ -141,7 +146,7 @@ open_mapped(struct resolve_tx *t, PGresult *res, const char *id, int c_secret, i
 {
 	*out = NULL;
 	if (PQgetisnull(res, 0, c_secret)) {
-		snprintf(t->res.detail, sizeof(t->res.detail),
+		snprintf(t->res->detail, sizeof(t->res->detail),
 			 "connectionSecretId '%s' (used by %s) has no secret mapping in environment '%s': create one with "
 			 "POST /cmf/api/v1/environments/%s/secret-mappings",
 			 id, used_by, t->env, t->env);
@@ -160,66 +165,66 @@ resolve_lookup(struct resolve_tx *t, PGresult *res)
 	int r;
 
 	if (PQntuples(res) == 0) {
-		snprintf(t->res.detail, sizeof(t->res.detail), "environment '%s' not found", t->env);
+		snprintf(t->res->detail, sizeof(t->res->detail), "environment '%s' not found", t->env);
 		return DB_ERR_NOT_FOUND;
 	}
 	if (strcmp(PQgetvalue(res, 0, R_CAT), "t") != 0) {
-		snprintf(t->res.detail, sizeof(t->res.detail), "Kafka catalog '%s' not found", t->catalog);
+		snprintf(t->res->detail, sizeof(t->res->detail), "Kafka catalog '%s' not found", t->catalog);
 		return DB_ERR_NOT_FOUND;
 	}
 	if (strcmp(PQgetvalue(res, 0, R_DB), "t") != 0) {
-		snprintf(t->res.detail, sizeof(t->res.detail), "database '%s' not found in Kafka catalog '%s'", t->database,
+		snprintf(t->res->detail, sizeof(t->res->detail), "database '%s' not found in Kafka catalog '%s'", t->database,
 			 t->catalog);
 		return DB_ERR_NOT_FOUND;
 	}
-	r = compute_etag(t->salt, res, t->res.etag);
+	r = compute_etag(t->salt, res, t->res->etag);
 	if (r != DB_OK)
 		return r;
 	/* A missing mapping is reported even to a poller: the configuration it has is no longer what it'd get. */
 	if (!PQgetisnull(res, 0, R_KAFKA_SECRET_ID) && PQgetisnull(res, 0, R_KM_SECRET)) {
 		snprintf(used_by, sizeof(used_by), "database '%s/%s'", t->catalog, t->database);
 		return open_mapped(t, res, PQgetvalue(res, 0, R_KAFKA_SECRET_ID), R_KM_SECRET, 0, 0, 0, 0, used_by,
-				   &t->res.kafka_secret);
+				   &t->res->kafka_secret);
 	}
 	if (!PQgetisnull(res, 0, R_SR_SECRET_ID) && PQgetisnull(res, 0, R_SM_SECRET)) {
 		snprintf(used_by, sizeof(used_by), "the Schema Registry of catalog '%s'", t->catalog);
 		return open_mapped(t, res, PQgetvalue(res, 0, R_SR_SECRET_ID), R_SM_SECRET, 0, 0, 0, 0, used_by,
-				   &t->res.sr_secret);
+				   &t->res->sr_secret);
 	}
 	if (!PQgetisnull(res, 0, R_F_SECRET_ID) && PQgetisnull(res, 0, R_FM_SECRET)) {
 		snprintf(used_by, sizeof(used_by), "the KMS credentials of CsfleConfig '%s'", PQgetvalue(res, 0, R_F_NAME));
 		return open_mapped(t, res, PQgetvalue(res, 0, R_F_SECRET_ID), R_FM_SECRET, 0, 0, 0, 0, used_by,
-				   &t->res.csfle_secret);
+				   &t->res->csfle_secret);
 	}
 	/* Known before the 304: a format that cannot carry CSFLE is refused even to a poller. */
 	if (!PQgetisnull(res, 0, R_F_NAME))
-		snprintf(t->res.csfle_name, sizeof(t->res.csfle_name), "%s", PQgetvalue(res, 0, R_F_NAME));
-	if (t->if_none_match != NULL && etag_listed(t->if_none_match, t->res.etag)) {
-		t->res.not_modified = true;
+		snprintf(t->res->csfle_name, sizeof(t->res->csfle_name), "%s", PQgetvalue(res, 0, R_F_NAME));
+	if (t->if_none_match != NULL && etag_listed(t->if_none_match, t->res->etag)) {
+		t->res->not_modified = true;
 		return DB_OK;
 	}
-	if (load_config(res, R_KAFKA_CONFIG, &t->res.kafka_config) != DB_OK ||
-	    load_config(res, R_SR_CONFIG, &t->res.sr_config) != DB_OK)
+	if (load_config(res, R_KAFKA_CONFIG, &t->res->kafka_config) != DB_OK ||
+	    load_config(res, R_SR_CONFIG, &t->res->sr_config) != DB_OK)
 		return DB_ERR_CORRUPT;
 	if (!PQgetisnull(res, 0, R_KAFKA_SECRET_ID)) {
 		r = open_mapped(t, res, PQgetvalue(res, 0, R_KAFKA_SECRET_ID), R_KM_SECRET, R_KS_UID, R_KS_VERSION,
-				R_KS_SEALED, R_KS_DATA, "", &t->res.kafka_secret);
+				R_KS_SEALED, R_KS_DATA, "", &t->res->kafka_secret);
 		if (r != DB_OK)
 			return r;
 	}
 	if (!PQgetisnull(res, 0, R_SR_SECRET_ID)) {
 		r = open_mapped(t, res, PQgetvalue(res, 0, R_SR_SECRET_ID), R_SM_SECRET, R_SS_UID, R_SS_VERSION,
-				R_SS_SEALED, R_SS_DATA, "", &t->res.sr_secret);
+				R_SS_SEALED, R_SS_DATA, "", &t->res->sr_secret);
 		if (r != DB_OK)
 			return r;
 	}
 	if (!PQgetisnull(res, 0, R_F_NAME)) {
-		if (load_config(res, R_F_SPEC, &t->res.csfle_spec) != DB_OK)
+		if (load_config(res, R_F_SPEC, &t->res->csfle_spec) != DB_OK)
 			return DB_ERR_CORRUPT;
 	}
 	if (!PQgetisnull(res, 0, R_F_SECRET_ID)) {
 		r = open_mapped(t, res, PQgetvalue(res, 0, R_F_SECRET_ID), R_FM_SECRET, R_FS_UID, R_FS_VERSION,
-				R_FS_SEALED, R_FS_DATA, "", &t->res.csfle_secret);
+				R_FS_SEALED, R_FS_DATA, "", &t->res->csfle_secret);
 		if (r != DB_OK)
 			return r;
 	}
@@ -277,15 +282,18 @@ int
 db_resolve(const struct db_snapshot *s, const struct db_sealer *sl, const char *env, const char *catalog,
 	   const char *database, const char *if_none_match, const char *etag_salt, struct db_resolved *out)
 {
-	struct resolve_tx t = { sl, env, catalog, database, if_none_match, etag_salt, { 0 } };
-	int r = resolve_lookup(&t, s->res);
+	struct resolve_tx t = { sl, env, catalog, database, if_none_match, etag_salt, out };
+	int r;
 
-	/* Handed over whole: on an error only the detail (and the ETag, unused) are meaningful. */
-	*out = t.res;
+	/* Everything but the detail buffer (1.5 KiB, written only for a refusal): this runs per request. */
+	memset(out, 0, offsetof(struct db_resolved, detail));
+	out->detail[0] = '\0';
+	r = resolve_lookup(&t, s->res);
 	if (r != DB_OK) {
+		/* On an error only the detail (and the ETag, unused) are meaningful: nothing decrypted stays. */
 		char detail[sizeof(out->detail)];
 
-		memcpy(detail, t.res.detail, sizeof(detail));
+		memcpy(detail, out->detail, sizeof(detail));
 		db_resolved_clear(out);
 		memcpy(out->detail, detail, sizeof(detail));
 	}
