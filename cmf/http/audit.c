@@ -20,6 +20,22 @@
 #define MERGE_BUCKETS 1024
 /* After a failed commit the writer waits before trying again, doubling up to this. */
 #define RETRY_MAX_NS 1000000000LL
+/*
+ * Writers, each with a PostgreSQL session: a reply that waits for its row waits for a COMMIT (a WAL flush),
+ * so one writer bounds the rate to (waiting replies) / (commit time). With several, one gathers the next
+ * batch while another's COMMIT flushes, and PostgreSQL flushes concurrent COMMITs together.
+ */
+#define AUDIT_WRITERS 3
+
+/* A writer's session and buffers; `busy_min` is the lowest sequence number of its batch in flight (0: none). */
+struct writer {
+	pthread_t thread;
+	bool started;
+	struct db_conn *conn;
+	uint64_t busy_min;
+	struct db_audit rows[DB_AUDIT_BATCH_MAX];
+	struct ev *batch[DB_AUDIT_BATCH_MAX], *told[DB_AUDIT_BATCH_MAX];
+};
 
 /* One row to store: an event, or identical events merged. Its strings live in text[]. */
 struct ev {
@@ -28,6 +44,7 @@ struct ev {
 	struct db_audit a;
 	uint64_t hash;
 	long long opened_ns; /* CLOCK_MONOTONIC when its window opened */
+	uint64_t seq;        /* its place in the ready order (from 1) */
 	bool merging;
 	bool logged;
 	void (*done)(void *cls, bool ok);
@@ -43,10 +60,9 @@ static struct {
 	struct ev *win_head, *win_tail; /* open merge windows, oldest first */
 	struct ev *buckets[MERGE_BUCKETS];
 	size_t queued, capacity;
-	uint64_t readied, written; /* rows moved to the ready list / committed, ever */
+	uint64_t readied; /* rows moved to the ready list, ever */
 	bool running, stopping, abandon;
-	pthread_t thread;
-	struct db_conn *conn;
+	struct writer *writers[AUDIT_WRITERS];
 } q = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .progress = PTHREAD_COND_INITIALIZER };
 
 static long long
@@ -220,7 +236,7 @@ ready_push(struct ev *e)
 	else
 		q.ready_head = e;
 	q.ready_tail = e;
-	q.readied++;
+	e->seq = ++q.readied;
 }
 
 /* Close the oldest merge window: out of the merge table, onto the ready list (q.mu held). */
@@ -338,6 +354,22 @@ cmf_audit_commit(const struct db_audit *a)
 	return w.ok ? 0 : -1;
 }
 
+/*
+ * Whether every row readied up to `mark` is committed: none is still in the ready list (failed batches go
+ * back to its front, so it is not always in order: scan it) and none is in a batch in flight. q.mu held.
+ */
+static bool
+committed_through(uint64_t mark)
+{
+	for (struct ev *e = q.ready_head; e != NULL; e = e->next)
+		if (e->seq <= mark)
+			return false;
+	for (size_t i = 0; i < AUDIT_WRITERS; i++)
+		if (q.writers[i] != NULL && q.writers[i]->busy_min != 0 && q.writers[i]->busy_min <= mark)
+			return false;
+	return true;
+}
+
 int
 cmf_audit_flush(int timeout_ms)
 {
@@ -348,10 +380,10 @@ cmf_audit_flush(int timeout_ms)
 	pthread_mutex_lock(&q.mu);
 	windows_close(0, true);
 	mark = q.readied;
-	pthread_cond_signal(&q.wake);
-	while (q.running && q.written < mark && ret == 0)
+	pthread_cond_broadcast(&q.wake);
+	while (q.running && !committed_through(mark) && ret == 0)
 		ret = pthread_cond_timedwait(&q.progress, &q.mu, &until) == ETIMEDOUT ? -1 : 0;
-	if (!q.running && q.written < mark)
+	if (!committed_through(mark))
 		ret = -1;
 	pthread_mutex_unlock(&q.mu);
 	return ret;
@@ -427,11 +459,11 @@ tell_failed(struct ev **told, size_t n)
 static void *
 writer(void *arg)
 {
-	static struct db_audit rows[DB_AUDIT_BATCH_MAX];
-	static struct ev *batch[DB_AUDIT_BATCH_MAX], *told[DB_AUDIT_BATCH_MAX];
+	struct writer *w = arg;
+	struct db_audit *rows = w->rows;
+	struct ev **batch = w->batch, **told = w->told;
 	long long retry_delay = 0, retry_at = 0;
 
-	(void)arg;
 	pthread_mutex_lock(&q.mu);
 	for (;;) {
 		long long now = mono_ns(), wait, t0;
@@ -452,8 +484,11 @@ writer(void *arg)
 			}
 			continue;
 		}
+		w->busy_min = UINT64_MAX;
 		while (q.ready_head != NULL && n < DB_AUDIT_BATCH_MAX) {
 			batch[n++] = q.ready_head;
+			if (q.ready_head->seq < w->busy_min)
+				w->busy_min = q.ready_head->seq;
 			q.ready_head = q.ready_head->next;
 		}
 		if (q.ready_head == NULL)
@@ -467,12 +502,12 @@ writer(void *arg)
 			rows[i] = batch[i]->a;
 		}
 		t0 = mono_ns();
-		r = db_audit_insert_batch(q.conn, rows, n);
+		r = db_audit_insert_batch(w->conn, rows, n);
 		pthread_mutex_lock(&q.mu);
+		w->busy_min = 0;
 		if (r == DB_OK) {
 			cmf_metrics_audit_batch(n, (double)(mono_ns() - t0) / 1e9);
 			retry_delay = retry_at = 0;
-			q.written += n;
 			q.queued -= n;
 			cmf_metrics_gauge_set(CMF_G_AUDIT_QUEUE_DEPTH, (double)q.queued);
 			pthread_cond_broadcast(&q.progress);
@@ -501,28 +536,53 @@ writer(void *arg)
 	return NULL;
 }
 
+static void
+writers_free(void)
+{
+	for (size_t i = 0; i < AUDIT_WRITERS; i++) {
+		if (q.writers[i] == NULL)
+			continue;
+		db_conn_close(q.writers[i]->conn);
+		free(q.writers[i]);
+		q.writers[i] = NULL;
+	}
+}
+
 int
 cmf_audit_start(struct cmf_app *app)
 {
-	int r;
+	size_t started = 0;
+	int r = 0;
 
-	if (db_conn_open(app->cfg->database_url, cmf_app_db_password(), &q.conn) == DB_ERR_ALLOC) {
-		cmf_error("audit writer: out of memory");
-		return -1;
+	for (size_t i = 0; i < AUDIT_WRITERS; i++) {
+		q.writers[i] = calloc(1, sizeof(*q.writers[i]));
+		if (q.writers[i] == NULL ||
+		    db_conn_open(app->cfg->database_url, cmf_app_db_password(), &q.writers[i]->conn) == DB_ERR_ALLOC) {
+			cmf_error("audit writer: out of memory");
+			writers_free();
+			return -1;
+		}
 	}
 	pthread_mutex_lock(&q.mu);
 	q.capacity = (size_t)app->cfg->audit_queue_capacity;
 	q.running = true;
 	q.stopping = q.abandon = false;
 	pthread_mutex_unlock(&q.mu);
-	r = pthread_create(&q.thread, NULL, writer, NULL);
+	for (size_t i = 0; i < AUDIT_WRITERS && r == 0; i++) {
+		r = pthread_create(&q.writers[i]->thread, NULL, writer, q.writers[i]);
+		q.writers[i]->started = r == 0;
+		started += r == 0;
+	}
 	if (r != 0) {
-		cmf_error("audit writer: cannot start its thread: %s", strerror(r));
+		cmf_error("audit writer: cannot start its threads: %s", strerror(r));
+		if (started > 0) {
+			cmf_audit_stop(0);
+			return -1;
+		}
 		pthread_mutex_lock(&q.mu);
 		q.running = false;
 		pthread_mutex_unlock(&q.mu);
-		db_conn_close(q.conn);
-		q.conn = NULL;
+		writers_free();
 		return -1;
 	}
 	return 0;
@@ -541,13 +601,15 @@ cmf_audit_stop(int timeout_ms)
 		return;
 	}
 	q.stopping = true;
-	pthread_cond_signal(&q.wake);
+	pthread_cond_broadcast(&q.wake);
 	while (q.queued > 0 && pthread_cond_timedwait(&q.progress, &q.mu, &until) != ETIMEDOUT)
 		;
 	q.abandon = q.queued > 0;
-	pthread_cond_signal(&q.wake);
+	pthread_cond_broadcast(&q.wake);
 	pthread_mutex_unlock(&q.mu);
-	pthread_join(q.thread, NULL);
+	for (size_t i = 0; i < AUDIT_WRITERS; i++)
+		if (q.writers[i] != NULL && q.writers[i]->started)
+			pthread_join(q.writers[i]->thread, NULL);
 
 	pthread_mutex_lock(&q.mu);
 	q.running = false;
@@ -572,6 +634,5 @@ cmf_audit_stop(int timeout_ms)
 		cmf_error("audit trail: %zu event row(s) could not be stored before stopping; each is in the log as an "
 			  "\"audit\" line",
 			  lost);
-	db_conn_close(q.conn);
-	q.conn = NULL;
+	writers_free();
 }
