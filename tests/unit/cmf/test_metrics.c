@@ -23,6 +23,7 @@ reset(void)
 {
 	memset(routes, 0, sizeof(routes));
 	memset(cells, 0, sizeof(cells));
+	memset(ptr_cache, 0, sizeof(ptr_cache));
 	memset(counters, 0, sizeof(counters));
 	memset(gauges, 0, sizeof(gauges));
 	memset(&audit_rows, 0, sizeof(audit_rows));
@@ -249,6 +250,23 @@ START_TEST(test_routes_are_bounded)
 }
 END_TEST
 
+START_TEST(test_one_buffer_for_several_routes)
+{
+	char buf[CMF_METRICS_ROUTE_LEN], *text;
+
+	/* The same pointer with other text each time (a caller's stack buffer): each text counts as its own. */
+	for (int i = 0; i < 30; i++) {
+		snprintf(buf, sizeof(buf), "/route/%d", i % 3);
+		cmf_metrics_request(buf, "GET", 200, 0.001);
+	}
+	text = render();
+	ck_assert(sample(text, "cmf_http_requests_total{route=\"/route/0\",method=\"GET\",status=\"200\"}") == 10);
+	ck_assert(sample(text, "cmf_http_requests_total{route=\"/route/1\",method=\"GET\",status=\"200\"}") == 10);
+	ck_assert(sample(text, "cmf_http_requests_total{route=\"/route/2\",method=\"GET\",status=\"200\"}") == 10);
+	free(text);
+}
+END_TEST
+
 /* Buckets of `name` (with `route` label when not NULL): cumulative, +Inf == _count; returns _count. */
 static double
 check_histogram(const char *text, const char *name, const char *route, const double *bounds, size_t n)
@@ -392,5 +410,5 @@ END_TEST
 static const struct cmf_check_opts opts = { reset, NULL, 30 };
 
 CMF_CHECK_SUITE_WITH("metrics", &opts, test_every_family_is_rendered, test_key_states, test_labels_are_escaped,
-		     test_unmatched_and_other, test_routes_are_bounded, test_histograms_are_cumulative_and_consistent,
+		     test_unmatched_and_other, test_routes_are_bounded, test_one_buffer_for_several_routes, test_histograms_are_cumulative_and_consistent,
 		     test_concurrent_updates_are_exact, test_route_patterns_and_permission)
