@@ -16,6 +16,7 @@
 #define CACHE_BUCKETS 4096
 #define TOKENS_MAX 65536
 #define SNAPSHOTS_MAX 16384
+#define ROWS_MAX 16384
 /* An id found absent is answered absent this long before PostgreSQL is asked again. */
 #define ABSENT_NS 1000000000LL
 /* The listener: heartbeat period and deadline, and the backstop full resynchronisation. */
@@ -34,6 +35,7 @@ struct entry {
 	} pub;
 	struct db_token *token;
 	struct db_snapshot *snapshot;
+	struct db_row *row;
 	size_t keylen;
 	char key[];
 };
@@ -52,6 +54,9 @@ static struct table tokens = { CMF_M_TOKEN_CACHE_HITS, CMF_M_TOKEN_CACHE_MISSES,
 static struct table snapshots = { CMF_M_SNAPSHOT_CACHE_HITS, CMF_M_SNAPSHOT_CACHE_MISSES,
 				  CMF_M_SNAPSHOT_CACHE_INVALIDATIONS, CMF_G_SNAPSHOT_CACHE_ENTRIES,
 				  .lock = PTHREAD_RWLOCK_INITIALIZER, .max = SNAPSHOTS_MAX };
+/* Rows of resources as GET reads them: every resource table's change empties it (tokens' too). */
+static struct table rows = { CMF_M_ROW_CACHE_HITS, CMF_M_ROW_CACHE_MISSES, CMF_M_ROW_CACHE_INVALIDATIONS,
+			     CMF_G_ROW_CACHE_ENTRIES, .lock = PTHREAD_RWLOCK_INITIALIZER, .max = ROWS_MAX };
 static atomic_bool live;
 
 /* Token-miss budget: a token bucket refilled at CMF_CACHE_TOKEN_MISSES_PER_SECOND. */
@@ -92,6 +97,7 @@ entry_put(struct entry *e)
 		return;
 	db_token_free(e->token);
 	db_snapshot_free(e->snapshot);
+	db_row_free(e->row);
 	free(e);
 }
 
@@ -194,6 +200,7 @@ cmf_cache_invalidate(void)
 {
 	table_clear(&tokens);
 	table_clear(&snapshots);
+	table_clear(&rows);
 }
 
 bool
@@ -346,6 +353,49 @@ cmf_cache_snapshot_release(const struct cmf_cached_snapshot *s)
 		entry_put(entry_of(s));
 }
 
+int
+cmf_cache_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *keys,
+		       json_t **out, enum db_missing *missing)
+{
+	/* The kind's address, then its keys, NUL-separated: one key per row of one kind. */
+	size_t l0 = strlen(keys[0]), l1 = keys[1] != NULL ? strlen(keys[1]) : 0, len = sizeof(k) + l0 + 1 + l1;
+	char stack[800], *key = len <= sizeof(stack) ? stack : malloc(len);
+	struct entry *e = NULL;
+	unsigned long long gen;
+	bool caching = atomic_load(&live);
+	int r;
+
+	*out = NULL;
+	if (missing != NULL)
+		*missing = DB_MISSING_NONE;
+	if (key == NULL)
+		return DB_ERR_ALLOC;
+	memcpy(key, &k, sizeof(k));
+	memcpy(key + sizeof(k), keys[0], l0 + 1);
+	if (l1 > 0)
+		memcpy(key + sizeof(k) + l0 + 1, keys[1], l1);
+	if (!caching || (e = table_get(&rows, key, len)) == NULL) {
+		gen = atomic_load(&rows.gen);
+		e = entry_new(key, len);
+		r = e == NULL ? DB_ERR_ALLOC : db_resource_fetch(c, k, keys, &e->row);
+		if (r != DB_OK) {
+			entry_put(e);
+			e = NULL;
+			if (key != stack)
+				free(key);
+			/* A missing row: the store says which of row and parent is missing (not cached). */
+			return r == DB_ERR_NOT_FOUND ? db_resource_get(c, k, sl, keys, out, missing) : r;
+		}
+		if (caching)
+			table_put(&rows, e, gen);
+	}
+	if (key != stack)
+		free(key);
+	r = db_row_decode(e->row, k, sl, out);
+	entry_put(e);
+	return r;
+}
+
 /* A committed change to `table`: empty what was read from it. */
 static void
 on_notify(void *cls, const char *table)
@@ -356,6 +406,7 @@ on_notify(void *cls, const char *table)
 		table_clear(&tokens);
 	else
 		table_clear(&snapshots);
+	table_clear(&rows);
 }
 
 static void

@@ -70,4 +70,12 @@ int cmf_cache_snapshot(struct db_conn *c, const char *env, const char *catalog, 
 		       const struct cmf_cached_snapshot **out);
 void cmf_cache_snapshot_release(const struct cmf_cached_snapshot *s);
 
+/*
+ * GET of one resource: its row from memory, else fetched through `c` (then kept), decoded with `sl` —
+ * the same answers as db_resource_get (db/db.h), which answers for a missing row (it says what is missing).
+ * Sealed values stay sealed in memory and are opened per call.
+ */
+int cmf_cache_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *keys,
+			   json_t **out, enum db_missing *missing);
+
 #endif

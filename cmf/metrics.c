@@ -262,6 +262,10 @@ static const struct {
 	[CMF_M_SNAPSHOT_CACHE_INVALIDATIONS] = {
 		"cmf_snapshot_cache_invalidations_total",
 		"Snapshot cache invalidations (a change notification, a write on this replica, a flush)." },
+	[CMF_M_ROW_CACHE_HITS] = { "cmf_row_cache_hits_total", "Resource GETs answered from memory." },
+	[CMF_M_ROW_CACHE_MISSES] = { "cmf_row_cache_misses_total", "Resource GETs that read PostgreSQL." },
+	[CMF_M_ROW_CACHE_INVALIDATIONS] = { "cmf_row_cache_invalidations_total",
+					    "Times the resource row cache was emptied." },
 	[CMF_M_AUDIT_EVENTS] = { "cmf_audit_events_total", "Audit events queued for the audit writer." },
 	[CMF_M_AUDIT_MERGED_EVENTS] = { "cmf_audit_merged_events_total",
 					"Audit events merged into an identical event's row (counted there)." },
@@ -290,6 +294,7 @@ static const struct {
 				  "1 while tokens and resolutions are served from memory, 0 while caches are bypassed." },
 	[CMF_G_TOKEN_CACHE_ENTRIES] = { "cmf_token_cache_entries", "Tokens held in memory." },
 	[CMF_G_SNAPSHOT_CACHE_ENTRIES] = { "cmf_snapshot_cache_entries", "Sealed resolution snapshots held in memory." },
+	[CMF_G_ROW_CACHE_ENTRIES] = { "cmf_row_cache_entries", "Resource rows (as stored, sealed) held in memory for GET." },
 	[CMF_G_OPEN_CONNECTIONS] = { "cmf_http_open_connections", "HTTP connections open." },
 	[CMF_G_SUSPENDED_CONNECTIONS] = {
 		"cmf_http_suspended_connections",

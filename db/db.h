@@ -202,6 +202,17 @@ extern const struct db_kind db_kind_token;
 int db_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *keys,
 		    json_t **row, enum db_missing *missing);
 
+/*
+ * The same read in two steps, for a cache of rows as stored (sealed values stay sealed in it): fetch the
+ * row of `keys` with one statement (*out; DB_ERR_NOT_FOUND when there is none, with nothing to say which
+ * of row or parent is missing: ask db_resource_get), then decode it as db_resource_get would (a new
+ * reference; sealed data opened with `sl`) as often as needed, from any thread.
+ */
+struct db_row;
+int db_resource_fetch(struct db_conn *c, const struct db_kind *k, const char *const *keys, struct db_row **out);
+int db_row_decode(const struct db_row *row, const struct db_kind *k, const struct db_sealer *sl, json_t **out);
+void db_row_free(struct db_row *row);
+
 /* A list takes at most this many filters (the audit trail's principal, resource, since, until). */
 #define DB_LIST_MAX_FILTERS 4
 

@@ -38,6 +38,13 @@ row_decode(const struct db_kind *k, const struct db_sealer *sl, PGresult *res, i
 	return DB_OK;
 }
 
+/* A sealed kind cannot be read or written while the key is unavailable. */
+static bool
+key_unavailable(const struct db_kind *k, const struct db_sealer *sl)
+{
+	return k->sealed && sl->enabled && sl->keyring == NULL;
+}
+
 static void
 key_params(const struct db_kind *k, const char *const *keys, struct db_param *p)
 {
@@ -61,6 +68,54 @@ row_read(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl,
 		r = PQntuples(res) == 1 ? row_decode(k, sl, res, 0, out) : DB_ERR_NOT_FOUND;
 	PQclear(res);
 	return r;
+}
+
+/* A row as stored, kept whole for the cache (cmf/cache.c): libpq's result of the kind's get statement. */
+struct db_row {
+	PGresult *res;
+};
+
+int
+db_resource_fetch(struct db_conn *c, const struct db_kind *k, const char *const *keys, struct db_row **out)
+{
+	struct db_param p[2];
+	struct db_row *row;
+	PGresult *res = NULL;
+	int r;
+
+	*out = NULL;
+	key_params(k, keys, p);
+	/* One statement: one snapshot, no BEGIN/COMMIT. Only rows that exist are handed over. */
+	r = db_exec_stmt(c, k->get, p, k->nkeys, &res);
+	if (r == DB_OK && PQntuples(res) != 1)
+		r = DB_ERR_NOT_FOUND;
+	if (r == DB_OK && (row = malloc(sizeof(*row))) == NULL)
+		r = DB_ERR_ALLOC;
+	if (r != DB_OK) {
+		PQclear(res);
+		return r;
+	}
+	row->res = res;
+	*out = row;
+	return DB_OK;
+}
+
+int
+db_row_decode(const struct db_row *row, const struct db_kind *k, const struct db_sealer *sl, json_t **out)
+{
+	*out = NULL;
+	if (key_unavailable(k, sl))
+		return DB_ERR_KEY_UNAVAILABLE;
+	return row_decode(k, sl, row->res, 0, out);
+}
+
+void
+db_row_free(struct db_row *row)
+{
+	if (row == NULL)
+		return;
+	PQclear(row->res);
+	free(row);
 }
 
 /* A nested kind's row is missing: say whether its parent is, or only the row (*missing). */
@@ -129,12 +184,6 @@ tx_end(struct res_tx *t, int r, enum db_missing *missing)
 	return r;
 }
 
-/* A sealed kind cannot be read or written while the key is unavailable. */
-static bool
-key_unavailable(const struct db_kind *k, const struct db_sealer *sl)
-{
-	return k->sealed && sl->enabled && sl->keyring == NULL;
-}
 
 static int
 get_body(struct db_conn *c, void *cls)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmf/api/kind.h"
+#include "cmf/cache.h"
 #include "cmf/api/resource.h"
 #include "cmf/http/reply.h"
 #include "cmf/log.h"
@@ -134,7 +135,14 @@ kind_get(struct cmf_call *call)
 
 	if (item_keys(call, k, keys) != 0)
 		return;
-	r = db_resource_get(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, &row, &missing);
+	/*
+	 * A GET: from memory when cached (kept current as resolutions are, cmf/cache.h). Not a token: its row
+	 * says whether it has expired, which changes with the clock, not with a write.
+	 */
+	if (k->store == &db_kind_token)
+		r = db_resource_get(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, &row, &missing);
+	else
+		r = cmf_cache_resource_get(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, &row, &missing);
 	if (r != DB_OK) {
 		kind_error(call, k, r, missing, keys, NULL);
 		return;
