@@ -89,7 +89,7 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/run-dev.sh
 
-# Throughput of the resolution endpoint against nginx and pgbench anchors (not part of `make test`).
+# The hot paths against nginx, pgbench and audit-ingest anchors, with issue 11's targets (not part of `make test`).
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/bench.sh
