@@ -98,6 +98,12 @@ single quote escaped by a backslash, so a value cannot add or change another par
 host={{ include "cmf.pqQuote" $db.host }} port={{ int64 $db.port }} dbname={{ include "cmf.pqQuote" $db.name }} user={{ include "cmf.pqQuote" $db.user }} sslmode={{ include "cmf.pqQuote" $db.sslmode }}
 {{- end -}}
 
+{{/* The LISTEN session's conninfo: database.url's, with database.listen's host and port. */}}
+{{- define "cmf.databaseListenUrl" -}}
+{{- $db := .Values.database -}}
+host={{ include "cmf.pqQuote" $db.listen.host }} port={{ int64 $db.listen.port }} dbname={{ include "cmf.pqQuote" $db.name }} user={{ include "cmf.pqQuote" $db.user }} sslmode={{ include "cmf.pqQuote" $db.sslmode }}
+{{- end -}}
+
 {{/*
 Cross-field checks the schema cannot express with a useful message. Renders nothing; fails the
 rendering with a message naming the value to set.
