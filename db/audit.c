@@ -25,10 +25,13 @@ static const struct db_statement st_audit_insert = {
 static const struct db_statement st_audit_batch = {
 	"audit_batch",
 	"INSERT INTO cmf_audit_events (time, last_time, count, principal, action, resource, resource_cut, outcome, "
-	"status, request_id, client_address, client_cert, route) SELECT to_timestamp(e.t), "
-	"CASE WHEN e.n > 1 THEN to_timestamp(e.l) END, e.n, e.p, e.a, e.r, e.rc, e.o, e.s, e.id, e.ca, e.cc, e.rt "
-	"FROM json_to_recordset($1::json) AS e(t float8, l float8, n integer, p text, a text, r text, rc boolean, "
-	"o text, s integer, id text, ca text, cc text, rt text)",
+	"status, request_id, client_address, client_cert, route) SELECT to_timestamp(e.time), "
+	"CASE WHEN coalesce(e.count, 1) > 1 THEN to_timestamp(e.\"lastTime\") END, coalesce(e.count, 1), e.principal, "
+	"e.action, e.resource, coalesce(e.\"resourceCut\", false), e.outcome, e.status, e.\"requestId\", "
+	"coalesce(e.\"clientAddress\", ''), coalesce(e.\"clientCertificate\", ''), coalesce(e.route, '') "
+	"FROM json_to_recordset($1::json) AS e(time float8, \"lastTime\" float8, count integer, principal text, "
+	"action text, resource text, \"resourceCut\" boolean, outcome text, status integer, \"requestId\" text, "
+	"\"clientAddress\" text, \"clientCertificate\" text, route text)",
 	1,
 };
 /* Newest first: the trail as a kind that is only listed (db_resource_list). */
@@ -76,38 +79,6 @@ db_audit_insert(struct db_conn *c, const struct db_audit *a)
 	return r;
 }
 
-/* The batch as the JSON array st_audit_batch expands; NULL when out of memory. */
-static char *
-batch_json(const struct db_audit *events, size_t n)
-{
-	json_t *arr = json_array();
-	char *text = NULL;
-	struct timespec now;
-	double t_now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	t_now = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-	for (size_t i = 0; arr != NULL && i < n; i++) {
-		const struct db_audit *a = &events[i];
-		double t = a->time > 0 ? a->time : t_now;
-		json_t *e = json_pack("{s:f,s:f,s:I,s:s,s:s,s:s,s:b,s:s,s:i,s:s,s:s,s:s,s:s}", "t", t, "l",
-				      a->last_time > 0 ? a->last_time : t, "n", (json_int_t)(a->count > 0 ? a->count : 1),
-				      "p", or_empty(a->principal), "a", or_empty(a->action), "r", or_empty(a->resource),
-				      "rc", a->resource_cut, "o", or_empty(a->outcome), "s", a->status, "id",
-				      or_empty(a->request_id), "ca", or_empty(a->client_address), "cc",
-				      or_empty(a->client_cert), "rt", or_empty(a->route));
-
-		if (e == NULL || json_array_append_new(arr, e) != 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
-	if (arr != NULL)
-		text = json_dumps(arr, JSON_COMPACT);
-	json_decref(arr);
-	return text;
-}
-
 struct batch_tx {
 	const char *json;
 };
@@ -125,20 +96,10 @@ batch_body(struct db_conn *c, void *cls)
 }
 
 int
-db_audit_insert_batch(struct db_conn *c, const struct db_audit *events, size_t n)
+db_audit_insert_json(struct db_conn *c, const char *events)
 {
-	struct batch_tx t;
-	int r;
+	struct batch_tx t = { events };
 
-	if (n == 0)
-		return DB_OK;
-	if (n > DB_AUDIT_BATCH_MAX)
-		return DB_ERR_INVALID;
-	t.json = batch_json(events, n);
-	if (t.json == NULL)
-		return DB_ERR_ALLOC;
 	/* One statement: it commits by itself, one WAL flush for the whole batch. */
-	r = db_tx_run(c, DB_TX_AUTOCOMMIT, batch_body, &t);
-	free((char *)t.json);
-	return r;
+	return db_tx_run(c, DB_TX_AUTOCOMMIT, batch_body, &t);
 }

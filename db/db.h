@@ -137,11 +137,14 @@ struct db_audit {
 };
 
 /*
- * Store `n` events (n ≤ DB_AUDIT_BATCH_MAX) with one statement, so one COMMIT: how the audit writer
- * keeps up with a request rate far above what a COMMIT per event allows.
+ * Store a batch of events with one statement, so one COMMIT: how the audit writer keeps up with a request
+ * rate far above what a COMMIT per event allows. `events` is a JSON array of objects with the keys of
+ * struct db_audit: principal, action, resource, resourceCut, outcome, status, requestId, clientAddress,
+ * clientCertificate, route, count (absent: 1), time and lastTime (Unix seconds, numbers) — the same
+ * objects cmf logs as "audit {...}" lines, so each event is serialized once.
  */
 #define DB_AUDIT_BATCH_MAX 1024
-int db_audit_insert_batch(struct db_conn *c, const struct db_audit *events, size_t n);
+int db_audit_insert_json(struct db_conn *c, const char *events);
 
 /*
  * The audit trail as a listable kind (db_resource_list; nothing else): newest first, filtered by

@@ -42,6 +42,7 @@ enum {
 };
 
 struct resolve_tx {
+	const struct db_snapshot *snap;
 	const struct db_sealer *sl;
 	const char *env, *catalog, *database, *if_none_match, *salt;
 	struct db_resolved *res;
@@ -50,6 +51,12 @@ struct resolve_tx {
 /* What the resolution statement returned: kept as libpq gave it (stored values, ciphertexts sealed). */
 struct db_snapshot {
 	PGresult *res;
+	/*
+	 * The public JSON columns parsed once, when read, and shared read-only by every resolution of the
+	 * snapshot (jansson's reference counts are atomic; the renderer deep-copies before it merges): NULL
+	 * when absent, or when not an object (then each resolution answers DB_ERR_CORRUPT).
+	 */
+	json_t *kafka_config, *sr_config, *csfle_spec;
 };
 
 void
@@ -130,13 +137,29 @@ etag_listed(const char *inm, const char *etag)
 	return false;
 }
 
-static int
-load_config(PGresult *res, int col, json_t **out)
+/* A JSON object column of a snapshot, parsed (NULL when absent or not an object). */
+static json_t *
+parse_config(PGresult *res, int col)
 {
 	json_error_t jerr;
+	json_t *v;
 
-	*out = json_loads(PQgetvalue(res, 0, col), 0, &jerr);
-	return json_is_object(*out) ? DB_OK : DB_ERR_CORRUPT;
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, col))
+		return NULL;
+	v = json_loads(PQgetvalue(res, 0, col), 0, &jerr);
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* One of the snapshot's parsed objects, for the caller (a new reference); DB_ERR_CORRUPT if it is not one. */
+static int
+load_config(json_t *parsed, json_t **out)
+{
+	*out = json_incref(parsed);
+	return parsed != NULL ? DB_OK : DB_ERR_CORRUPT;
 }
 
 /* The data of the secret mapped to a connectionSecretId, or DB_ERR_UNMAPPED. */
@@ -203,8 +226,8 @@ resolve_lookup(struct resolve_tx *t, PGresult *res)
 		t->res->not_modified = true;
 		return DB_OK;
 	}
-	if (load_config(res, R_KAFKA_CONFIG, &t->res->kafka_config) != DB_OK ||
-	    load_config(res, R_SR_CONFIG, &t->res->sr_config) != DB_OK)
+	if (load_config(t->snap->kafka_config, &t->res->kafka_config) != DB_OK ||
+	    load_config(t->snap->sr_config, &t->res->sr_config) != DB_OK)
 		return DB_ERR_CORRUPT;
 	if (!PQgetisnull(res, 0, R_KAFKA_SECRET_ID)) {
 		r = open_mapped(t, res, PQgetvalue(res, 0, R_KAFKA_SECRET_ID), R_KM_SECRET, R_KS_UID, R_KS_VERSION,
@@ -219,7 +242,7 @@ resolve_lookup(struct resolve_tx *t, PGresult *res)
 			return r;
 	}
 	if (!PQgetisnull(res, 0, R_F_NAME)) {
-		if (load_config(res, R_F_SPEC, &t->res->csfle_spec) != DB_OK)
+		if (load_config(t->snap->csfle_spec, &t->res->csfle_spec) != DB_OK)
 			return DB_ERR_CORRUPT;
 	}
 	if (!PQgetisnull(res, 0, R_F_SECRET_ID)) {
@@ -265,6 +288,9 @@ db_snapshot_read(struct db_conn *c, const char *env, const char *catalog, const 
 		return r;
 	}
 	s->res = t.res;
+	s->kafka_config = parse_config(t.res, R_KAFKA_CONFIG);
+	s->sr_config = parse_config(t.res, R_SR_CONFIG);
+	s->csfle_spec = parse_config(t.res, R_F_SPEC);
 	*out = s;
 	return DB_OK;
 }
@@ -274,6 +300,9 @@ db_snapshot_free(struct db_snapshot *s)
 {
 	if (s == NULL)
 		return;
+	json_decref(s->kafka_config);
+	json_decref(s->sr_config);
+	json_decref(s->csfle_spec);
 	PQclear(s->res);
 	free(s);
 }
@@ -282,7 +311,7 @@ int
 db_resolve(const struct db_snapshot *s, const struct db_sealer *sl, const char *env, const char *catalog,
 	   const char *database, const char *if_none_match, const char *etag_salt, struct db_resolved *out)
 {
-	struct resolve_tx t = { sl, env, catalog, database, if_none_match, etag_salt, out };
+	struct resolve_tx t = { s, sl, env, catalog, database, if_none_match, etag_salt, out };
 	int r;
 
 	/* Everything but the detail buffer (1.5 KiB, written only for a refusal): this runs per request. */

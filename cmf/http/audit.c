@@ -40,7 +40,6 @@ struct writer {
 	bool started;
 	struct db_conn *conn;
 	uint64_t busy_min;
-	struct db_audit rows[DB_AUDIT_BATCH_MAX];
 	struct ev *batch[DB_AUDIT_BATCH_MAX], *told[DB_AUDIT_BATCH_MAX];
 };
 
@@ -55,6 +54,7 @@ struct ev {
 	long long ready_ns;  /* CLOCK_MONOTONIC when it became ready */
 	bool merging;
 	bool logged;
+	char *json; /* event_json, made when first taken by a writer */
 	void (*done)(void *cls, bool ok);
 	void *cls;
 	char text[];
@@ -131,27 +131,39 @@ cmf_audit_init(struct db_audit *a, const struct cmf_request *req, const char *ac
 	a->time = real_seconds();
 }
 
-void
-cmf_audit_log(const struct db_audit *a)
-{
-	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s}", "principal", a->principal, "action", a->action,
-			      "resource", a->resource, "outcome", a->outcome, "status", a->status, "requestId",
-			      a->request_id, "clientAddress", a->client_address, "clientCertificate",
-			      a->client_cert);
-	char *text;
-
-	if (j != NULL && a->count > 1)
-		json_object_set_new(j, "count", json_integer(a->count));
-	text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	cmf_info("audit %s", text != NULL ? text : "{\"error\":\"cannot format the audit event\"}");
-	free(text);
-	json_decref(j);
-}
-
 static const char *
 or_empty(const char *s)
 {
 	return s != NULL ? s : "";
+}
+
+/*
+ * The event as one JSON text: the "audit {...}" log line and the batch's element (db_audit_insert_json)
+ * are the same bytes, serialized once. NULL when out of memory.
+ */
+static char *
+event_json(const struct db_audit *a)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:b,s:I,s:f,s:f}", "principal",
+			      or_empty(a->principal), "action", or_empty(a->action), "resource", or_empty(a->resource),
+			      "outcome", or_empty(a->outcome), "status", a->status, "requestId", or_empty(a->request_id),
+			      "clientAddress", or_empty(a->client_address), "clientCertificate",
+			      or_empty(a->client_cert), "route", or_empty(a->route), "resourceCut", a->resource_cut,
+			      "count", (json_int_t)(a->count > 0 ? a->count : 1), "time", a->time, "lastTime",
+			      a->last_time > 0 ? a->last_time : a->time);
+	char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(16)) : NULL;
+
+	json_decref(j);
+	return text;
+}
+
+void
+cmf_audit_log(const struct db_audit *a)
+{
+	char *text = event_json(a);
+
+	cmf_info("audit %s", text != NULL ? text : "{\"error\":\"cannot format the audit event\"}");
+	free(text);
 }
 
 /* FNV-1a over the merge key's fields, each with its terminating NUL. */
@@ -448,6 +460,8 @@ batch_requeue(struct ev **batch, size_t n, struct ev **told)
 			e->a.outcome = "failure";
 			e->a.status = 503;
 			e->logged = false; /* logged again: the event is no longer what was logged */
+			free(e->json);
+			e->json = NULL;
 			told[nt++] = e;
 		}
 		e->next = q.ready_head;
@@ -474,11 +488,50 @@ tell_failed(struct ev **told, size_t n)
 	}
 }
 
+/*
+ * Log (once) and store the writer's batch of `n` events (q.mu not held): each event's JSON text is made
+ * once, written as its log line and joined into the array the batch statement expands.
+ */
+static int
+batch_insert(struct writer *w, size_t n)
+{
+	size_t len = 2, at = 0;
+	char *text;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		struct ev *e = w->batch[i];
+
+		if (e->json == NULL && (e->json = event_json(&e->a)) == NULL)
+			return DB_ERR_ALLOC;
+		if (!e->logged) {
+			cmf_info("audit %s", e->json);
+			e->logged = true;
+		}
+		len += strlen(e->json) + 1;
+	}
+	if ((text = malloc(len + 1)) == NULL)
+		return DB_ERR_ALLOC;
+	text[at++] = '[';
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(w->batch[i]->json);
+
+		if (i > 0)
+			text[at++] = ',';
+		memcpy(text + at, w->batch[i]->json, l);
+		at += l;
+	}
+	text[at++] = ']';
+	text[at] = '\0';
+	r = db_audit_insert_json(w->conn, text);
+	free(text);
+	return r;
+}
+
 static void *
 writer(void *arg)
 {
 	struct writer *w = arg;
-	struct db_audit *rows = w->rows;
 	struct ev **batch = w->batch, **told = w->told;
 	long long retry_delay = 0, retry_at = 0;
 
@@ -523,15 +576,8 @@ writer(void *arg)
 		if (q.ready_head != NULL)
 			pthread_cond_signal(&q.wake);
 		pthread_mutex_unlock(&q.mu);
-		for (size_t i = 0; i < n; i++) {
-			if (!batch[i]->logged) {
-				cmf_audit_log(&batch[i]->a);
-				batch[i]->logged = true;
-			}
-			rows[i] = batch[i]->a;
-		}
 		t0 = mono_ns();
-		r = db_audit_insert_batch(w->conn, rows, n);
+		r = batch_insert(w, n);
 		pthread_mutex_lock(&q.mu);
 		w->busy_min = 0;
 		if (r == DB_OK) {
@@ -544,6 +590,7 @@ writer(void *arg)
 			for (size_t i = 0; i < n; i++) {
 				if (batch[i]->done != NULL)
 					batch[i]->done(batch[i]->cls, true);
+				free(batch[i]->json);
 				free(batch[i]);
 			}
 			pthread_mutex_lock(&q.mu);
@@ -653,6 +700,7 @@ cmf_audit_stop(int timeout_ms)
 			e->done(e->cls, false);
 			pthread_mutex_lock(&q.mu);
 		}
+		free(e->json);
 		free(e);
 	}
 	q.ready_head = q.ready_tail = NULL;

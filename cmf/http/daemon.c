@@ -132,8 +132,11 @@ request_id(char out[33])
 
 	if (crypto_random(raw, sizeof(raw)) != CRYPTO_OK)
 		memset(raw, 0, sizeof(raw));
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = "0123456789abcdef"[raw[i] >> 4];
+		out[2 * i + 1] = "0123456789abcdef"[raw[i] & 15];
+	}
+	out[32] = '\0';
 }
 
 static enum MHD_Result
