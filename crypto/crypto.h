@@ -174,6 +174,13 @@ void crypto_keyring_free(struct crypto_keyring *kr);
 /* Random bytes; CRYPTO_ERR_RANDOM on failure (callers treat it as fatal). */
 int crypto_random(uint8_t *buf, size_t len);
 
+/*
+ * SHA-256 of `len` bytes into `out`, with the digest fetched from the provider once per process (OpenSSL 3
+ * otherwise looks it up on every call: the token check and the ETag run on every request).
+ * CRYPTO_OK or CRYPTO_ERR_INTERNAL (logged).
+ */
+int crypto_sha256(const void *data, size_t len, uint8_t out[32]);
+
 /* Write a random RFC 4122 version-4 UUID, lowercase, into out[37]. */
 int crypto_uuid4(char out[37]);
 

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 
 #include "crypto/log.h"
 
@@ -100,4 +102,26 @@ crypto_uuid4(char out[37])
 	r = CRYPTO_OK;
 out:
 	return r;
+}
+
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+int
+crypto_sha256(const void *data, size_t len, uint8_t out[32])
+{
+	unsigned int n = 0;
+
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_md == NULL || EVP_Digest(data, len, out, &n, sha256_md, NULL) != 1 || n != 32) {
+		crypto_log_openssl(__func__);
+		return CRYPTO_ERR_INTERNAL;
+	}
+	return CRYPTO_OK;
 }

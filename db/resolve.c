@@ -82,26 +82,25 @@ compute_etag(const char *salt, PGresult *res, char out[36])
 				    R_SM_SECRET,    R_SM_UPDATED,  R_SS_UID,	      R_SS_VERSION,
 				    R_F_NAME,	    R_F_UPDATED,   R_F_SECRET_ID,     R_FM_SECRET,
 				    R_FM_UPDATED,   R_FS_UID,	   R_FS_VERSION };
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	/* Names of 253 characters, uuids, times and numbers: 19 values and the salt fit in 8 KiB. */
+	char buf[8192];
+	size_t at = 0;
 	unsigned char h[32];
-	unsigned int n = 0;
-	int ok;
 
-	if (md == NULL)
-		return DB_ERR_ALLOC;
-	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(md, salt, strlen(salt) + 1) == 1;
-	for (size_t i = 0; ok && i < sizeof(cols) / sizeof(cols[0]); i++) {
-		const char *v = PQgetisnull(res, 0, cols[i]) ? "\x01" : PQgetvalue(res, 0, cols[i]);
+	for (size_t i = 0; i <= sizeof(cols) / sizeof(cols[0]); i++) {
+		const char *v = i == 0				   ? salt
+				: PQgetisnull(res, 0, cols[i - 1]) ? "\x01"
+								   : PQgetvalue(res, 0, cols[i - 1]);
+		size_t len = strlen(v) + 1;
 
 		/* NUL-separated: no two different sequences of values hash the same bytes. */
-		ok = EVP_DigestUpdate(md, v, strlen(v) + 1) == 1;
+		if (at + len > sizeof(buf))
+			return DB_ERR_INTERNAL;
+		memcpy(buf + at, v, len);
+		at += len;
 	}
-	ok = ok && EVP_DigestFinal_ex(md, h, &n) == 1;
-	EVP_MD_CTX_free(md);
-	if (!ok) {
-		crypto_log_openssl(__func__);
+	if (crypto_sha256(buf, at, h) != CRYPTO_OK)
 		return DB_ERR_INTERNAL;
-	}
 	out[0] = '"';
 	for (int i = 0; i < 16; i++) {
 		out[1 + 2 * i] = "0123456789abcdef"[h[i] >> 4];

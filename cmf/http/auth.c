@@ -39,13 +39,7 @@ cmf_auth_enabled(void)
 static int
 sha256(const void *data, size_t len, uint8_t out[32])
 {
-	unsigned int n = 0;
-
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) {
-		crypto_log_openssl(__func__);
-		return -1;
-	}
-	return 0;
+	return crypto_sha256(data, len, out) == CRYPTO_OK ? 0 : -1;
 }
 
 /* Check and hash bootstrap-token file content (`buf` is wiped by the caller). */
