@@ -2,6 +2,7 @@
 PostgreSQL LISTEN/NOTIFY, read-your-own-writes on one replica, the bound on other replicas, the listener
 losing its session, and the group-committed audit trail (a resolution 200 leaves only once its row is
 committed; identical non-value events merge into one row with a count; SIGTERM loses nothing)."""
+import calendar
 import http.client
 import json
 import os
@@ -261,7 +262,7 @@ def test_expired_token_is_refused_though_cached(cmf_factory):
             break
         time.sleep(0.1)
     assert st == 401 and json.loads(data)["errors"][0]["message"] == "the token has expired", (st, data)
-    assert time.time() >= time.mktime(time.strptime(t_exp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone - 0.05
+    assert time.time() >= calendar.timegm(time.strptime(t_exp, "%Y-%m-%dT%H:%M:%SZ")) - 0.05
 
 
 # ---- 2. two replicas -------------------------------------------------------------------------------------
@@ -355,6 +356,49 @@ def test_cache_disabled_every_replica_reads_postgres(cmf_factory, pg, db):
     ok(a.request("DELETE", API + "/tokens/poller"), 204)
     assert b.request("GET", PATH, token=tok).status == 401
     assert "cache.enabled is false" in b.log()
+
+
+def test_flood_of_unknown_token_ids_does_not_refuse_real_tokens(cmf_factory):
+    """The issue: a token not in memory is looked up in PostgreSQL, "rate-limited per token id, so unknown
+    tokens cannot turn into a query flood". An unauthenticated client sending made-up ids must not make
+    real tokens fail: here a new token's first use, and an old token after any token change empties the
+    token cache (as every token create or revoke does, on every replica, and the 60 s resynchronisation)."""
+    c = build_world(cmf_factory().start())
+    old_tok, _ = create_token(c, "old-poller")
+    assert c.request("GET", PATH, token=old_tok).status == 200  # in memory now
+    stop = threading.Event()
+    sent = []
+
+    def flood():
+        conn = Conn(c, None)
+        n = 0
+        while not stop.is_set():
+            conn.token = "cmf_%s_%s" % (os.urandom(8).hex(), "A" * 43)  # well formed, a new id each time
+            conn.get(PATH)
+            n += 1
+        sent.append(n)
+
+    ts = [threading.Thread(target=flood) for _ in range(6)]
+    started = time.monotonic()
+    for t in ts:
+        t.start()
+    got = []
+    try:
+        time.sleep(1.0)
+        for i in range(5):
+            new_tok, _ = create_token(c, "new-poller-%d" % i)  # (this also empties the token cache)
+            for what, t in (("new token, first use", new_tok), ("old token", old_tok)):
+                r = c.request("GET", PATH, token=t)
+                got.append((what, r.status, r.error() if r.status != 200 else ""))
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join()
+    rate = sum(sent) / (time.monotonic() - started)
+    refused = [g for g in got if g[1] != 200]
+    assert refused == [], ("real tokens refused during a flood of %d requests with made-up token ids "
+                           "(%.0f/s): %r" % (sum(sent), rate, refused))
 
 
 # ---- 3. the listener loses its session -----------------------------------------------------------------
@@ -996,9 +1040,16 @@ def test_full_audit_queue_answers_503_with_retry_after(cmf_factory, pg, db):
         # a resolution (values) is refused too, not answered unaudited
         r = c.request("GET", PATH, timeout=10)
         assert r.status == 503 and r.headers.get("retry-after") == "1", r
+        refused_rid = r.headers["x-request-id"]
     finally:
         unlock_audit_table(pg, locker)
     ok(c.request("GET", API + "/audit-events?size=1"))
     stored = int(pg.psql("SELECT coalesce(sum(count), 0) FROM cmf_audit_events WHERE action = 'secret.read' "
                          "AND client_address LIKE '127.0.%%' AND client_address <> '127.0.0.1'", db))
     assert stored == sum(1 for st, _ in got if st == 200), stored
+    # the refused resolution's event could not be queued: its log line is its only record, and it must say
+    # what the client got (503), not the 200 it never sent
+    lines = [json.loads(line.split(" audit ", 1)[1]) for line in c.log().splitlines()
+             if " audit {" in line and refused_rid in line]
+    assert lines and all((e["status"], e["outcome"]) == (503, "failure") for e in lines), \
+        ("the audit log line of a resolution refused 503 (queue full) says %r" % lines)
