@@ -40,6 +40,8 @@ struct writer {
 	bool started;
 	struct db_conn *conn;
 	uint64_t busy_min;
+	size_t nbatch; /* events in batch[] while busy */
+	bool exited;   /* its thread left the loop (q.mu) */
 	struct ev *batch[DB_AUDIT_BATCH_MAX], *told[DB_AUDIT_BATCH_MAX];
 };
 
@@ -570,6 +572,7 @@ writer(void *arg)
 			q.ready_head = q.ready_head->next;
 		}
 		q.nready -= n;
+		w->nbatch = n;
 		if (q.ready_head == NULL)
 			q.ready_tail = NULL;
 		/* More than one batch's worth left: another writer can start on it now. */
@@ -608,6 +611,8 @@ writer(void *arg)
 		tell_failed(told, nt);
 		pthread_mutex_lock(&q.mu);
 	}
+	w->exited = true;
+	pthread_cond_broadcast(&q.progress);
 	pthread_mutex_unlock(&q.mu);
 	return NULL;
 }
@@ -664,11 +669,22 @@ cmf_audit_start(struct cmf_app *app)
 	return 0;
 }
 
+/* A waiting event that will not be stored in time: its reply becomes 503, and so does its record. */
+static void
+ev_refused(struct ev *e)
+{
+	e->a.outcome = "failure";
+	e->a.status = 503;
+	e->logged = false;
+}
+
 void
 cmf_audit_stop(int timeout_ms)
 {
 	struct timespec until = deadline_in((long long)timeout_ms * 1000000LL);
-	size_t lost = 0;
+	struct ev *told[DB_AUDIT_BATCH_MAX * AUDIT_WRITERS];
+	size_t lost = 0, nt = 0;
+	bool stuck = false;
 	struct ev *e, *next;
 
 	pthread_mutex_lock(&q.mu);
@@ -681,18 +697,61 @@ cmf_audit_stop(int timeout_ms)
 	while (q.queued > 0 && pthread_cond_timedwait(&q.progress, &q.mu, &until) != ETIMEDOUT)
 		;
 	q.abandon = q.queued > 0;
-	pthread_cond_broadcast(&q.wake);
-	pthread_mutex_unlock(&q.mu);
-	for (size_t i = 0; i < AUDIT_WRITERS; i++)
-		if (q.writers[i] != NULL && q.writers[i]->started)
-			pthread_join(q.writers[i]->thread, NULL);
+	/*
+	 * Past the deadline a writer may still be inside its INSERT (a lock, a frozen server): its waiting
+	 * replies are answered 503 now (the writer will not call them: done is cleared), since the process
+	 * must not outlive server.drainSeconds nor stop its HTTP server with a connection still suspended.
+	 */
+	for (size_t i = 0; q.abandon && i < AUDIT_WRITERS; i++) {
+		struct writer *w = q.writers[i];
 
+		if (w == NULL || w->busy_min == 0)
+			continue;
+		for (size_t j = 0; j < w->nbatch; j++) {
+			if (w->batch[j]->done != NULL) {
+				told[nt++] = w->batch[j];
+			}
+		}
+	}
+	pthread_cond_broadcast(&q.wake);
+	for (size_t i = 0; i < nt; i++) {
+		void (*done)(void *, bool) = told[i]->done;
+
+		told[i]->done = NULL;
+		ev_refused(told[i]);
+		cmf_audit_log(&told[i]->a);
+		pthread_mutex_unlock(&q.mu);
+		done(told[i]->cls, false);
+		pthread_mutex_lock(&q.mu);
+	}
+	pthread_mutex_unlock(&q.mu);
 	pthread_mutex_lock(&q.mu);
+	for (size_t i = 0; i < AUDIT_WRITERS; i++) {
+		struct writer *w = q.writers[i];
+		struct timespec grace = deadline_in(200000000LL);
+
+		if (w == NULL || !w->started)
+			continue;
+		/* A writer stuck in PostgreSQL is left behind (detached, never freed): the process is exiting. */
+		while (q.abandon && !w->exited && pthread_cond_timedwait(&q.progress, &q.mu, &grace) != ETIMEDOUT)
+			;
+		if (q.abandon && !w->exited) {
+			stuck = true;
+			pthread_detach(w->thread);
+			q.writers[i] = NULL;
+			continue;
+		}
+		pthread_mutex_unlock(&q.mu);
+		pthread_join(w->thread, NULL);
+		pthread_mutex_lock(&q.mu);
+	}
 	q.running = false;
 	windows_close(0, true);
 	for (e = q.ready_head; e != NULL; e = next) {
 		next = e->next;
 		lost++;
+		if (e->done != NULL)
+			ev_refused(e);
 		if (!e->logged)
 			cmf_audit_log(&e->a);
 		if (e->done != NULL) {
@@ -707,9 +766,9 @@ cmf_audit_stop(int timeout_ms)
 	q.queued = q.nready = 0;
 	pthread_cond_broadcast(&q.progress);
 	pthread_mutex_unlock(&q.mu);
-	if (lost > 0)
-		cmf_error("audit trail: %zu event row(s) could not be stored before stopping; each is in the log as an "
-			  "\"audit\" line",
-			  lost);
+	if (lost > 0 || stuck)
+		cmf_error("audit trail: %zu event row(s)%s could not be stored before stopping; each is in the log as "
+			  "an \"audit\" line",
+			  lost, stuck ? " and a batch blocked in PostgreSQL" : "");
 	writers_free();
 }

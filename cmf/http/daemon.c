@@ -758,6 +758,12 @@ cmf_http_serve(struct cmf_app *app)
 	 */
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	cmf_audit_stop(now.tv_sec < deadline.tv_sec ? (int)(deadline.tv_sec - now.tv_sec) * 1000 : 1000);
+	/* Replies just resumed are sent by libmicrohttpd's threads: let them go out before it stops. */
+	for (int i = 0; i < 50 && atomic_load(&in_flight) > 0; i++) {
+		struct timespec tick = { 0, 10 * 1000000L };
+
+		nanosleep(&tick, NULL);
+	}
 	MHD_stop_daemon(d);
 	tls_pem_free(&pem); /* libmicrohttpd may use the PEM strings until it stops */
 	cmf_info("stopped");

@@ -168,6 +168,9 @@ cmf_call_reply_audited(struct cmf_call *call)
 		r = cmf_audit_commit(&call->audit);
 	}
 	if (r != 0) {
+		/* The log line is the event's only record: it says what the client got. */
+		call->audit.outcome = "failure";
+		call->audit.status = 503;
 		cmf_audit_log(&call->audit);
 		cmf_error("audit event for request %s not stored: the audit queue is full", req->request_id);
 		cmf_response_clear(call->resp);
