@@ -58,6 +58,13 @@ static struct table snapshots = { CMF_M_SNAPSHOT_CACHE_HITS, CMF_M_SNAPSHOT_CACH
 static struct table rows = { CMF_M_ROW_CACHE_HITS, CMF_M_ROW_CACHE_MISSES, CMF_M_ROW_CACHE_INVALIDATIONS,
 			     CMF_G_ROW_CACHE_ENTRIES, .lock = PTHREAD_RWLOCK_INITIALIZER, .max = ROWS_MAX };
 static atomic_bool live;
+/*
+ * The token table holds every token (loaded whole by the listener's thread): an id missing from it is
+ * unknown but for one created elsewhere a moment ago, so a miss may answer "no such token" once the
+ * lookup budget is spent, and real tokens never depend on that budget.
+ */
+static atomic_bool tokens_complete;
+static atomic_bool tokens_reload_wanted;
 
 /* Token-miss budget: a token bucket refilled at CMF_CACHE_TOKEN_MISSES_PER_SECOND. */
 static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -68,7 +75,8 @@ static struct {
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
-	const char *url;
+	const char *url;      /* the LISTEN session's */
+	const char *main_url; /* the reloads' (database.url: may go through a pooler) */
 } lis;
 
 static long long
@@ -138,6 +146,8 @@ static void
 table_clear_locked(struct table *t)
 {
 	atomic_fetch_add(&t->gen, 1);
+	if (t == &tokens)
+		atomic_store(&tokens_complete, false);
 	for (size_t i = 0; i < CACHE_BUCKETS; i++) {
 		struct entry *e = t->buckets[i], *next;
 
@@ -199,6 +209,29 @@ void
 cmf_cache_invalidate(void)
 {
 	table_clear(&tokens);
+	atomic_store(&tokens_reload_wanted, true);
+	table_clear(&snapshots);
+	table_clear(&rows);
+}
+
+static bool tokens_reload(struct db_conn *c);
+
+void
+cmf_cache_invalidate_write(struct db_conn *c, bool tokens_too)
+{
+	/*
+	 * Tokens are reloaded whole before the write is answered, rather than emptied: a token created or
+	 * revoked here is right at once, and real tokens never wait on the lookup budget meanwhile. If the
+	 * reload fails they are emptied (looked up one by one until the listener reloads them).
+	 */
+	bool reloaded = false;
+
+	for (int i = 0; tokens_too && !reloaded && i < 3 && atomic_load(&live) && c != NULL; i++)
+		reloaded = tokens_reload(c);
+	if (tokens_too && !reloaded) {
+		table_clear(&tokens);
+		atomic_store(&tokens_reload_wanted, true);
+	}
 	table_clear(&snapshots);
 	table_clear(&rows);
 }
@@ -268,7 +301,7 @@ cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token
 			return r;
 	}
 	if (caching && !budget_take())
-		return DB_ERR_BUSY;
+		return atomic_load(&tokens_complete) ? DB_ERR_NOT_FOUND : DB_ERR_BUSY;
 	gen = atomic_load(&tokens.gen);
 	e = entry_new(id, len);
 	if (e == NULL)
@@ -402,11 +435,90 @@ on_notify(void *cls, const char *table)
 {
 	(void)cls;
 	cmf_metrics_add(CMF_M_LISTENER_NOTIFICATIONS, 1);
+	/* Tokens are reloaded whole and swapped in (tokens_reload): never a moment with none in memory. */
 	if (strcmp(table, "cmf_tokens") == 0)
-		table_clear(&tokens);
+		atomic_store(&tokens_reload_wanted, true);
 	else
 		table_clear(&snapshots);
 	table_clear(&rows);
+}
+
+struct token_load {
+	struct entry **list;
+	size_t n, cap;
+};
+
+static int
+token_loaded(void *cls, struct db_token *t, bool revoked)
+{
+	struct token_load *tl = cls;
+	struct entry *e;
+
+	if (tl->n == tl->cap) {
+		size_t cap = tl->cap == 0 ? 64 : tl->cap * 2;
+		struct entry **list = cap <= TOKENS_MAX ? realloc(tl->list, cap * sizeof(*list)) : NULL;
+
+		if (list == NULL) {
+			db_token_free(t);
+			return DB_ERR_ALLOC; /* or more tokens than the table holds: they are looked up one by one */
+		}
+		tl->list = list;
+		tl->cap = cap;
+	}
+	if ((e = entry_new(t->id, strlen(t->id))) == NULL) {
+		db_token_free(t);
+		return DB_ERR_ALLOC;
+	}
+	e->token = t;
+	e->pub.tok.token = t;
+	e->pub.tok.revoked = revoked;
+	tl->list[tl->n++] = e;
+	return DB_OK;
+}
+
+/*
+ * Load every token and swap them in at once (the listener's thread). A table emptied meanwhile (a write
+ * of this process) may hold news the load predates: then the load is dropped and done again.
+ */
+static bool
+tokens_reload(struct db_conn *c)
+{
+	static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+	struct token_load tl = { NULL, 0, 0 };
+	unsigned long long gen;
+	bool installed = false;
+	int r;
+
+	/* One reload at a time: a writer's reload never loses to an older one that began before its commit. */
+	pthread_mutex_lock(&reload_mu);
+	gen = atomic_load(&tokens.gen);
+	atomic_store(&tokens_reload_wanted, false);
+	r = db_token_load_all(c, token_loaded, &tl);
+	pthread_rwlock_wrlock(&tokens.lock);
+	if (r == DB_OK && atomic_load(&live) && atomic_load(&tokens.gen) == gen) {
+		table_clear_locked(&tokens);
+		for (size_t i = 0; i < tl.n; i++) {
+			struct entry *e = tl.list[i];
+
+			e->next = tokens.buckets[e->hash % CACHE_BUCKETS];
+			tokens.buckets[e->hash % CACHE_BUCKETS] = e;
+		}
+		tokens.count = tl.n;
+		atomic_store(&tokens_complete, true);
+		cmf_metrics_gauge_set(tokens.entries, (double)tokens.count);
+		installed = true;
+	}
+	pthread_rwlock_unlock(&tokens.lock);
+	if (!installed) {
+		for (size_t i = 0; i < tl.n; i++)
+			entry_put(tl.list[i]);
+		/* Not installed: a failed load leaves lookups one by one; a raced one is done again. */
+		if (r == DB_OK && atomic_load(&live))
+			atomic_store(&tokens_reload_wanted, true);
+	}
+	free(tl.list);
+	pthread_mutex_unlock(&reload_mu);
+	return installed;
 }
 
 static void
@@ -422,6 +534,7 @@ listener(void *arg)
 {
 	const char *url = arg;
 	struct db_listener *l = NULL;
+	struct db_conn *c = NULL;
 	long long next_beat = 0, last_resync = 0;
 	bool was_live = false;
 
@@ -443,6 +556,13 @@ listener(void *arg)
 			next_beat = last_resync + BEAT_EVERY_MS * 1000000LL;
 			cmf_info("change listener: listening; caching %s", was_live ? "resumed" : "on");
 			was_live = true;
+		}
+		/* Before waiting: a change (or a start) wants every token reloaded now. */
+		if (atomic_load(&tokens_reload_wanted) && atomic_load(&live)) {
+			if (c == NULL && db_conn_open(lis.main_url, cmf_app_db_password(), &c) == DB_ERR_ALLOC)
+				c = NULL;
+			if (c != NULL)
+				tokens_reload(c);
 		}
 		now = mono_ns();
 		r = db_listen_poll(l, next_beat > now ? (int)((next_beat - now) / 1000000LL) + 1 : 0, on_notify, NULL,
@@ -467,11 +587,14 @@ listener(void *arg)
 			continue;
 		}
 		if (now - last_resync >= RESYNC_EVERY_NS) {
-			cmf_cache_invalidate();
+			/* Resources are read again on demand; tokens are reloaded whole (below). */
+			cmf_cache_invalidate_write(NULL, false);
+			atomic_store(&tokens_reload_wanted, true);
 			cmf_metrics_add(CMF_M_LISTENER_RESYNCS, 1);
 			last_resync = now;
 		}
 	}
+	db_conn_close(c);
 	atomic_store(&live, false);
 	cmf_cache_invalidate();
 	db_listen_close(l);
@@ -488,6 +611,7 @@ cmf_cache_start(struct cmf_app *app)
 		cmf_info("cache.enabled is false: every token check and resolution reads PostgreSQL");
 		return 0;
 	}
+	lis.main_url = cfg->database_url;
 	lis.url = cfg->database_listen_url != NULL && cfg->database_listen_url[0] != '\0' ? cfg->database_listen_url
 											   : cfg->database_url;
 	atomic_store(&lis.stop, false);

@@ -33,8 +33,15 @@ int cmf_cache_start(struct cmf_app *app);
 /* Stop and join the listener; the cache is emptied and stays off. No-op when not started. */
 void cmf_cache_stop(void);
 
-/* Empty every table now: after this process's own writes, and when the key is revoked. */
+/* Empty every table now (the key is revoked); tokens are reloaded whole by the listener right after. */
 void cmf_cache_invalidate(void);
+
+/*
+ * After a write of this process, before it is answered: empty the resolution snapshots and resource rows;
+ * when `tokens_too` (a token was created or revoked), reload every token through `c` and swap them in
+ * (emptied instead if that fails).
+ */
+void cmf_cache_invalidate_write(struct db_conn *c, bool tokens_too);
 
 /* Whether entries are being cached (the listener is live). */
 bool cmf_cache_live(void);
@@ -47,10 +54,12 @@ struct cmf_cached_token {
 
 /*
  * The token with public id `id` (16 hex digits) from memory, else from PostgreSQL through `c` (then kept).
- * Lookups of ids that are not in memory are rate-limited: an id found absent is answered absent for a
- * second without asking again, and at most CMF_CACHE_TOKEN_MISSES_PER_SECOND ids are looked up per
- * second while caching (a flood of made-up ids must not become a flood of queries): past that,
- * DB_ERR_BUSY. DB_ERR_NOT_FOUND when no token has this id (revoked ones do: see `revoked`). On DB_OK *out
+ * The listener keeps every token in memory (loaded whole, swapped in on each change), so an id not in
+ * memory is unknown but for a token created elsewhere a moment ago. Its lookups are rate-limited: an id
+ * found absent is answered absent for a second without asking again, and at most
+ * CMF_CACHE_TOKEN_MISSES_PER_SECOND ids are looked up per second while caching (a flood of made-up ids
+ * must not become a flood of queries): past that, DB_ERR_NOT_FOUND while every token is in memory, and
+ * DB_ERR_BUSY in the moment after a token write of this process, before the reload. DB_ERR_NOT_FOUND when no token has this id (revoked ones do: see `revoked`). On DB_OK *out
  * is held: release it with cmf_cache_token_release.
  */
 #define CMF_CACHE_TOKEN_MISSES_PER_SECOND 500

@@ -272,6 +272,12 @@ void db_token_free(struct db_token *t);
 /* The token with this id (live or revoked: *revoked tells), for authentication. DB_ERR_NOT_FOUND if none. */
 int db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *revoked);
 
+/*
+ * Every token (revoked ones too), from one statement: fn(cls, t, revoked) takes each (t is the callee's to
+ * free) and returns 0 to go on or an error, which stops the load and is returned.
+ */
+int db_token_load_all(struct db_conn *c, int (*fn)(void *cls, struct db_token *t, bool revoked), void *cls);
+
 /* ---- Change notification ------------------------------------------------------------------------ */
 
 /*

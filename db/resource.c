@@ -75,27 +75,43 @@ struct db_row {
 	PGresult *res;
 };
 
+struct fetch_tx {
+	const struct db_kind *k;
+	const char *const *keys;
+	PGresult *res;
+};
+
+static int
+fetch_body(struct db_conn *c, void *cls)
+{
+	struct fetch_tx *t = cls;
+	struct db_param p[2];
+
+	PQclear(t->res);
+	t->res = NULL;
+	key_params(t->k, t->keys, p);
+	return db_exec_stmt(c, t->k->get, p, t->k->nkeys, &t->res);
+}
+
 int
 db_resource_fetch(struct db_conn *c, const struct db_kind *k, const char *const *keys, struct db_row **out)
 {
-	struct db_param p[2];
+	struct fetch_tx t = { k, keys, NULL };
 	struct db_row *row;
-	PGresult *res = NULL;
 	int r;
 
 	*out = NULL;
-	key_params(k, keys, p);
-	/* One statement: one snapshot, no BEGIN/COMMIT. Only rows that exist are handed over. */
-	r = db_exec_stmt(c, k->get, p, k->nkeys, &res);
-	if (r == DB_OK && PQntuples(res) != 1)
+	/* One statement through the runner (it reconnects): one snapshot, no BEGIN/COMMIT. */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, fetch_body, &t);
+	if (r == DB_OK && PQntuples(t.res) != 1)
 		r = DB_ERR_NOT_FOUND;
 	if (r == DB_OK && (row = malloc(sizeof(*row))) == NULL)
 		r = DB_ERR_ALLOC;
 	if (r != DB_OK) {
-		PQclear(res);
+		PQclear(t.res);
 		return r;
 	}
-	row->res = res;
+	row->res = t.res;
 	*out = row;
 	return DB_OK;
 }

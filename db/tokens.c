@@ -1,4 +1,5 @@
 /* db tokens: API tokens as rows with the SHA-256 of their secret part; the value itself is never stored. */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,10 @@ DB_STATEMENT(token, lookup, 1,
 	     "SELECT id, name, role, array_to_json(environments)::text, coalesce(extract(epoch FROM expires_at), 0), "
 	     "secret_hash, revoked_at IS NOT NULL FROM cmf_tokens WHERE id = $1");
 enum { TC_ID, TC_NAME, TC_ROLE, TC_ENVS, TC_EXPIRES, TC_HASH, TC_REVOKED };
+/* Every token, revoked ones too (their refusal says so): what a replica keeps in memory. */
+DB_STATEMENT(token, all, 0,
+	     "SELECT id, name, role, array_to_json(environments)::text, coalesce(extract(epoch FROM expires_at), 0), "
+	     "secret_hash, revoked_at IS NOT NULL FROM cmf_tokens");
 
 const struct db_kind db_kind_token = {
 	.name = "token",
@@ -43,6 +48,7 @@ db_token_free(struct db_token *t)
 {
 	if (t == NULL)
 		return;
+	OPENSSL_cleanse(t->secret_hash, sizeof(t->secret_hash));
 	free(t->name);
 	free(t->role);
 	json_decref(t->environments);
@@ -55,15 +61,46 @@ struct lookup_tx {
 	bool revoked;
 };
 
+/* Row `i` of a token statement's result as a token (*out; caller frees) and whether it is revoked. */
+static int
+token_from_row(PGresult *res, int i, struct db_token **out, bool *revoked)
+{
+	struct db_token *tok = calloc(1, sizeof(*tok));
+	unsigned char *h = NULL;
+	size_t len = 0;
+	int r;
+
+	*out = NULL;
+	if (tok == NULL)
+		return DB_ERR_ALLOC;
+	snprintf(tok->id, sizeof(tok->id), "%s", PQgetvalue(res, i, TC_ID));
+	tok->expires_at = strtod(PQgetvalue(res, i, TC_EXPIRES), NULL);
+	r = db_rows_str(res, i, TC_NAME, false, &tok->name);
+	if (r == DB_OK)
+		r = db_rows_str(res, i, TC_ROLE, false, &tok->role);
+	if (r == DB_OK)
+		r = db_rows_json(res, i, TC_ENVS, false, "token", &tok->environments);
+	if (r == DB_OK) {
+		h = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, TC_HASH), &len);
+		r = h == NULL ? DB_ERR_ALLOC : len != sizeof(tok->secret_hash) ? DB_ERR_CORRUPT : DB_OK;
+	}
+	if (r == DB_OK) {
+		memcpy(tok->secret_hash, h, len);
+		*revoked = strcmp(PQgetvalue(res, i, TC_REVOKED), "t") == 0;
+		*out = tok;
+		tok = NULL;
+	}
+	PQfreemem(h);
+	db_token_free(tok);
+	return r;
+}
+
 static int
 lookup_body(struct db_conn *c, void *cls)
 {
 	struct lookup_tx *t = cls;
 	struct db_param p[] = { { t->id, 0, 0 } };
-	struct db_token *tok = NULL;
 	PGresult *res = NULL;
-	unsigned char *h = NULL;
-	size_t len = 0;
 	int r;
 
 	db_token_free(t->result);
@@ -72,29 +109,8 @@ lookup_body(struct db_conn *c, void *cls)
 	if (r == DB_OK && PQntuples(res) != 1)
 		r = DB_ERR_NOT_FOUND;
 	if (r == DB_OK)
-		r = (tok = calloc(1, sizeof(*tok))) != NULL ? DB_OK : DB_ERR_ALLOC;
-	if (r == DB_OK) {
-		snprintf(tok->id, sizeof(tok->id), "%s", PQgetvalue(res, 0, TC_ID));
-		tok->expires_at = strtod(PQgetvalue(res, 0, TC_EXPIRES), NULL);
-		r = db_rows_str(res, 0, TC_NAME, false, &tok->name);
-	}
-	if (r == DB_OK)
-		r = db_rows_str(res, 0, TC_ROLE, false, &tok->role);
-	if (r == DB_OK)
-		r = db_rows_json(res, 0, TC_ENVS, false, "token", &tok->environments);
-	if (r == DB_OK) {
-		h = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, TC_HASH), &len);
-		r = h == NULL ? DB_ERR_ALLOC : len != sizeof(tok->secret_hash) ? DB_ERR_CORRUPT : DB_OK;
-	}
-	if (r == DB_OK) {
-		memcpy(tok->secret_hash, h, len);
-		t->revoked = strcmp(PQgetvalue(res, 0, TC_REVOKED), "t") == 0;
-		t->result = tok;
-		tok = NULL;
-	}
-	PQfreemem(h);
+		r = token_from_row(res, 0, &t->result, &t->revoked);
 	PQclear(res);
-	db_token_free(tok);
 	return r;
 }
 
@@ -115,4 +131,36 @@ db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bool *
 	*out = t.result;
 	*revoked = t.revoked;
 	return DB_OK;
+}
+
+struct all_tx {
+	PGresult *res;
+};
+
+static int
+all_body(struct db_conn *c, void *cls)
+{
+	struct all_tx *t = cls;
+
+	PQclear(t->res);
+	t->res = NULL;
+	return db_exec_stmt(c, &token_all, NULL, 0, &t->res);
+}
+
+int
+db_token_load_all(struct db_conn *c, int (*fn)(void *cls, struct db_token *t, bool revoked), void *cls)
+{
+	struct all_tx t = { NULL };
+	int r = db_tx_run(c, DB_TX_AUTOCOMMIT, all_body, &t);
+
+	for (int i = 0; r == DB_OK && i < PQntuples(t.res); i++) {
+		struct db_token *tok = NULL;
+		bool revoked = false;
+
+		r = token_from_row(t.res, i, &tok, &revoked);
+		if (r == DB_OK)
+			r = fn(cls, tok, revoked);
+	}
+	PQclear(t.res);
+	return r;
 }

@@ -34,6 +34,12 @@
 #define GATHER_MIN 24
 #define GATHER_NS 1000000LL
 
+/* A completion taken from an event under q.mu, to run once the lock is released. */
+struct told {
+	void (*done)(void *cls, bool ok);
+	void *cls;
+};
+
 /* A writer's session and buffers; `busy_min` is the lowest sequence number of its batch in flight (0: none). */
 struct writer {
 	pthread_t thread;
@@ -42,7 +48,8 @@ struct writer {
 	uint64_t busy_min;
 	size_t nbatch; /* events in batch[] while busy */
 	bool exited;   /* its thread left the loop (q.mu) */
-	struct ev *batch[DB_AUDIT_BATCH_MAX], *told[DB_AUDIT_BATCH_MAX];
+	struct ev *batch[DB_AUDIT_BATCH_MAX];
+	struct told told[DB_AUDIT_BATCH_MAX];
 };
 
 /* One row to store: an event, or identical events merged. Its strings live in text[]. */
@@ -450,8 +457,14 @@ cmf_audit_queued(void)
  * PostgreSQL is back. A waiting event's response is refused (503), so its row must say so: it becomes a
  * failure answered 503, and its completion moves to `told` (run outside the lock). q.mu held.
  */
+/*
+ * A failed batch: every event goes back to the front of the ready list, in order, to be stored once
+ * PostgreSQL is back. A waiting event's response is refused (503), so its row must say so: it becomes a
+ * failure answered 503, and its completion moves to `told` — taken off the event here, under the lock,
+ * since another writer may take and commit the requeued event as soon as the lock is released. q.mu held.
+ */
 static size_t
-batch_requeue(struct ev **batch, size_t n, struct ev **told)
+batch_requeue(struct ev **batch, size_t n, struct told *told)
 {
 	size_t nt = 0;
 
@@ -464,7 +477,8 @@ batch_requeue(struct ev **batch, size_t n, struct ev **told)
 			e->logged = false; /* logged again: the event is no longer what was logged */
 			free(e->json);
 			e->json = NULL;
-			told[nt++] = e;
+			told[nt++] = (struct told){ e->done, e->cls };
+			e->done = NULL;
 		}
 		e->next = q.ready_head;
 		q.ready_head = e;
@@ -475,19 +489,12 @@ batch_requeue(struct ev **batch, size_t n, struct ev **told)
 	return nt;
 }
 
-/* Run the completions of `told` (q.mu not held): each event is waited for no more. */
+/* Run completions taken off their events (q.mu not held). */
 static void
-tell_failed(struct ev **told, size_t n)
+tell(const struct told *told, size_t n, bool ok)
 {
-	for (size_t i = 0; i < n; i++) {
-		void (*done)(void *, bool) = told[i]->done;
-		void *cls = told[i]->cls;
-
-		pthread_mutex_lock(&q.mu);
-		told[i]->done = NULL;
-		pthread_mutex_unlock(&q.mu);
-		done(cls, false);
-	}
+	for (size_t i = 0; i < n; i++)
+		told[i].done(told[i].cls, ok);
 }
 
 /*
@@ -534,7 +541,8 @@ static void *
 writer(void *arg)
 {
 	struct writer *w = arg;
-	struct ev **batch = w->batch, **told = w->told;
+	struct ev **batch = w->batch;
+	struct told *told = w->told;
 	long long retry_delay = 0, retry_at = 0;
 
 	pthread_mutex_lock(&q.mu);
@@ -588,11 +596,17 @@ writer(void *arg)
 			retry_delay = retry_at = 0;
 			q.queued -= n;
 			cmf_metrics_gauge_set(CMF_G_AUDIT_QUEUE_DEPTH, (double)q.queued);
-			pthread_cond_broadcast(&q.progress);
-			pthread_mutex_unlock(&q.mu);
+			/* Completions are taken under the lock: a stop past its deadline may answer them itself. */
+			nt = 0;
 			for (size_t i = 0; i < n; i++) {
 				if (batch[i]->done != NULL)
-					batch[i]->done(batch[i]->cls, true);
+					told[nt++] = (struct told){ batch[i]->done, batch[i]->cls };
+				batch[i]->done = NULL;
+			}
+			pthread_cond_broadcast(&q.progress);
+			pthread_mutex_unlock(&q.mu);
+			tell(told, nt, true);
+			for (size_t i = 0; i < n; i++) {
 				free(batch[i]->json);
 				free(batch[i]);
 			}
@@ -608,7 +622,7 @@ writer(void *arg)
 		retry_at = mono_ns() + retry_delay;
 		pthread_cond_broadcast(&q.progress);
 		pthread_mutex_unlock(&q.mu);
-		tell_failed(told, nt);
+		tell(told, nt, false);
 		pthread_mutex_lock(&q.mu);
 	}
 	w->exited = true;
@@ -682,7 +696,7 @@ void
 cmf_audit_stop(int timeout_ms)
 {
 	struct timespec until = deadline_in((long long)timeout_ms * 1000000LL);
-	struct ev *told[DB_AUDIT_BATCH_MAX * AUDIT_WRITERS];
+	static struct told told[DB_AUDIT_BATCH_MAX * AUDIT_WRITERS];
 	size_t lost = 0, nt = 0;
 	bool stuck = false;
 	struct ev *e, *next;
@@ -699,8 +713,9 @@ cmf_audit_stop(int timeout_ms)
 	q.abandon = q.queued > 0;
 	/*
 	 * Past the deadline a writer may still be inside its INSERT (a lock, a frozen server): its waiting
-	 * replies are answered 503 now (the writer will not call them: done is cleared), since the process
-	 * must not outlive server.drainSeconds nor stop its HTTP server with a connection still suspended.
+	 * replies are answered 503 now — their completions taken off the events under the lock, so the writer,
+	 * should its INSERT return, calls none of them — since the process must not outlive
+	 * server.drainSeconds nor stop its HTTP server with a connection still suspended.
 	 */
 	for (size_t i = 0; q.abandon && i < AUDIT_WRITERS; i++) {
 		struct writer *w = q.writers[i];
@@ -708,23 +723,19 @@ cmf_audit_stop(int timeout_ms)
 		if (w == NULL || w->busy_min == 0)
 			continue;
 		for (size_t j = 0; j < w->nbatch; j++) {
-			if (w->batch[j]->done != NULL) {
-				told[nt++] = w->batch[j];
-			}
+			e = w->batch[j];
+			if (e->done == NULL)
+				continue;
+			told[nt++] = (struct told){ e->done, e->cls };
+			e->done = NULL;
+			ev_refused(e);
+			cmf_audit_log(&e->a);
 		}
 	}
 	pthread_cond_broadcast(&q.wake);
-	for (size_t i = 0; i < nt; i++) {
-		void (*done)(void *, bool) = told[i]->done;
-
-		told[i]->done = NULL;
-		ev_refused(told[i]);
-		cmf_audit_log(&told[i]->a);
-		pthread_mutex_unlock(&q.mu);
-		done(told[i]->cls, false);
-		pthread_mutex_lock(&q.mu);
-	}
 	pthread_mutex_unlock(&q.mu);
+	tell(told, nt, false);
+
 	pthread_mutex_lock(&q.mu);
 	for (size_t i = 0; i < AUDIT_WRITERS; i++) {
 		struct writer *w = q.writers[i];

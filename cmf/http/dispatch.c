@@ -279,7 +279,8 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 	 * answer leaves (other processes follow PostgreSQL's notification). Reads never change anything.
 	 */
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
-		cmf_cache_invalidate();
+		cmf_cache_invalidate_write(cmf_call_conn(call), call->route->audit_action != NULL &&
+					   strncmp(call->route->audit_action, "token.", 6) == 0);
 	r = call->deferred ? 1 : 0;
 	cmf_call_complete(call); /* a deferred call: only the handler's hold; `call` may be gone now */
 	return r;
