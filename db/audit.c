@@ -79,6 +79,44 @@ db_audit_insert(struct db_conn *c, const struct db_audit *a)
 	return r;
 }
 
+/* Whether the event (its first time and request id: unique per row) is stored; time in Unix seconds. */
+static const struct db_statement st_audit_stored = {
+	"audit_stored",
+	"SELECT count(*) FROM cmf_audit_events WHERE time = to_timestamp($1::float8) AND request_id = $2",
+	2,
+};
+
+struct stored_tx {
+	const char *time, *request_id;
+	int found;
+};
+
+static int
+stored_body(struct db_conn *c, void *cls)
+{
+	struct stored_tx *t = cls;
+	struct db_param p[] = { { t->time, 0, 0 }, { t->request_id, 0, 0 } };
+	PGresult *res = NULL;
+	int r = db_exec_stmt(c, &st_audit_stored, p, 2, &res);
+
+	if (r == DB_OK)
+		t->found = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+	PQclear(res);
+	return r;
+}
+
+int
+db_audit_stored(struct db_conn *c, double time, const char *request_id)
+{
+	char ts[32];
+	struct stored_tx t = { ts, request_id, 0 };
+	int r;
+
+	snprintf(ts, sizeof(ts), "%.6f", time);
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, stored_body, &t);
+	return r != DB_OK ? r : t.found;
+}
+
 struct batch_tx {
 	const char *json;
 };

@@ -147,6 +147,12 @@ struct db_audit {
 int db_audit_insert_json(struct db_conn *c, const char *events);
 
 /*
+ * After DB_ERR_OUTCOME_UNKNOWN (the session was lost with the batch sent): whether the row of the event
+ * first seen at `time` (Unix seconds, as stored) with `request_id` is stored. 1 or 0, or a DB_ERR_* code.
+ */
+int db_audit_stored(struct db_conn *c, double time, const char *request_id);
+
+/*
  * The audit trail as a listable kind (db_resource_list; nothing else): newest first, filtered by
  * principal, resource, since (inclusive) and until (exclusive), each NULL for any; times RFC 3339 (a
  * malformed one is DB_ERR_INVALID). Rows: {id, time, lastTime, count, principal, action, route, resource,

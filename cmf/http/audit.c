@@ -63,6 +63,8 @@ struct ev {
 	long long ready_ns;  /* CLOCK_MONOTONIC when it became ready */
 	bool merging;
 	bool logged;
+	bool maybe_stored; /* its batch's outcome is unknown: check before storing it again */
+	bool stored;       /* found stored by that check: left out of the batch, completed as committed */
 	char *json; /* event_json, made when first taken by a writer */
 	void (*done)(void *cls, bool ok);
 	void *cls;
@@ -508,6 +510,21 @@ batch_insert(struct writer *w, size_t n)
 	char *text;
 	int r;
 
+	/*
+	 * A batch sent when the session was lost may have committed: its events are looked up (by first time
+	 * and request id: unique per row) rather than stored twice.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		struct ev *e = w->batch[i];
+
+		if (!e->maybe_stored)
+			continue;
+		if ((r = db_audit_stored(w->conn, e->a.time, e->a.request_id)) < 0)
+			return r;
+		e->maybe_stored = false;
+		e->stored = r == 1;
+	}
+
 	for (size_t i = 0; i < n; i++) {
 		struct ev *e = w->batch[i];
 
@@ -517,15 +534,20 @@ batch_insert(struct writer *w, size_t n)
 			cmf_info("audit %s", e->json);
 			e->logged = true;
 		}
-		len += strlen(e->json) + 1;
+		if (!e->stored)
+			len += strlen(e->json) + 1;
 	}
+	if (len == 2)
+		return DB_OK; /* every event was found stored */
 	if ((text = malloc(len + 1)) == NULL)
 		return DB_ERR_ALLOC;
 	text[at++] = '[';
 	for (size_t i = 0; i < n; i++) {
 		size_t l = strlen(w->batch[i]->json);
 
-		if (i > 0)
+		if (w->batch[i]->stored)
+			continue;
+		if (at > 1)
 			text[at++] = ',';
 		memcpy(text + at, w->batch[i]->json, l);
 		at += l;
@@ -614,6 +636,8 @@ writer(void *arg)
 			continue;
 		}
 		cmf_error("audit trail: %zu event(s) not stored yet (%s); retrying", n, db_strerror(r));
+		for (size_t i = 0; r == DB_ERR_OUTCOME_UNKNOWN && i < n; i++)
+			batch[i]->maybe_stored = true;
 		cmf_metrics_add(CMF_M_AUDIT_COMMIT_FAILURES, 1);
 		nt = batch_requeue(batch, n, told);
 		retry_delay = retry_delay == 0 ? 50000000LL : retry_delay * 2;
