@@ -10,6 +10,7 @@
 
 #include "cmf/cache.h"
 #include "cmf/log.h"
+#include "crypto/crypto.h"
 #include "cmf/metrics.h"
 
 /* Chains per table; a table holding more entries than its cap is emptied (a bound, not an LRU). */
@@ -79,15 +80,6 @@ static struct {
 	const char *main_url; /* the reloads' (database.url: may go through a pooler) */
 } lis;
 
-static long long
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static uint64_t
 key_hash(const char *key, size_t len)
 {
@@ -119,7 +111,7 @@ entry_new(const char *key, size_t keylen)
 	memcpy(e->key, key, keylen);
 	e->keylen = keylen;
 	e->hash = key_hash(key, keylen);
-	e->made_ns = mono_ns();
+	e->made_ns = crypto_mono_ns();
 	atomic_init(&e->refs, 1);
 	return e;
 }
@@ -263,7 +255,7 @@ set_live(bool on)
 static bool
 budget_take(void)
 {
-	long long now = mono_ns();
+	long long now = crypto_mono_ns();
 	bool ok;
 
 	pthread_mutex_lock(&budget_mu);
@@ -294,7 +286,7 @@ cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token
 			*out = &e->pub.tok;
 			return DB_OK;
 		}
-		r = mono_ns() - e->made_ns < ABSENT_NS ? DB_ERR_NOT_FOUND : DB_OK;
+		r = crypto_mono_ns() - e->made_ns < ABSENT_NS ? DB_ERR_NOT_FOUND : DB_OK;
 		entry_put(e); /* absent a while ago: ask again */
 		e = NULL;
 		if (r != DB_OK)
@@ -552,7 +544,7 @@ listener(void *arg)
 			/* Listening first, then the resynchronisation, then caching: no change can fall in between. */
 			set_live(true);
 			cmf_metrics_add(CMF_M_LISTENER_RESYNCS, 1);
-			last_resync = mono_ns();
+			last_resync = crypto_mono_ns();
 			next_beat = last_resync + BEAT_EVERY_MS * 1000000LL;
 			cmf_info("change listener: listening; caching %s", was_live ? "resumed" : "on");
 			was_live = true;
@@ -564,10 +556,10 @@ listener(void *arg)
 			if (c != NULL)
 				tokens_reload(c);
 		}
-		now = mono_ns();
+		now = crypto_mono_ns();
 		r = db_listen_poll(l, next_beat > now ? (int)((next_beat - now) / 1000000LL) + 1 : 0, on_notify, NULL,
 				   &beat);
-		now = mono_ns();
+		now = crypto_mono_ns();
 		if (beat) {
 			struct timespec wall;
 

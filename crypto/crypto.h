@@ -181,6 +181,9 @@ int crypto_random(uint8_t *buf, size_t len);
  */
 int crypto_sha256(const void *data, size_t len, uint8_t out[32]);
 
+/* CLOCK_MONOTONIC in nanoseconds: deadlines and windows (the lowest module every other one links). */
+long long crypto_mono_ns(void);
+
 /* Write a random RFC 4122 version-4 UUID, lowercase, into out[37]. */
 int crypto_uuid4(char out[37]);
 

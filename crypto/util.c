@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -124,4 +125,13 @@ crypto_sha256(const void *data, size_t len, uint8_t out[32])
 		return CRYPTO_ERR_INTERNAL;
 	}
 	return CRYPTO_OK;
+}
+
+long long
+crypto_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }

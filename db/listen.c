@@ -13,21 +13,12 @@ struct db_listener {
 	long long beat_deadline_ns;
 };
 
-static long long
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Wait for the socket until `deadline_ns`: 1 readable, 0 timed out, -1 error. */
 static int
 wait_socket(PGconn *pg, short events, long long deadline_ns)
 {
 	struct pollfd pfd = { PQsocket(pg), events, 0 };
-	long long left = deadline_ns - mono_ns();
+	long long left = deadline_ns - crypto_mono_ns();
 	int r;
 
 	if (pfd.fd < 0)
@@ -74,7 +65,7 @@ db_listen_open(const char *url, const char *password, int deadline_ms, struct db
 	/* Its own application_name: operators (and tests) can find this session in pg_stat_activity. */
 	const char *keys[] = { "connect_timeout", "application_name", "dbname", "password", NULL };
 	const char *vals[] = { "2", "cmf-listen", url, password, NULL };
-	long long deadline = mono_ns() + (long long)deadline_ms * 1000000LL;
+	long long deadline = crypto_mono_ns() + (long long)deadline_ms * 1000000LL;
 	struct db_listener *l;
 	int r = DB_ERR_UNAVAILABLE;
 
@@ -125,7 +116,7 @@ db_listen_heartbeat(struct db_listener *l, int deadline_ms)
 	if (PQsendQuery(l->pg, "SELECT 1") != 1 || PQflush(l->pg) < 0)
 		return DB_ERR_UNAVAILABLE;
 	l->beat_pending = true;
-	l->beat_deadline_ns = mono_ns() + (long long)deadline_ms * 1000000LL;
+	l->beat_deadline_ns = crypto_mono_ns() + (long long)deadline_ms * 1000000LL;
 	return DB_OK;
 }
 
@@ -133,7 +124,7 @@ int
 db_listen_poll(struct db_listener *l, int timeout_ms, void (*on_notify)(void *cls, const char *table), void *cls,
 	       bool *beat)
 {
-	long long now = mono_ns(), until = now + (long long)timeout_ms * 1000000LL;
+	long long now = crypto_mono_ns(), until = now + (long long)timeout_ms * 1000000LL;
 	PGnotify *n;
 	int w;
 
@@ -167,7 +158,7 @@ db_listen_poll(struct db_listener *l, int timeout_ms, void (*on_notify)(void *cl
 		on_notify(cls, n->extra);
 		PQfreemem(n);
 	}
-	if (l->beat_pending && mono_ns() >= l->beat_deadline_ns) {
+	if (l->beat_pending && crypto_mono_ns() >= l->beat_deadline_ns) {
 		crypto_log_warn("change listener: no heartbeat answer within its deadline");
 		return DB_ERR_UNAVAILABLE;
 	}

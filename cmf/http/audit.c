@@ -11,6 +11,7 @@
 #include "cmf/app.h"
 #include "cmf/http/audit.h"
 #include "cmf/log.h"
+#include "crypto/crypto.h"
 #include "cmf/metrics.h"
 #include "cmf/text.h"
 
@@ -85,15 +86,6 @@ static struct {
 	bool running, stopping, abandon;
 	struct writer *writers[AUDIT_WRITERS];
 } q = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .progress = PTHREAD_COND_INITIALIZER };
-
-static long long
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static double
 real_seconds(void)
@@ -270,7 +262,7 @@ ready_push(struct ev *e)
 		q.ready_head = e;
 	q.ready_tail = e;
 	e->seq = ++q.readied;
-	e->ready_ns = mono_ns();
+	e->ready_ns = crypto_mono_ns();
 	/* A writer is woken to arm its gathering timer, and again once a batch is worth committing. */
 	if (++q.nready == 1 || q.nready == GATHER_MIN)
 		pthread_cond_signal(&q.wake);
@@ -305,7 +297,7 @@ int
 cmf_audit_submit(const struct db_audit *a, void (*done)(void *cls, bool ok), void *cls)
 {
 	struct ev *e = NULL;
-	long long now = mono_ns();
+	long long now = crypto_mono_ns();
 	int ret = -1;
 
 	pthread_mutex_lock(&q.mu);
@@ -569,7 +561,7 @@ writer(void *arg)
 
 	pthread_mutex_lock(&q.mu);
 	for (;;) {
-		long long now = mono_ns(), wait, t0;
+		long long now = crypto_mono_ns(), wait, t0;
 		size_t n = 0, nt;
 		int r;
 
@@ -609,12 +601,12 @@ writer(void *arg)
 		if (q.ready_head != NULL)
 			pthread_cond_signal(&q.wake);
 		pthread_mutex_unlock(&q.mu);
-		t0 = mono_ns();
+		t0 = crypto_mono_ns();
 		r = batch_insert(w, n);
 		pthread_mutex_lock(&q.mu);
 		w->busy_min = 0;
 		if (r == DB_OK) {
-			cmf_metrics_audit_batch(n, (double)(mono_ns() - t0) / 1e9);
+			cmf_metrics_audit_batch(n, (double)(crypto_mono_ns() - t0) / 1e9);
 			retry_delay = retry_at = 0;
 			q.queued -= n;
 			cmf_metrics_gauge_set(CMF_G_AUDIT_QUEUE_DEPTH, (double)q.queued);
@@ -643,7 +635,7 @@ writer(void *arg)
 		retry_delay = retry_delay == 0 ? 50000000LL : retry_delay * 2;
 		if (retry_delay > RETRY_MAX_NS)
 			retry_delay = RETRY_MAX_NS;
-		retry_at = mono_ns() + retry_delay;
+		retry_at = crypto_mono_ns() + retry_delay;
 		pthread_cond_broadcast(&q.progress);
 		pthread_mutex_unlock(&q.mu);
 		tell(told, nt, false);

@@ -36,16 +36,11 @@ patterns_build(const struct cmf_route *routes, size_t n)
 	p->table = routes;
 	p->n = n;
 	for (size_t i = 0; i < n; i++) {
-		size_t len = 1;
+		char text[CMF_ROUTE_PATTERN_MAX];
 
-		for (size_t j = 0; routes[i].segs[j] != NULL; j++)
-			len += strlen(routes[i].segs[j]) + 1;
-		if ((p->text[i] = calloc(1, len)) == NULL)
+		cmf_router_pattern(&routes[i], text, sizeof(text));
+		if ((p->text[i] = strdup(text)) == NULL)
 			return p; /* that route and those after it are filed as unrouted */
-		for (size_t j = 0; routes[i].segs[j] != NULL; j++) {
-			strcat(p->text[i], "/");
-			strcat(p->text[i], routes[i].segs[j]);
-		}
 	}
 	return p;
 }
