@@ -174,8 +174,12 @@ table_put(struct table *t, struct entry *e, unsigned long long gen)
 	pthread_rwlock_wrlock(&t->lock);
 	if (!atomic_load(&live) || atomic_load(&t->gen) != gen)
 		goto out;
-	if (t->count >= t->max)
+	if (t->count >= t->max) {
+		/* An id found absent is not worth the tokens that exist (nor a reload): it is just not kept. */
+		if (t == &tokens && e->token == NULL)
+			goto out;
 		table_clear_locked(t); /* bounded memory; a new generation, so `e` is not kept either */
+	}
 	if (atomic_load(&t->gen) != gen)
 		goto out;
 	for (pp = &t->buckets[e->hash % CACHE_BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
