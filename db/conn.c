@@ -57,6 +57,8 @@ db_strerror(int err)
 		return "connection lost during COMMIT: outcome unknown";
 	case DB_ERR_UNMAPPED:
 		return "connectionSecretId not mapped in the environment";
+	case DB_ERR_INCONSISTENT:
+		return "the database holds data but no encryption state";
 	}
 	return "unknown database error";
 }

@@ -33,6 +33,7 @@ enum {
 	DB_ERR_INVALID = -15,          /* PostgreSQL refused a value (22xxx data exception, e.g. a bad time) */
 	DB_ERR_OUTCOME_UNKNOWN = -16,  /* the connection was lost during COMMIT: applied or not, unknown */
 	DB_ERR_UNMAPPED = -17,         /* a connectionSecretId has no secret mapping in the environment */
+	DB_ERR_INCONSISTENT = -18,     /* (init) secrets or data keys exist but no encryption state does */
 };
 
 const char *db_strerror(int err);

@@ -21,6 +21,10 @@ static const struct db_statement st_state_get = {
 static const struct db_statement st_state_insert = {
 	"state_insert", "INSERT INTO cmf_encryption_state (id, enabled, key_id) VALUES (1, $1::boolean, $2)", 2,
 };
+/* What a database without its encryption state still holds (a partial restore, a mistaken DELETE). */
+static const struct db_statement st_leftovers = {
+	"leftovers", "SELECT (SELECT count(*) FROM cmf_secrets), (SELECT count(*) FROM cmf_deks)", 0,
+};
 static const struct db_statement st_deks_get = { "deks_get", "SELECT term, wrapped FROM cmf_deks ORDER BY term", 0 };
 static const struct db_statement st_dek_insert = {
 	"dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2,
@@ -124,6 +128,35 @@ load_keyring(struct init_tx *t, struct db_conn *c)
 }
 
 /* Compare the recorded mode (if any) with the configuration. *recorded tells whether one exists. */
+/*
+ * No encryption state recorded: initializing is only safe on a database that holds no secret and no data
+ * key. Otherwise the state was lost (a partial restore, a DELETE), and initializing would lock the
+ * database to whatever key this process has and make every stored secret unreadable for good.
+ */
+static int
+check_no_leftovers(struct init_tx *t, struct db_conn *c)
+{
+	PGresult *res = NULL;
+	long long secrets, deks;
+	int r;
+
+	r = db_exec_stmt(c, &st_leftovers, NULL, 0, &res);
+	if (r != DB_OK)
+		return r;
+	secrets = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	deks = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (secrets == 0 && deks == 0)
+		return DB_OK;
+	snprintf(t->why, t->whylen,
+		 "the database holds %lld secret(s) and %lld data key(s) but no encryption state "
+		 "(cmf_encryption_state is empty: a partial restore or a manual change?): refusing to initialize it, "
+		 "which would lock it to this key and leave the stored secrets unreadable; restore "
+		 "cmf_encryption_state and cmf_deks from the same backup as the secrets",
+		 secrets, deks);
+	return DB_ERR_INCONSISTENT;
+}
+
 static int
 check_mode(struct init_tx *t, struct db_conn *c, bool *recorded)
 {
@@ -139,8 +172,10 @@ check_mode(struct init_tx *t, struct db_conn *c, bool *recorded)
 	r = db_exec_stmt(c, &st_state_get, NULL, 0, &res);
 	if (r != DB_OK)
 		return r;
-	if (PQntuples(res) == 0)
+	if (PQntuples(res) == 0) {
+		r = check_no_leftovers(t, c);
 		goto out;
+	}
 	*recorded = true;
 	db_enabled = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	if (db_enabled != t->enabled) {

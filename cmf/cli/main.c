@@ -236,7 +236,7 @@ start_database(struct cmf_app *app, const struct crypto_key *master, int check_o
 		if (r != DB_ERR_UNAVAILABLE) {
 			cmf_error("%s", why);
 			return r == DB_ERR_MODE_MISMATCH || r == DB_ERR_KEY_MISMATCH || r == DB_ERR_SCHEMA_NEWER ||
-					       r == DB_ERR_CORRUPT
+					       r == DB_ERR_CORRUPT || r == DB_ERR_INCONSISTENT
 				       ? EXIT_CONFIG
 				       : EXIT_SOFTWARE;
 		}
