@@ -103,6 +103,8 @@ static const struct cfg_setting cfg_settings[] = {
 	  CFG_OFF(audit_queue_capacity) },
 	{ "cache.enabled", "CMF_CACHE_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(cache_enabled) },
 	{ "metrics.enabled", "CMF_METRICS_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(metrics_enabled) },
+	/* The key id `cmf keygen` and `cmf check` print: a key with another id is refused before any write. */
+	{ "encryption.key.id", "CMF_ENCRYPTION_KEY_ID", CFG_STRING, 0, 0, "", 0, CFG_OFF(encryption_key_id) },
 };
 
 #define CFG_NSETTINGS (sizeof(cfg_settings) / sizeof(cfg_settings[0]))
@@ -763,6 +765,21 @@ cfg_validate(struct cfg_loader *ld)
 	if (cfg->tls_client_ca_file[0] != '\0' && cfg->tls_cert_file[0] == '\0') {
 		cfg_err(ld, "server.tls.clientCaFile needs TLS: set server.tls.certFile and server.tls.keyFile too");
 		return -1;
+	}
+	/* A key id is public (a fingerprint, not the key): the value found is echoed. */
+	if (cfg->encryption_key_id[0] != '\0') {
+		size_t n = strlen(cfg->encryption_key_id);
+		bool hex = n == CRYPTO_KEY_ID_SIZE - 1;
+
+		for (size_t i = 0; hex && i < n; i++)
+			hex = strchr("0123456789abcdef", cfg->encryption_key_id[i]) != NULL;
+		if (!hex) {
+			cfg_where(ld, cfg_index("encryption.key.id"), where, sizeof(where));
+			cmf_text_excerpt(cfg->encryption_key_id, n, CFG_ECHO_MAX, echo, sizeof(echo));
+			cfg_err(ld, "%sexpected the key id `cmf keygen` prints (%d lowercase hexadecimal digits), found '%s'",
+				where, CRYPTO_KEY_ID_SIZE - 1, echo);
+			return -1;
+		}
 	}
 	/* listen and log.level are not secrets, so their found values are echoed. */
 	if (!cfg_listen_ok(cfg->listen)) {

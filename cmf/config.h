@@ -32,6 +32,7 @@
  *   audit.queueCapacity            CMF_AUDIT_QUEUE_CAPACITY       65536 (1024..1048576 queued events)
  *   cache.enabled                  CMF_CACHE_ENABLED              true  (tokens and resolutions in memory)
  *   metrics.enabled                CMF_METRICS_ENABLED            true  (GET /metrics)
+ *   encryption.key.id              CMF_ENCRYPTION_KEY_ID          ""  (pin: 16 hex digits; another key is refused)
  *
  * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
  * range, booleans are exactly true/false (YAML plain scalars, or the env strings "true"/"false"),
@@ -62,6 +63,7 @@ struct cmf_config {
 	int audit_queue_capacity;
 	bool cache_enabled;
 	bool metrics_enabled;
+	char *encryption_key_id;
 };
 
 /*

@@ -328,11 +328,22 @@ cmd_run(const char *cmd, int argc, char **argv)
 		crypto_key_id(master, app.key_id);
 		cmf_info("encryption enabled: AES-%zu-GCM master key loaded from %s, key id %s",
 			 crypto_key_len(master) * 8, cfg->encryption_key_file, app.key_id);
+		/* The pin is checked before the database is touched: a wrong key cannot even initialize it. */
+		if (cfg->encryption_key_id[0] != '\0' && strcmp(cfg->encryption_key_id, app.key_id) != 0) {
+			cmf_error("the encryption key in %s has key id %s, but encryption.key.id pins key id %s: mount the "
+				  "pinned key (a new key and its pin change together)",
+				  cfg->encryption_key_file, app.key_id, cfg->encryption_key_id);
+			rc = EXIT_CONFIG;
+			goto out;
+		}
 	} else {
 		warn_disabled();
 		if (cfg->encryption_key_file != NULL && cfg->encryption_key_file[0] != '\0')
 			cmf_warn("encryption.key.file is set (%s) but encryption.enabled is false: the key is NOT used",
 				 cfg->encryption_key_file);
+		if (cfg->encryption_key_id[0] != '\0')
+			cmf_warn("encryption.key.id is set (%s) but encryption.enabled is false: no key is pinned",
+				 cfg->encryption_key_id);
 	}
 	if (cmf_auth_init(cfg, err, sizeof(err)) != 0) {
 		cmf_error("%s", err);

@@ -2,6 +2,7 @@
 is gone (a partial restore, a mistaken DELETE), and a key pinned by id refused before anything is written
 (the real binary against the real PostgreSQL)."""
 import os
+import re
 
 from conftest import write_key
 
@@ -50,3 +51,27 @@ def test_an_emptied_database_still_initializes(cmf_factory, workdir, pg, db):
     assert "initialized the database" in c2.log()
     assert c2.create_secret("fresh-one", SECRET_VALUES).status == 200
     assert c2.stop() == 0
+
+
+def test_pinned_key_id_refuses_another_key_before_any_write(cmf_factory, pg, db):
+    wrong_pin = "0123456789abcdef"
+    c = cmf_factory(env={"CMF_ENCRYPTION_KEY_ID": wrong_pin}).start(wait=False)
+    assert c.wait_exit() == 78
+    log = c.log()
+    m = re.search(r"has key id ([0-9a-f]{16}), but encryption.key.id pins key id %s" % wrong_pin, log)
+    assert m, log
+    # refused before the database was touched: a fresh database stays uninitialized
+    assert pg.psql("SELECT to_regclass('cmf_encryption_state') IS NULL", db) == "t"
+    assert c.run("check").returncode == 78 and c.run("init").returncode == 78
+    assert pg.psql("SELECT to_regclass('cmf_encryption_state') IS NULL", db) == "t"
+    # the key's own id as the pin: it starts and initializes
+    good = cmf_factory(env={"CMF_ENCRYPTION_KEY_ID": m.group(1)}).start()
+    assert good.create_secret("pinned", SECRET_VALUES).status == 200
+    assert good.stop() == 0
+
+
+def test_malformed_key_id_pin_is_refused(cmf_factory):
+    c = cmf_factory(env={"CMF_ENCRYPTION_KEY_ID": "not-a-key-id"}).start(wait=False)
+    assert c.wait_exit() == 78
+    assert ("environment CMF_ENCRYPTION_KEY_ID: expected the key id `cmf keygen` prints (16 lowercase "
+            "hexadecimal digits), found 'not-a-key-id'") in c.log(), c.log()
