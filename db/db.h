@@ -235,6 +235,12 @@ void db_row_free(struct db_row *row);
 int db_resource_list(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, const char *const *filters,
 		     long long offset, int limit, json_t **rows, long long *total);
 
+/*
+ * A listed row of a sealed kind whose data fails to open (DB_ERR_CORRUPT for a single read) has no `data`
+ * and this member instead: the sentence to show. The rest of the page is listed as usual.
+ */
+#define DB_LIST_INTEGRITY "integrityError"
+
 /* How a write treats an existing row: refuse it (409), require it (404), or either (CMF's Environment POST). */
 enum db_write { DB_WRITE_CREATE, DB_WRITE_UPDATE, DB_WRITE_PUT };
 

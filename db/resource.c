@@ -277,6 +277,21 @@ list_body(struct db_conn *c, void *cls)
 	rows = PQntuples(res);
 	for (int i = 0; r == DB_OK && i < rows; i++) {
 		r = t->row != NULL ? row_decode(k, t->sl, res, i, &row) : DB_ERR_ALLOC;
+		/*
+		 * One row whose sealed data fails its integrity check does not fail the page: it is listed
+		 * without data and marked (DB_LIST_INTEGRITY), so the others stay readable and the bad one
+		 * is named. A row whose own JSON is unreadable still fails the page.
+		 */
+		if (r == DB_ERR_CORRUPT && k->sealed && db_rows_json(res, i, 0, true, k->name, &row) == DB_OK) {
+			crypto_log_warn("%s '%s': stored data fails its integrity check; listed without it", k->name,
+					json_string_value(json_object_get(row, "name")));
+			r = json_object_set_new(row, DB_LIST_INTEGRITY,
+						json_string("the stored data fails its integrity check (tampered or "
+							    "damaged): restore this secret from a backup, or write it "
+							    "again")) == 0
+				    ? DB_OK
+				    : DB_ERR_ALLOC;
+		}
 		if (r == DB_OK && json_array_append_new(t->row, row) != 0)
 			r = DB_ERR_ALLOC;
 	}

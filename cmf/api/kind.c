@@ -176,8 +176,17 @@ kind_list(struct cmf_call *call)
 		return;
 	}
 	items = json_array();
-	json_array_foreach (rows, i, row)
+	json_array_foreach (rows, i, row) {
+		/* Listed, marked, and in the audit trail: a tampered or damaged row is evidence, not noise. */
+		if (json_object_get(row, DB_LIST_INTEGRITY) != NULL && k->audit != NULL) {
+			char action[64];
+
+			snprintf(action, sizeof(action), "%s.integrity", k->audit);
+			cmf_call_audit_also(call, action, 500, "%s/%s", k->audit,
+					    json_string_value(json_object_get(row, "name")));
+		}
 		json_array_append_new(items, k->to_json(row, NULL));
+	}
 	json_decref(rows);
 	cmf_reply_json(call->resp, 200, cmf_resource_page_json(page, size, total, items));
 }

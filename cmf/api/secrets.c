@@ -17,9 +17,17 @@ secret_json(json_t *row, const struct cmf_kind_input *in)
 	char version[24];
 
 	(void)in;
+	snprintf(version, sizeof(version), "%lld", (long long)json_integer_value(json_object_get(row, "version")));
+	/* A listed secret whose data fails its integrity check: named, with an empty spec and the error. */
+	if (json_object_get(row, DB_LIST_INTEGRITY) != NULL) {
+		json_decref(masked);
+		return cmf_kind_envelope(&cmf_kind_secret, row, json_object(),
+					 json_pack("{s:s,s:O,s:O}", "version", version, "environments",
+						   json_object_get(row, "environments"), "error",
+						   json_object_get(row, DB_LIST_INTEGRITY)));
+	}
 	json_object_foreach (json_object_get(row, "data"), k, v)
 		json_object_set_new(masked, k, json_string(MASK));
-	snprintf(version, sizeof(version), "%lld", (long long)json_integer_value(json_object_get(row, "version")));
 	return cmf_kind_envelope(&cmf_kind_secret, row, json_pack("{s:o}", "data", masked),
 				 json_pack("{s:s,s:O}", "version", version, "environments",
 					   json_object_get(row, "environments")));

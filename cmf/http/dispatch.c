@@ -103,6 +103,25 @@ cmf_call_audit(struct cmf_call *call, unsigned status, const char *action)
 }
 
 void
+cmf_call_audit_also(struct cmf_call *call, const char *action, int status, const char *fmt, ...)
+{
+	char resource[CMF_CALL_RESOURCE_MAX];
+	struct db_audit a = call->audit;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(resource, sizeof(resource), fmt, ap);
+	va_end(ap);
+	cmf_utf8_sanitize(resource);
+	a.action = action;
+	a.outcome = "failure";
+	a.status = status;
+	a.resource = resource;
+	if (cmf_audit_submit(&a, NULL, NULL) != 0)
+		cmf_audit_log(&a);
+}
+
+void
 cmf_call_stored(struct cmf_call *call, int db_err)
 {
 	if (call->route->audit_action == NULL)

@@ -68,6 +68,14 @@ void cmf_call_resource(struct cmf_call *call, const char *fmt, ...) __attribute_
 struct db_audit *cmf_call_audit(struct cmf_call *call, unsigned status, const char *action);
 
 /*
+ * One more event for this call, besides its own (a listed secret whose data fails its integrity check):
+ * the call's principal and client with `action`, outcome "failure" and `status`, about the resource named
+ * by the printf format. Queued like refusals (merged when identical); logged when it cannot be queued.
+ */
+void cmf_call_audit_also(struct cmf_call *call, const char *action, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/*
  * The result of the store call that got cmf_call_audit's event: DB_OK means the event was committed
  * with the write (it is logged now); DB_ERR_OUTCOME_UNKNOWN makes the failure's event "unknown"
  * rather than "failure". Any other error is recorded as a failure when the call completes.

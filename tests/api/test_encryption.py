@@ -166,10 +166,23 @@ def test_old_version_replayed_fails(cmf, pg, db):
 
 def test_flipped_bit_in_stored_ciphertext_fails(cmf, pg, db):
     cmf.create_secret("flipped", {"k": "v1"})
+    cmf.create_secret("intact", {"k": "v2"})
     pg.psql("UPDATE cmf_secrets SET data = set_byte(data, 30, get_byte(data, 30) # 1) WHERE name = 'flipped'", db)
     assert cmf.get_secret("flipped").status == 500
-    # and in the list: the whole page fails closed rather than skipping the bad row silently
-    assert cmf.request("GET", "/cmf/api/v1/secrets").status == 500
+    # In the list (issue 12, which reversed "the whole page fails closed"): the others are listed, and the
+    # bad row is named, never skipped silently: spec {} and the integrity error in its status, logged and
+    # audited.
+    r = cmf.request("GET", "/cmf/api/v1/secrets")
+    assert r.status == 200, r
+    items = {i["metadata"]["name"]: i for i in r.json()["items"]}
+    assert items["intact"]["spec"] == {"data": {"k": "****"}}
+    assert items["flipped"]["spec"] == {}
+    assert "integrity check" in items["flipped"]["status"]["error"]
+    assert "error" not in items["intact"]["status"]
+    assert "'flipped': stored data fails its integrity check" in cmf.log()
+    ev = cmf.request("GET", "/cmf/api/v1/audit-events?resource=secret/flipped").json()["items"]
+    assert [(e["action"], e["outcome"], e["status"]) for e in ev if e["action"] == "secret.integrity"] == [
+        ("secret.integrity", "failure", 500)]
 
 
 def test_plaintext_row_in_encrypted_database_refused(cmf, pg, db):
