@@ -104,6 +104,9 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "cache.enabled", "CMF_CACHE_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(cache_enabled) },
 	{ "metrics.enabled", "CMF_METRICS_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(metrics_enabled) },
 	/* The key id `cmf keygen` and `cmf check` print: a key with another id is refused before any write. */
+	/* 1 s .. 10 min: past it a call to PostgreSQL gives up (503) instead of holding its thread. */
+	{ "database.requestTimeoutSeconds", "CMF_DATABASE_REQUEST_TIMEOUT_SECONDS", CFG_INT, 1, 600, NULL, 5,
+	  CFG_OFF(database_request_timeout_seconds) },
 	{ "encryption.key.id", "CMF_ENCRYPTION_KEY_ID", CFG_STRING, 0, 0, "", 0, CFG_OFF(encryption_key_id) },
 };
 

@@ -33,6 +33,7 @@
  *   cache.enabled                  CMF_CACHE_ENABLED              true  (tokens and resolutions in memory)
  *   metrics.enabled                CMF_METRICS_ENABLED            true  (GET /metrics)
  *   encryption.key.id              CMF_ENCRYPTION_KEY_ID          ""  (pin: 16 hex digits; another key is refused)
+ *   database.requestTimeoutSeconds CMF_DATABASE_REQUEST_TIMEOUT_SECONDS 5 (1..600; a call's deadline)
  *
  * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
  * range, booleans are exactly true/false (YAML plain scalars, or the env strings "true"/"false"),
@@ -64,6 +65,7 @@ struct cmf_config {
 	bool cache_enabled;
 	bool metrics_enabled;
 	char *encryption_key_id;
+	int database_request_timeout_seconds;
 };
 
 /*

@@ -1,10 +1,13 @@
 /* db connections: libpq connect/reconnect, lazily prepared statements, and the one transaction runner. */
+#include <errno.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "crypto/crypto.h"
 #include "crypto/log.h"
 #include "db/internal.h"
 
@@ -13,6 +16,15 @@
  * retries; past this the caller gets DB_ERR_BUSY (503) rather than an unbounded wait.
  */
 #define DB_TX_MAX_ATTEMPTS 8
+
+/* database.requestTimeoutSeconds in ns: how long one call (db_tx_run) may wait for PostgreSQL. */
+static long long request_timeout_ns = 5 * 1000000000LL;
+
+void
+db_set_request_timeout(int seconds)
+{
+	request_timeout_ns = (long long)seconds * 1000000000LL;
+}
 
 /* Whether PostgreSQL answers (db_ping, the readiness probe). */
 static const struct db_statement st_ping = { "ping", "SELECT 1", 0 };
@@ -87,7 +99,12 @@ conn_connect(struct db_conn *c)
 	 * holding a worker thread for libpq's default of forever.
 	 */
 	const char *keys[] = { "connect_timeout", "application_name", "dbname", "password", NULL };
-	const char *vals[] = { "5", "cmf", c->url, c->password, NULL };
+	char timeout[24];
+	const char *vals[] = { timeout, "cmf", c->url, c->password, NULL };
+
+	/* Never longer than a call may wait (database.requestTimeoutSeconds), and at most 5 s. */
+	snprintf(timeout, sizeof(timeout), "%lld",
+		 request_timeout_ns / 1000000000LL < 5 ? request_timeout_ns / 1000000000LL : 5);
 
 	if (c->password == NULL)
 		keys[3] = NULL;
@@ -101,6 +118,13 @@ conn_connect(struct db_conn *c)
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		/* libpq's message names host/port and the reason; it never contains the password. */
 		crypto_log_warn("database connection failed: %s", PQerrorMessage(c->pg));
+		c->connect_failed_ns = crypto_mono_ns();
+		return DB_ERR_UNAVAILABLE;
+	}
+	c->connect_failed_ns = 0;
+	/* Non-blocking: every wait for PostgreSQL is a poll() bounded by the call's deadline. */
+	if (PQsetnonblocking(c->pg, 1) != 0) {
+		crypto_log_warn("database connection: cannot make it non-blocking: %s", PQerrorMessage(c->pg));
 		return DB_ERR_UNAVAILABLE;
 	}
 	return DB_OK;
@@ -149,6 +173,9 @@ conn_ensure(struct db_conn *c)
 {
 	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
 		return DB_OK;
+	/* An attempt failed a moment ago: answer at once rather than wait out another connect timeout. */
+	if (c->connect_failed_ns != 0 && crypto_mono_ns() - c->connect_failed_ns < 1000000000LL)
+		return DB_ERR_UNAVAILABLE;
 	return conn_connect(c);
 }
 
@@ -192,6 +219,84 @@ result_error(struct db_conn *c, const char *what, PGresult *res)
 	return DB_ERR_INTERNAL;
 }
 
+/*
+ * The session missed its deadline (a frozen server, a partition): it is closed, never waited on again
+ * (libpq's PQcancel would itself block on such a server), and reopened by the next call.
+ */
+static void
+deadline_missed(struct db_conn *c, const char *what)
+{
+	crypto_log_warn("%s: no answer from PostgreSQL within %lld s: the connection is closed", what,
+			request_timeout_ns / 1000000000LL);
+	PQfinish(c->pg);
+	c->pg = NULL;
+	c->nprepared_stmts = 0;
+	c->deadline_missed = true;
+}
+
+/* Wait for the socket until the call's deadline: 1 ready, 0 deadline passed, -1 error. */
+static int
+wait_socket(struct db_conn *c, short events)
+{
+	struct pollfd pfd = { PQsocket(c->pg), events, 0 };
+	long long left = c->deadline_ns - crypto_mono_ns();
+	int r;
+
+	if (pfd.fd < 0)
+		return -1;
+	do
+		r = poll(&pfd, 1, left > 0 ? (int)((left + 999999) / 1000000) : 0);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/*
+ * Finish what was just sent (Send* accepted it): flush, then collect results until the end, never past
+ * the deadline. Returns the first failed result, else the last one (caller clears); NULL with
+ * *missed when the deadline passed (the session is then closed), NULL without when the session broke.
+ */
+static PGresult *
+await_results(struct db_conn *c, const char *what, bool *missed)
+{
+	PGresult *keep = NULL, *r;
+	int f;
+
+	*missed = false;
+	while ((f = PQflush(c->pg)) == 1) {
+		if (wait_socket(c, POLLOUT) == 0)
+			goto missed;
+	}
+	if (f < 0)
+		return NULL;
+	for (;;) {
+		while (PQisBusy(c->pg)) {
+			int w = wait_socket(c, POLLIN);
+
+			if (w == 0)
+				goto missed;
+			if (w < 0 || PQconsumeInput(c->pg) != 1)
+				break; /* PQgetResult now reports the broken session */
+		}
+		r = PQgetResult(c->pg);
+		if (r == NULL)
+			return keep;
+		/* The first failure is what the caller needs; later results only follow it. */
+		if (keep != NULL && PQresultStatus(keep) != PGRES_COMMAND_OK && PQresultStatus(keep) != PGRES_TUPLES_OK) {
+			PQclear(r);
+			continue;
+		}
+		PQclear(keep);
+		keep = r;
+		if (PQstatus(c->pg) == CONNECTION_BAD)
+			return keep;
+	}
+missed:
+	PQclear(keep);
+	*missed = true;
+	deadline_missed(c, what);
+	return NULL;
+}
+
 /* Prepare `name` on this session unless *prepared says it is; sets *prepared. */
 static int
 prepare_once(struct db_conn *c, const char *name, const char *sql, int nparams, bool *prepared)
@@ -201,7 +306,11 @@ prepare_once(struct db_conn *c, const char *name, const char *sql, int nparams, 
 
 	if (*prepared)
 		return DB_OK;
-	r = PQprepare(c->pg, name, sql, nparams, NULL);
+	bool missed;
+
+	r = PQsendPrepare(c->pg, name, sql, nparams, NULL) == 1 ? await_results(c, name, &missed) : NULL;
+	if (r == NULL && c->pg == NULL)
+		return DB_ERR_UNAVAILABLE;
 	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = result_error(c, name, r);
 		PQclear(r);
@@ -223,6 +332,7 @@ exec_prepared(struct db_conn *c, const char *name, const char *sql, const struct
 	/* No statement takes more than DB_MAX_PARAMS parameters; the arrays are sized for that. */
 	const char *values[DB_MAX_PARAMS];
 	int lengths[DB_MAX_PARAMS], formats[DB_MAX_PARAMS];
+	bool missed;
 	PGresult *r;
 	int rc;
 
@@ -239,7 +349,10 @@ exec_prepared(struct db_conn *c, const char *name, const char *sql, const struct
 	/* Counted before sending: once a write has left, its outcome is unknown if the connection drops. */
 	if (strncmp(sql, "SELECT ", 7) != 0)
 		c->writes_sent++;
-	r = PQexecPrepared(c->pg, name, nparams, values, lengths, formats, 0);
+	r = PQsendQueryPrepared(c->pg, name, nparams, values, lengths, formats, 0) == 1 ? await_results(c, name, &missed)
+											  : NULL;
+	if (r == NULL && c->pg == NULL)
+		return DB_ERR_UNAVAILABLE;
 	if (r == NULL ||
 	    (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)) {
 		rc = result_error(c, name, r);
@@ -278,8 +391,12 @@ db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct db_p
 int
 db_exec_script(struct db_conn *c, const char *what, const char *sql)
 {
-	PGresult *r = PQexec(c->pg, sql);
+	bool missed;
+	PGresult *r = PQsendQuery(c->pg, sql) == 1 ? await_results(c, what, &missed) : NULL;
 	int rc = DB_OK;
+
+	if (r == NULL && c->pg == NULL)
+		return DB_ERR_UNAVAILABLE;
 
 	if (r == NULL || (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK))
 		rc = result_error(c, what, r);
@@ -293,13 +410,15 @@ db_ping(struct db_conn *c)
 	PGresult *res = NULL;
 	int r;
 
+	c->deadline_ns = crypto_mono_ns() + request_timeout_ns;
+	c->deadline_missed = false;
 	r = conn_ensure(c);
 	if (r != DB_OK)
 		return r;
 	r = db_exec_stmt(c, &st_ping, NULL, 0, &res);
 	PQclear(res);
 	/* A session killed by a server restart shows up only on use: reconnect once and ask again. */
-	if (r == DB_ERR_UNAVAILABLE && conn_connect(c) == DB_OK) {
+	if (r == DB_ERR_UNAVAILABLE && !c->deadline_missed && conn_connect(c) == DB_OK) {
 		r = db_exec_stmt(c, &st_ping, NULL, 0, &res);
 		PQclear(res);
 	}
@@ -335,6 +454,9 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 	/* A thread whose connection could not even be allocated: every store call fails the same way. */
 	if (c == NULL)
 		return DB_ERR_ALLOC;
+	/* One deadline for the whole call: its statements, retries and reconnects included. */
+	c->deadline_ns = crypto_mono_ns() + request_timeout_ns;
+	c->deadline_missed = false;
 
 	for (int attempt = 0; attempt < DB_TX_MAX_ATTEMPTS; attempt++) {
 		r = conn_ensure(c);
@@ -347,7 +469,7 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 			/* Each statement committed as it ran: replay only if no write had been sent. */
 			if (r == DB_ERR_UNAVAILABLE && c->writes_sent != writes)
 				return DB_ERR_OUTCOME_UNKNOWN;
-			if (r == DB_ERR_UNAVAILABLE && reconnects++ == 0 && conn_connect(c) == DB_OK)
+			if (r == DB_ERR_UNAVAILABLE && !c->deadline_missed && reconnects++ == 0 && conn_connect(c) == DB_OK)
 				continue;
 			if (r != DB_ERR_BUSY)
 				return r;
@@ -370,8 +492,8 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 			}
 		}
 		if (r == DB_ERR_UNAVAILABLE) {
-			/* Lost before COMMIT: the server rolled back. Reconnect and replay once. */
-			if (reconnects++ > 0 || conn_connect(c) != DB_OK)
+			/* Lost before COMMIT: the server rolled back. Reconnect and replay once (not past the deadline). */
+			if (c->deadline_missed || reconnects++ > 0 || conn_connect(c) != DB_OK)
 				return DB_ERR_UNAVAILABLE;
 			continue;
 		}

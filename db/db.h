@@ -54,6 +54,14 @@ int db_conn_open(const char *url, const char *password, struct db_conn **out);
 /* Close and free; NULL is a no-op. */
 void db_conn_close(struct db_conn *c);
 
+/*
+ * How long one call (db_tx_run, db_ping) may wait for PostgreSQL, in seconds (database.requestTimeoutSeconds;
+ * default 5; set once at start). Every wait is a poll() on the session's socket: past the deadline the
+ * session is closed (reopened by the next call) and the call returns DB_ERR_UNAVAILABLE — or
+ * DB_ERR_OUTCOME_UNKNOWN when a write or COMMIT had been sent.
+ */
+void db_set_request_timeout(int seconds);
+
 /* Reconnect if needed and run `SELECT 1`: 0 if PostgreSQL answers, DB_ERR_UNAVAILABLE otherwise. */
 int db_ping(struct db_conn *c);
 

@@ -30,6 +30,10 @@ struct db_conn {
 	int in_commit; /* set while COMMIT is in flight: a lost connection then has an unknown outcome */
 	/* Statements sent that may write (anything but SELECT): autocommit bodies replay only before one. */
 	unsigned long writes_sent;
+	/* CLOCK_MONOTONIC ns by which the current call must have its answers (db_tx_run sets it). */
+	long long deadline_ns;
+	bool deadline_missed; /* the session was closed for missing it: no reconnect, no replay in this call */
+	long long connect_failed_ns; /* when the last connection attempt failed (0: it did not) */
 };
 
 /*

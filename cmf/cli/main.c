@@ -320,6 +320,7 @@ cmd_run(const char *cmd, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	db_set_request_timeout(cfg->database_request_timeout_seconds);
 	if (cfg->encryption_enabled) {
 		if (load_master_key(cfg, &master) != 0) {
 			rc = EXIT_CONFIG;

@@ -1,8 +1,12 @@
-"""Issue 12's reliability promises that hold at start: no initialization over data whose encryption state
-is gone (a partial restore, a mistaken DELETE), and a key pinned by id refused before anything is written
-(the real binary against the real PostgreSQL)."""
+"""Issue 12's reliability promises: no initialization over data whose encryption state is gone (a partial
+restore, a mistaken DELETE), a key pinned by id refused before anything is written, and a frozen database
+answered with 503 within the request deadline (the real binary against the real PostgreSQL)."""
 import os
 import re
+import signal
+import subprocess
+import threading
+import time
 
 from conftest import write_key
 
@@ -75,3 +79,55 @@ def test_malformed_key_id_pin_is_refused(cmf_factory):
     assert c.wait_exit() == 78
     assert ("environment CMF_ENCRYPTION_KEY_ID: expected the key id `cmf keygen` prints (16 lowercase "
             "hexadecimal digits), found 'not-a-key-id'") in c.log(), c.log()
+
+
+def _cluster_pids(pg):
+    with open(os.path.join(pg.dir, "data", "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    kids = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    return [postmaster] + [int(k) for k in kids]
+
+
+def test_frozen_database_gets_503_within_the_deadline_and_probes_keep_answering(cmf_factory, pg, db):
+    """Every PostgreSQL process stopped (SIGSTOP: a partition, a stuck volume): a write answers 503 within
+    database.requestTimeoutSeconds + 1 s instead of hanging, /healthz keeps answering, and after SIGCONT the
+    service resumes with nothing lost."""
+    from conftest import secret_body
+    c = cmf_factory(env={"CMF_DATABASE_REQUEST_TIMEOUT_SECONDS": "2"}).start()
+    assert c.create_secret("frozen-test", {"k": "v1"}).status == 200
+    pids = _cluster_pids(pg)
+    results, health = {}, []
+
+    def write():
+        t0 = time.monotonic()
+        r = c.request("PUT", "/cmf/api/v1/secrets/frozen-test", secret_body("frozen-test", {"k": "v2"}), timeout=30)
+        results["write"] = (r.status, time.monotonic() - t0, r.headers.get("retry-after"))
+
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=write)
+        t.start()
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            r = c.request("GET", "/healthz", token=None, timeout=5)
+            health.append((r.status, time.monotonic() - t0))
+            time.sleep(0.2)
+        t.join(30)
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    status, took, retry_after = results["write"]
+    assert status == 503 and retry_after == "1", results
+    assert took < 2 + 1 + 0.5, "the write waited %.1f s for a frozen PostgreSQL (deadline 2 s)" % took
+    assert health and all(s == 200 and d < 1.0 for s, d in health), health
+    # Resumed: the next write goes through (within a few seconds of SIGCONT), and nothing was lost.
+    end = time.monotonic() + 15
+    while True:
+        r = c.request("PUT", "/cmf/api/v1/secrets/frozen-test", secret_body("frozen-test", {"k": "v3"}))
+        if r.status == 200 or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert r.status == 200, r
+    assert c.get_secret("frozen-test").json()["spec"]["data"] == {"k": "****"}
