@@ -173,8 +173,11 @@ conn_ensure(struct db_conn *c)
 {
 	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
 		return DB_OK;
-	/* An attempt failed a moment ago: answer at once rather than wait out another connect timeout. */
-	if (c->connect_failed_ns != 0 && crypto_mono_ns() - c->connect_failed_ns < 1000000000LL)
+	/*
+	 * An attempt failed a moment ago (opening the handle, just before this call): answer at once rather
+	 * than wait out a second connect timeout. Only a moment: a server back a second later is used at once.
+	 */
+	if (c->connect_failed_ns != 0 && crypto_mono_ns() - c->connect_failed_ns < 100000000LL)
 		return DB_ERR_UNAVAILABLE;
 	return conn_connect(c);
 }
