@@ -107,6 +107,8 @@ static const struct cfg_setting cfg_settings[] = {
 	/* 1 s .. 10 min: past it a call to PostgreSQL gives up (503) instead of holding its thread. */
 	{ "database.requestTimeoutSeconds", "CMF_DATABASE_REQUEST_TIMEOUT_SECONDS", CFG_INT, 1, 600, NULL, 5,
 	  CFG_OFF(database_request_timeout_seconds) },
+	/* Empty: off. A second listener for /healthz and /readyz only, a thread per connection (plain HTTP). */
+	{ "server.probeListen", "CMF_SERVER_PROBE_LISTEN", CFG_STRING, 0, 0, "", 0, CFG_OFF(probe_listen) },
 	{ "encryption.key.id", "CMF_ENCRYPTION_KEY_ID", CFG_STRING, 0, 0, "", 0, CFG_OFF(encryption_key_id) },
 };
 
@@ -783,6 +785,12 @@ cfg_validate(struct cfg_loader *ld)
 				where, CRYPTO_KEY_ID_SIZE - 1, echo);
 			return -1;
 		}
+	}
+	if (cfg->probe_listen[0] != '\0' && !cfg_listen_ok(cfg->probe_listen)) {
+		cfg_where(ld, cfg_index("server.probeListen"), where, sizeof(where));
+		cmf_text_excerpt(cfg->probe_listen, strlen(cfg->probe_listen), CFG_ECHO_MAX, echo, sizeof(echo));
+		cfg_err(ld, "%sexpected host:port or [v6]:port with a port from 1 to 65535, found '%s'", where, echo);
+		return -1;
 	}
 	/* listen and log.level are not secrets, so their found values are echoed. */
 	if (!cfg_listen_ok(cfg->listen)) {

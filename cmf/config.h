@@ -34,6 +34,7 @@
  *   metrics.enabled                CMF_METRICS_ENABLED            true  (GET /metrics)
  *   encryption.key.id              CMF_ENCRYPTION_KEY_ID          ""  (pin: 16 hex digits; another key is refused)
  *   database.requestTimeoutSeconds CMF_DATABASE_REQUEST_TIMEOUT_SECONDS 5 (1..600; a call's deadline)
+ *   server.probeListen             CMF_SERVER_PROBE_LISTEN        ""  (host:port: /healthz and /readyz only)
  *
  * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
  * range, booleans are exactly true/false (YAML plain scalars, or the env strings "true"/"false"),
@@ -66,6 +67,7 @@ struct cmf_config {
 	bool metrics_enabled;
 	char *encryption_key_id;
 	int database_request_timeout_seconds;
+	char *probe_listen;
 };
 
 /*

@@ -334,34 +334,77 @@ call_done(struct cmf_call *call, void *cls)
 		MHD_resume_connection(conn);
 }
 
+/* A request's state from its first callback (counted in flight until on_completed). NULL when out of memory. */
+static struct req_ctx *
+ctx_new(struct cmf_app *app, struct MHD_Connection *conn, const char *url, const char *method)
+{
+	struct req_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (ctx == NULL)
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+	pthread_mutex_init(&ctx->mu, NULL);
+	atomic_fetch_add(&in_flight, 1);
+	ctx->limit = (size_t)app->cfg->max_body_bytes;
+	ctx->req.app = app;
+	ctx->req.method = method;
+	ctx->req.path = url;
+	ctx->req.conn = conn;
+	ctx->req.io = &mhd_io;
+	request_id(ctx->req.request_id);
+	client_address(conn, ctx->req.client_addr, sizeof(ctx->req.client_addr));
+	return ctx;
+}
+
+static enum MHD_Result dispatch_reply(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url);
+
+/*
+ * server.probeListen: /healthz and /readyz only, plain HTTP, a thread per connection, so a probe never
+ * queues behind an API worker thread that waits on PostgreSQL. Nothing else of the API is reachable
+ * here, and no request body is kept.
+ */
+static enum MHD_Result
+on_probe(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
+	 const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct req_ctx *ctx = *con_cls;
+
+	(void)version;
+	(void)upload_data;
+	if (ctx == NULL) {
+		if ((ctx = ctx_new(cls, conn, url, method)) == NULL)
+			return MHD_NO;
+		*con_cls = ctx;
+		if (strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0) {
+			cmf_reply_error(&ctx->resp, MHD_HTTP_NOT_FOUND,
+					"no such resource: server.probeListen serves /healthz and /readyz only");
+			return send_response(conn, ctx, &ctx->resp);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (ctx->responded)
+		return MHD_YES;
+	return dispatch_reply(conn, ctx, url);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
 	   const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct cmf_app *app = cls;
 	struct req_ctx *ctx = *con_cls;
-	size_t nroutes;
-	const struct cmf_route *routes;
 
 	(void)version;
 	if (ctx == NULL) {
 		const char *cl;
 
-		ctx = calloc(1, sizeof(*ctx));
-		if (ctx == NULL)
+		if ((ctx = ctx_new(app, conn, url, method)) == NULL)
 			return MHD_NO;
-		clock_gettime(CLOCK_MONOTONIC, &ctx->start);
-		pthread_mutex_init(&ctx->mu, NULL);
-		atomic_fetch_add(&in_flight, 1);
 		*con_cls = ctx;
-		ctx->limit = (size_t)app->cfg->max_body_bytes;
-		ctx->req.app = app;
-		ctx->req.method = method;
-		ctx->req.path = url;
-		ctx->req.conn = conn;
-		ctx->req.io = &mhd_io;
-		request_id(ctx->req.request_id);
-		client_address(conn, ctx->req.client_addr, sizeof(ctx->req.client_addr));
 		/* Mutual TLS: a request without a verified client certificate never reaches the router. */
 		if (tls_client_required(app->cfg) &&
 		    tls_client_verify(conn, ctx->req.client_cert, sizeof(ctx->req.client_cert)) != 0) {
@@ -414,6 +457,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		cmf_reply_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes", ctx->limit);
 		return send_response(conn, ctx, &ctx->resp);
 	}
+	return dispatch_reply(conn, ctx, url);
+}
+
+/* The request is complete: route it and answer (or suspend the connection until its call completes). */
+static enum MHD_Result
+dispatch_reply(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url)
+{
+	size_t nroutes;
+	const struct cmf_route *routes;
+
 	ctx->path = strdup(url);
 	if (ctx->path == NULL)
 		return MHD_NO;
@@ -660,12 +713,41 @@ tls_pem_load(const struct cmf_config *cfg, struct tls_pem *pem)
 	return 0;
 }
 
+/* The probe listener (server.probeListen), or NULL (logged). */
+static struct MHD_Daemon *
+probe_start(struct cmf_app *app)
+{
+	const struct cmf_config *cfg = app->cfg;
+	struct sockaddr_storage ss;
+	struct MHD_Daemon *d;
+	int v6 = 0;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	if (parse_listen(cfg->probe_listen, &ss, &v6) != 0) {
+		cmf_error("server.probeListen '%s' is not a usable host:port", cfg->probe_listen);
+		return NULL;
+	}
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	/* A few probes at a time (the kubelet's): a small connection cap, a short idle timeout. */
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_probe, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 32u,
+			     MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+			     MHD_OPTION_END);
+	if (d == NULL)
+		cmf_error("cannot listen on server.probeListen %s: %s", cfg->probe_listen, strerror(errno));
+	else
+		cmf_info("probes (/healthz, /readyz) also on %s, a thread per connection", cfg->probe_listen);
+	return d;
+}
+
 int
 cmf_http_serve(struct cmf_app *app)
 {
 	const struct cmf_config *cfg = app->cfg;
 	struct sockaddr_storage ss;
-	struct MHD_Daemon *d;
+	struct MHD_Daemon *d, *probes = NULL;
 	struct timespec deadline, now;
 	struct tls_pem pem;
 	struct MHD_OptionItem tls_opts[5];
@@ -719,6 +801,14 @@ cmf_http_serve(struct cmf_app *app)
 	if (pem.key != NULL)
 		OPENSSL_cleanse(pem.key, pem.key_len);
 	cmf_info("listening on %s with %d worker threads", cfg->listen, cfg->threads);
+	if (cfg->probe_listen != NULL && cfg->probe_listen[0] != '\0') {
+		probes = probe_start(app);
+		if (probes == NULL) {
+			MHD_stop_daemon(d);
+			tls_pem_free(&pem);
+			return -1;
+		}
+	}
 	if (pem.cert != NULL)
 		cmf_info("TLS enabled (TLS 1.2 and 1.3; certificate %s)%s%s", cfg->tls_cert_file,
 			 pem.ca != NULL ? "; client certificates required, signed by " : "; no client certificates",
@@ -765,6 +855,8 @@ cmf_http_serve(struct cmf_app *app)
 		nanosleep(&tick, NULL);
 	}
 	MHD_stop_daemon(d);
+	if (probes != NULL)
+		MHD_stop_daemon(probes);
 	tls_pem_free(&pem); /* libmicrohttpd may use the PEM strings until it stops */
 	cmf_info("stopped");
 	return 0;

@@ -133,3 +133,53 @@ def test_frozen_database_gets_503_within_the_deadline_and_probes_keep_answering(
         time.sleep(0.2)
     assert r.status == 200, r
     assert c.get_secret("frozen-test").json()["spec"]["data"] == {"k": "****"}
+
+
+def test_probe_listener_answers_while_every_api_thread_waits_on_a_frozen_database(cmf_factory, pg, db):
+    """server.probeListen: /healthz and /readyz on a listener of their own (a thread per connection), so a
+    probe never queues behind API worker threads that wait out their deadline on a frozen PostgreSQL."""
+    import http.client
+    from conftest import free_port, secret_body
+    port = free_port()
+    c = cmf_factory(env={"CMF_DATABASE_REQUEST_TIMEOUT_SECONDS": "2", "CMF_SERVER_THREADS": "2",
+                         "CMF_SERVER_PROBE_LISTEN": "127.0.0.1:%d" % port}).start()
+    assert c.create_secret("probe-test", {"k": "v1"}).status == 200
+
+    def probe(path):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        t0 = time.monotonic()
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        return r.status, time.monotonic() - t0, body
+
+    assert probe("/healthz")[0] == 200 and probe("/readyz")[0] == 200
+    status, _, body = probe("/cmf/api/v1/secrets")
+    assert status == 404 and b"probeListen serves /healthz and /readyz only" in body
+    pids = _cluster_pids(pg)
+    writes, health = [], []
+
+    def write(i):
+        r = c.request("PUT", "/cmf/api/v1/secrets/probe-test", secret_body("probe-test", {"k": "w%d" % i}),
+                      timeout=30)
+        writes.append(r.status)
+
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        ts = [threading.Thread(target=write, args=(i,)) for i in range(6)]  # more than the 2 API threads
+        for t in ts:
+            t.start()
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            status, took, _ = probe("/healthz")
+            health.append((status, took))
+            time.sleep(0.1)
+        for t in ts:
+            t.join(30)
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    assert health and all(s == 200 and d < 0.5 for s, d in health), health
+    assert writes and all(s == 503 for s in writes), writes
