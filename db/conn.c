@@ -108,6 +108,8 @@ conn_connect(struct db_conn *c)
 
 	if (c->password == NULL)
 		keys[3] = NULL;
+	long long started = crypto_mono_ns();
+
 	if (c->pg != NULL)
 		PQfinish(c->pg);
 	c->nprepared_stmts = 0;
@@ -118,7 +120,8 @@ conn_connect(struct db_conn *c)
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		/* libpq's message names host/port and the reason; it never contains the password. */
 		crypto_log_warn("database connection failed: %s", PQerrorMessage(c->pg));
-		c->connect_failed_ns = crypto_mono_ns();
+		/* Only an attempt that waited (a server that does not answer) is not repeated at once. */
+		c->connect_failed_ns = crypto_mono_ns() - started >= 500000000LL ? crypto_mono_ns() : 0;
 		return DB_ERR_UNAVAILABLE;
 	}
 	c->connect_failed_ns = 0;
@@ -174,8 +177,8 @@ conn_ensure(struct db_conn *c)
 	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
 		return DB_OK;
 	/*
-	 * An attempt failed a moment ago (opening the handle, just before this call): answer at once rather
-	 * than wait out a second connect timeout. Only a moment: a server back a second later is used at once.
+	 * An attempt timed out a moment ago (opening the handle, just before this call): answer at once rather
+	 * than wait out a second connect timeout. A refused attempt is retried (the server may be back).
 	 */
 	if (c->connect_failed_ns != 0 && crypto_mono_ns() - c->connect_failed_ns < 100000000LL)
 		return DB_ERR_UNAVAILABLE;
