@@ -55,7 +55,7 @@ static struct table tokens = { CMF_M_TOKEN_CACHE_HITS, CMF_M_TOKEN_CACHE_MISSES,
 static struct table snapshots = { CMF_M_SNAPSHOT_CACHE_HITS, CMF_M_SNAPSHOT_CACHE_MISSES,
 				  CMF_M_SNAPSHOT_CACHE_INVALIDATIONS, CMF_G_SNAPSHOT_CACHE_ENTRIES,
 				  .lock = PTHREAD_RWLOCK_INITIALIZER, .max = SNAPSHOTS_MAX };
-/* Rows of resources as GET reads them: every resource table's change empties it (tokens' too). */
+/* Rows of resources as GET reads them (never tokens): every resource table's change empties it. */
 static struct table rows = { CMF_M_ROW_CACHE_HITS, CMF_M_ROW_CACHE_MISSES, CMF_M_ROW_CACHE_INVALIDATIONS,
 			     CMF_G_ROW_CACHE_ENTRIES, .lock = PTHREAD_RWLOCK_INITIALIZER, .max = ROWS_MAX };
 static atomic_bool live;
@@ -432,10 +432,11 @@ on_notify(void *cls, const char *table)
 	(void)cls;
 	cmf_metrics_add(CMF_M_LISTENER_NOTIFICATIONS, 1);
 	/* Tokens are reloaded whole and swapped in (tokens_reload): never a moment with none in memory. */
-	if (strcmp(table, "cmf_tokens") == 0)
+	if (strcmp(table, "cmf_tokens") == 0) {
 		atomic_store(&tokens_reload_wanted, true);
-	else
-		table_clear(&snapshots);
+		return; /* token rows are never cached (kind.c), and snapshots hold none */
+	}
+	table_clear(&snapshots);
 	table_clear(&rows);
 }
 

@@ -1,12 +1,9 @@
 /* db resolve: an environment's client configuration for one Kafka database, from one snapshot, audited. */
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto/log.h"
 #include "db/internal.h"
 
 /* One statement, so one snapshot even under READ COMMITTED: everything a resolution reads. */

@@ -62,7 +62,6 @@ struct ev {
 	long long opened_ns; /* CLOCK_MONOTONIC when its window opened */
 	uint64_t seq;        /* its place in the ready order (from 1) */
 	long long ready_ns;  /* CLOCK_MONOTONIC when it became ready */
-	bool merging;
 	bool logged;
 	bool maybe_stored; /* its batch's outcome is unknown: check before storing it again */
 	bool stored;       /* found stored by that check: left out of the batch, completed as committed */
@@ -281,7 +280,6 @@ window_close(void)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	e->hnext = NULL;
-	e->merging = false;
 	ready_push(e);
 }
 
@@ -335,7 +333,6 @@ cmf_audit_submit(const struct db_audit *a, void (*done)(void *cls, bool ok), voi
 		/* A window stays open for a second: identical events in it cost a count, not a row. */
 		e->hash = merge_hash(a);
 		e->opened_ns = now;
-		e->merging = true;
 		e->hnext = q.buckets[e->hash % MERGE_BUCKETS];
 		q.buckets[e->hash % MERGE_BUCKETS] = e;
 		if (q.win_tail != NULL) {
@@ -433,17 +430,6 @@ cmf_audit_record(struct cmf_request *req, const struct db_audit *a)
 		cmf_error("audit event for request %s not stored: the audit queue is full or stopped", a->request_id);
 	}
 	return r;
-}
-
-size_t
-cmf_audit_queued(void)
-{
-	size_t n;
-
-	pthread_mutex_lock(&q.mu);
-	n = q.queued;
-	pthread_mutex_unlock(&q.mu);
-	return n;
 }
 
 /*

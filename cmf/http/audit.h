@@ -73,7 +73,5 @@ int cmf_audit_flush(int timeout_ms);
  */
 int cmf_audit_record(struct cmf_request *req, const struct db_audit *a);
 
-/* Events queued now (metrics). */
-size_t cmf_audit_queued(void);
 
 #endif
