@@ -26,7 +26,31 @@ db_set_request_timeout(int seconds)
 	request_timeout_ns = (long long)seconds * 1000000000LL;
 }
 
-/* Whether PostgreSQL answers (db_ping, the readiness probe). */
+/*
+ * What this process last saw of PostgreSQL (db_health): the time of the last call it answered and of
+ * the last call that found it unreachable or past the deadline. Written by every call, read by /readyz.
+ */
+static _Atomic long long health_answered_ns, health_unavailable_ns;
+
+void
+db_health(long long *answered_ns, long long *unavailable_ns)
+{
+	*answered_ns = health_answered_ns;
+	*unavailable_ns = health_unavailable_ns;
+}
+
+/* Record a call's outcome for db_health; returns r. */
+static int
+health_note(int r)
+{
+	if (r == DB_ERR_UNAVAILABLE || r == DB_ERR_OUTCOME_UNKNOWN)
+		health_unavailable_ns = crypto_mono_ns();
+	else if (r != DB_ERR_ALLOC)
+		health_answered_ns = crypto_mono_ns();
+	return r;
+}
+
+/* Whether PostgreSQL answers (db_ping, the readiness check). */
 static const struct db_statement st_ping = { "ping", "SELECT 1", 0 };
 
 const char *
@@ -410,8 +434,8 @@ db_exec_script(struct db_conn *c, const char *what, const char *sql)
 	return rc;
 }
 
-int
-db_ping(struct db_conn *c)
+static int
+ping(struct db_conn *c)
 {
 	PGresult *res = NULL;
 	int r;
@@ -431,6 +455,12 @@ db_ping(struct db_conn *c)
 	return r == DB_OK ? DB_OK : DB_ERR_UNAVAILABLE;
 }
 
+int
+db_ping(struct db_conn *c)
+{
+	return health_note(ping(c));
+}
+
 static void
 backoff(int attempt)
 {
@@ -443,8 +473,8 @@ backoff(int attempt)
 	nanosleep(&ts, NULL);
 }
 
-int
-db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
+static int
+tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 {
 	static const char *const begins[] = {
 		[DB_TX_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
@@ -509,4 +539,10 @@ db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 	}
 	crypto_log_warn("transaction still conflicting after %d attempts", DB_TX_MAX_ATTEMPTS);
 	return DB_ERR_BUSY;
+}
+
+int
+db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
+{
+	return c == NULL ? DB_ERR_ALLOC : health_note(tx_run(c, mode, body, cls));
 }

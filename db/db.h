@@ -62,6 +62,13 @@ void db_conn_close(struct db_conn *c);
  */
 void db_set_request_timeout(int seconds);
 
+/*
+ * What this process last saw of PostgreSQL, from every db_tx_run and db_ping on any connection: the
+ * monotonic times (crypto_mono_ns) of the last call PostgreSQL answered and of the last one that found
+ * it unreachable or past the deadline (0: none yet). Never waits: for readiness.
+ */
+void db_health(long long *answered_ns, long long *unavailable_ns);
+
 /* Reconnect if needed and run `SELECT 1`: 0 if PostgreSQL answers, DB_ERR_UNAVAILABLE otherwise. */
 int db_ping(struct db_conn *c);
 

@@ -1,6 +1,7 @@
 /* cmf health: /healthz says the process is alive; /readyz says whether it can serve secrets now. */
 #include "cmf/http/reply.h"
 #include "cmf/api/routes.h"
+#include "cmf/ready.h"
 #include "cmf/text.h"
 
 void
@@ -21,14 +22,16 @@ cmf_api_readyz(struct cmf_call *call)
 	struct cmf_response *resp = call->resp;
 	const char *const *args = call->args;
 	struct cmf_app *app = req->app;
-	struct db_conn *c = cmf_app_conn(app);
 	json_t *errors = json_array(), *warnings = json_array(), *body;
 	char reason[600];
 	bool db_ok, key_ok = true;
 
 	(void)args;
-	/* Readiness follows the checks themselves, never whether a message could be built. */
-	db_ok = c != NULL && db_ping(c) == DB_OK;
+	/*
+	 * Readiness follows the checks themselves, never whether a message could be built. The database's
+	 * state comes from what the process last saw (cmf/ready.c): a probe never waits on PostgreSQL.
+	 */
+	db_ok = cmf_ready_database();
 	if (!db_ok)
 		json_array_append_new(errors, json_pack("{s:s}", "message", "database unavailable"));
 	if (app->encryption_enabled && !cmf_app_keyring_loaded(app, reason, sizeof(reason))) {

@@ -21,6 +21,7 @@
 #include "cmf/config.h"
 #include "cmf/http/daemon.h"
 #include "cmf/log.h"
+#include "cmf/ready.h"
 #include "cmf/api/routes.h"
 #include "crypto/crypto.h"
 #include "db/db.h"
@@ -399,16 +400,18 @@ cmd_run(const char *cmd, int argc, char **argv)
 		rc = EXIT_SOFTWARE;
 		goto out;
 	}
-	if (cmf_audit_start(&app) != 0 || cmf_cache_start(&app) != 0) {
+	if (cmf_audit_start(&app) != 0 || cmf_cache_start(&app) != 0 || cmf_ready_start(&app) != 0) {
 		rc = EXIT_SOFTWARE;
 		cmf_keywatch_stop();
 		cmf_audit_stop(0);
+		cmf_cache_stop();
 		goto out;
 	}
 	/* The HTTP server stops the audit writer itself: suspended replies wait on it (cmf/http/daemon.c). */
 	rc = cmf_http_serve(&app) == 0 ? EXIT_OK : EXIT_CONFIG;
 	cmf_audit_stop(0);
 	cmf_cache_stop();
+	cmf_ready_stop();
 	cmf_keywatch_stop();
 out:
 	crypto_key_free(master);

@@ -128,8 +128,8 @@ def test_frozen_database_gets_503_within_the_deadline_and_probes_keep_answering(
     status, took, retry_after = results["write"]
     assert status == 503 and retry_after == "1", results
     assert took < 2 + 1 + 0.5, "the write waited %.1f s for a frozen PostgreSQL (deadline 2 s)" % took
-    # /healthz is never hung by the frozen database: at worst it shares a worker thread with a request
-    # waiting out its deadline (a probe path of its own, issue 12's server.probeListen, is not built yet).
+    # /healthz is never hung by the frozen database: on the API port it can at worst share a worker thread
+    # with a request waiting out its deadline (server.probeListen, the next test, avoids even that).
     assert health and all(s == 200 and d < 2 + 1 for s, d in health), health
     # Resumed: the next write goes through (within a few seconds of SIGCONT), and nothing was lost.
     end = time.monotonic() + 15
@@ -177,10 +177,13 @@ def test_probe_listener_answers_while_every_api_thread_waits_on_a_frozen_databas
         ts = [threading.Thread(target=write, args=(i,)) for i in range(6)]  # more than the 2 API threads
         for t in ts:
             t.start()
-        end = time.monotonic() + 3
+        ready = []
+        end = time.monotonic() + 4
         while time.monotonic() < end:
             status, took, _ = probe("/healthz")
             health.append((status, took))
+            status, took, body = probe("/readyz")
+            ready.append((status, took, body))
             time.sleep(0.1)
         for t in ts:
             t.join(30)
@@ -188,3 +191,12 @@ def test_probe_listener_answers_while_every_api_thread_waits_on_a_frozen_databas
         _signal_all(pids, signal.SIGCONT)
     assert health and all(s == 200 and d < 0.5 for s, d in health), health
     assert writes and all(s == 503 for s in writes), writes
+    # /readyz answers from what the process last saw, never by asking the frozen database: at once, and
+    # "database unavailable" once the deadline (2 s) has passed with no answer.
+    assert all(d < 0.5 for _, d, _ in ready), [(s, d) for s, d, _ in ready]
+    assert ready[-1][0] == 503 and b"database unavailable" in ready[-1][2], ready[-1]
+    # Back after SIGCONT without a request: the background check sees PostgreSQL answer again.
+    end = time.monotonic() + 10
+    while probe("/readyz")[0] != 200 and time.monotonic() < end:
+        time.sleep(0.1)
+    assert probe("/readyz")[0] == 200
