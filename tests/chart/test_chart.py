@@ -175,7 +175,8 @@ def test_deployment_runs_serve_with_the_rendered_config(helm):
     c = container(docs)
     assert c["args"] == CONFIG_ARGS
     assert c["image"] == "cmf:0.1.0"
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "probes", "containerPort": 8081, "protocol": "TCP"}]
     assert mount(docs, "config") == {"name": "config", "mountPath": "/etc/cmf/config", "readOnly": True}
     assert volume(docs, "config")["configMap"]["name"] == "cmf-config"
 
@@ -224,10 +225,11 @@ def test_configmap_holds_the_cmf_config(helm):
     _, docs = template(helm, *REQUIRED)
     assert cmf_config(docs) == {
         "server": {"listen": "0.0.0.0:8080", "threads": 8, "maxBodyBytes": 1048576,
-                   "maxConnections": 1000, "maxHeaderBytes": 32768},
+                   "maxConnections": 1000, "maxHeaderBytes": 32768, "probeListen": "0.0.0.0:8081"},
         "database": {
             "url": "host=postgres.example.svc port=5432 dbname=cmf user=cmf sslmode=require",
             "startupTimeoutSeconds": 60,
+            "requestTimeoutSeconds": 5,
         },
         "encryption": {
             "enabled": True,
@@ -260,7 +262,7 @@ def test_config_has_only_keys_the_binary_accepts(helm, args):
     unknown = set(leaf_keys(config)) - accepted_config_keys()
     assert not unknown, f"the binary refuses these keys: {unknown}"
     for key in ("server.threads", "server.maxBodyBytes", "server.maxConnections", "server.maxHeaderBytes",
-                "database.startupTimeoutSeconds"):
+                "database.startupTimeoutSeconds", "database.requestTimeoutSeconds"):
         section, name = key.split(".")
         assert type(config[section][name]) is int, key  # cmf refuses "8"
 
@@ -268,9 +270,11 @@ def test_config_has_only_keys_the_binary_accepts(helm, args):
 def test_probes(helm):
     _, docs = template(helm, *REQUIRED)
     c = container(docs)
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # The probe listener (server.probePort): never queued behind API threads waiting on PostgreSQL.
+    assert {"name": "probes", "containerPort": 8081, "protocol": "TCP"} in c["ports"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}
     ready = c["readinessProbe"]
-    assert ready["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert ready["httpGet"] == {"path": "/readyz", "port": "probes"}
     # A revoked key (readyz 503) takes the pod out of the Service within about 10 s.
     assert ready["periodSeconds"] * ready["failureThreshold"] <= 10
     # The startup probe covers the wait for PostgreSQL (database.startupTimeoutSeconds).
@@ -597,6 +601,9 @@ HTTPS_PROBES = {
     "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"}},
 }
 TCP_PROBES = {name: {"tcpSocket": {"port": "https"}} for name in PLAIN_PROBES}
+PROBE_PORT_PROBES = {name: {"httpGet": {"path": a["httpGet"]["path"], "port": "probes"}}
+                     for name, a in PLAIN_PROBES.items()}
+NO_PROBE_PORT = ["--set", "server.probePort=0"]
 TLS_VOLUME = {"secretName": "cmf-tls", "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}],
               "defaultMode": 0o440, "optional": False}
 TLS_CONFIG = {"certFile": "/etc/cmf/tls/tls.crt", "keyFile": "/etc/cmf/tls/tls.key"}
@@ -605,16 +612,22 @@ CA_VOLUME = {"secretName": "cmf-client-ca", "items": [{"key": "ca.crt", "path": 
 
 TLS_CASES = [
     # id, extra values, port name, probes, server.tls, tls volume, client CA volume
-    ("plain", [], "http", PLAIN_PROBES, None, None, None),
-    ("tls", TLS, "https", HTTPS_PROBES, TLS_CONFIG, TLS_VOLUME, None),
-    ("mtls", MTLS, "https", TCP_PROBES, {**TLS_CONFIG, "clientCaFile": "/etc/cmf/tls-client-ca/ca.crt"},
+    # By default the probes use the probe listener (server.probePort), whatever the API port speaks.
+    ("plain", [], "http", PROBE_PORT_PROBES, None, None, None),
+    ("tls", TLS, "https", PROBE_PORT_PROBES, TLS_CONFIG, TLS_VOLUME, None),
+    ("mtls", MTLS, "https", PROBE_PORT_PROBES, {**TLS_CONFIG, "clientCaFile": "/etc/cmf/tls-client-ca/ca.crt"},
      TLS_VOLUME, CA_VOLUME),
-    ("mtls-key", [*MTLS, "--set", "tls.clientCa.key=clients.pem"], "https", TCP_PROBES,
+    # server.probePort=0: the API port, over HTTPS with TLS, TCP checks when client certificates are required.
+    ("plain-api-port", NO_PROBE_PORT, "http", PLAIN_PROBES, None, None, None),
+    ("tls-api-port", [*TLS, *NO_PROBE_PORT], "https", HTTPS_PROBES, TLS_CONFIG, TLS_VOLUME, None),
+    ("mtls-api-port", [*MTLS, *NO_PROBE_PORT], "https", TCP_PROBES,
+     {**TLS_CONFIG, "clientCaFile": "/etc/cmf/tls-client-ca/ca.crt"}, TLS_VOLUME, CA_VOLUME),
+    ("mtls-key", [*MTLS, "--set", "tls.clientCa.key=clients.pem", *NO_PROBE_PORT], "https", TCP_PROBES,
      {**TLS_CONFIG, "clientCaFile": "/etc/cmf/tls-client-ca/clients.pem"}, TLS_VOLUME,
      {**CA_VOLUME, "items": [{"key": "clients.pem", "path": "clients.pem"}]}),
     # tls.secretName alone does nothing (a client CA without TLS is refused: test_client_ca_without_tls_fails).
-    ("tls-off-keeps-defaults", ["--set", "tls.enabled=false", "--set", "tls.secretName=cmf-tls"], "http",
-     PLAIN_PROBES, None, None, None),
+    ("tls-off-keeps-defaults", ["--set", "tls.enabled=false", "--set", "tls.secretName=cmf-tls", *NO_PROBE_PORT],
+     "http", PLAIN_PROBES, None, None, None),
 ]
 
 
@@ -623,7 +636,10 @@ TLS_CASES = [
 def test_tls(helm, extra, port, probes, tls_config, tls_volume, ca_volume):
     _, docs = template(helm, *REQUIRED, *extra)
     c = container(docs)
-    assert c["ports"] == [{"name": port, "containerPort": 8080, "protocol": "TCP"}]
+    probe_ports = [] if extra[-2:] == NO_PROBE_PORT else [{"name": "probes", "containerPort": 8081, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": port, "containerPort": 8080, "protocol": "TCP"}, *probe_ports]
+    assert cmf_config(docs)["server"].get("probeListen") == ("0.0.0.0:8081" if probe_ports else None)
+    # The probe port stays out of the Service.
     svc = one(docs, "Service")
     assert svc["spec"]["ports"] == [{"name": port, "port": 8080, "targetPort": port, "protocol": "TCP"}]
     for name, action in probes.items():
@@ -669,14 +685,29 @@ def test_notes_describe_tls(helm):
     tls = " ".join(notes(helm, *REQUIRED, *TLS).split())
     assert "served over HTTPS" in tls and "(named https)" in tls
     assert 'kubernetes.io/tls Secret "cmf-tls"' in tls
-    assert "The probes use HTTPS" in tls
+    assert "The probes use the probe port 8081 (plain HTTP, /healthz and /readyz only)" in tls
     assert "PROBES ARE TCP CHECKS" not in tls and "--cert <client.crt>" not in tls
+    assert "The probes use HTTPS" in " ".join(notes(helm, *REQUIRED, *TLS, *NO_PROBE_PORT).split())
     mtls = " ".join(notes(helm, *REQUIRED, *MTLS).split())
     assert "Client certificates are REQUIRED" in mtls and 'Secret "cmf-client-ca", property "ca.crt"' in mtls
     assert "--cert <client.crt> --key <client.key>" in mtls
+    assert "readiness still sees a revoked key or an unreachable database" in mtls
+    assert "PROBES ARE TCP CHECKS" not in mtls and "The probes use HTTPS" not in mtls
+    mtls = " ".join(notes(helm, *REQUIRED, *MTLS, *NO_PROBE_PORT).split())
     assert ("the startup, liveness and readiness probes are tcpSocket checks on port 8080" in mtls)
     assert "Readiness does NOT see /readyz" in mtls
     assert "The probes use HTTPS" not in mtls
+
+
+def test_probe_port_on_the_api_port_fails(helm):
+    err = template_fails(helm, *REQUIRED, "--set", "server.probePort=8080")
+    assert "server.probePort is 8080, the API's own port: choose another port" in err, err
+
+
+@pytest.mark.parametrize("value", ["-1", "65536"])
+def test_probe_port_out_of_range_fails(helm, value):
+    err = template_fails(helm, *REQUIRED, "--set", "server.probePort=" + value)
+    assert "probePort" in err, err
 
 
 # --- tests/helm.sh itself ---

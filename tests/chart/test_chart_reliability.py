@@ -1,5 +1,11 @@
-"""The chart's encryption.key.id: the pinned key id rendered into cmf's configuration only when set,
-checked by the schema, and explained by NOTES (rendered by the real helm binary, as in test_chart.py)."""
+"""The chart's reliability values, rendered by the real helm binary as in test_chart.py: encryption.key.id
+(the pinned key id, rendered only when set, checked by the schema, explained by NOTES), and
+database.requestTimeoutSeconds and server.probePort (the probe listener the probes use)."""
+import subprocess
+
+import yaml
+
+from conftest import CMF
 # helm: test_chart's module-scoped fixture, used by the tests below.
 from test_chart import REQUIRED, accepted_config_keys, cmf_config, helm, leaf_keys, notes, template, template_fails
 
@@ -26,3 +32,27 @@ def test_malformed_pin_is_refused_by_the_schema(helm):
     for bad in ("0123456789ABCDEF", "0123", "not-a-key-id-at-all"):
         err = template_fails(helm, *REQUIRED, "--set", "encryption.key.id=" + bad)
         assert "schema" in err, (bad, err)
+
+
+def test_request_timeout_and_probe_port_are_rendered_and_accepted_by_the_binary(helm, tmp_path):
+    config = cmf_config(template(helm, *REQUIRED, "--set", "database.requestTimeoutSeconds=2",
+                                 "--set", "server.probePort=9090")[1])
+    assert config["database"]["requestTimeoutSeconds"] == 2
+    assert config["server"]["probeListen"] == "0.0.0.0:9090"
+    assert set(leaf_keys(config)) <= accepted_config_keys()
+    path = tmp_path / "cmf.yaml"
+    # Only the keys under test, with the files the binary would otherwise look for left out.
+    path.write_text(yaml.safe_dump({"server": {"probeListen": config["server"]["probeListen"]},
+                                    "database": {"url": config["database"]["url"], "startupTimeoutSeconds": 0,
+                                                 "requestTimeoutSeconds": 2},
+                                    "encryption": {"enabled": False}, "auth": {"enabled": False}}))
+    out = subprocess.run([CMF, "check", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    # The configuration is accepted; what fails is reaching a database that does not exist here.
+    assert "unknown key" not in out.stderr and "expected" not in out.stderr, out.stderr
+    assert "database" in out.stderr, out.stderr
+
+
+def test_request_timeout_out_of_range_is_refused_by_the_schema(helm):
+    for bad in ("0", "601"):
+        err = template_fails(helm, *REQUIRED, "--set", "database.requestTimeoutSeconds=" + bad)
+        assert "schema" in err and "requestTimeoutSeconds" in err, (bad, err)

@@ -60,13 +60,18 @@ helm.sh/chart: {{ include "cmf.chart" . | quote }}
 {{- define "cmf.mtls" -}}{{ if and .Values.tls.enabled .Values.tls.clientCa.secretName }}true{{ end }}{{- end -}}
 
 {{/*
-One probe action: GET path over HTTP (HTTPS with TLS; the kubelet does not verify the certificate), or,
-when client certificates are required (the kubelet presents none), a TCP connect to the port.
+One probe action: GET path on the probe listener (server.probePort, plain HTTP: it serves only the
+probes); without one, GET on the API port over HTTP (HTTPS with TLS; the kubelet does not verify the
+certificate), or, when client certificates are required (the kubelet presents none), a TCP connect.
 Call with (list $ "/path").
 */}}
 {{- define "cmf.probeAction" -}}
 {{- $ := index . 0 -}}
-{{- if include "cmf.mtls" $ -}}
+{{- if $.Values.server.probePort -}}
+httpGet:
+  path: {{ index . 1 }}
+  port: probes
+{{- else if include "cmf.mtls" $ -}}
 tcpSocket:
   port: {{ include "cmf.portName" $ }}
 {{- else -}}
@@ -134,6 +139,9 @@ rendering with a message naming the value to set.
 {{- end -}}
 {{- if and $tls.clientCa.secretName (not $tls.enabled) -}}
 {{- fail (printf "tls.clientCa.secretName is set (%q), but client certificates need TLS: set tls.enabled=true and tls.secretName, or leave tls.clientCa.secretName empty" $tls.clientCa.secretName) -}}
+{{- end -}}
+{{- if eq (int64 .Values.server.probePort) 8080 -}}
+{{- fail "server.probePort is 8080, the API's own port: choose another port for the probe listener (8081 by default), or 0 to probe the API port" -}}
 {{- end -}}
 {{- $sm := .Values.metrics.serviceMonitor -}}
 {{- if and $sm.enabled (not .Values.metrics.enabled) -}}
