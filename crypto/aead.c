@@ -11,7 +11,7 @@
 #include "crypto/log.h"
 
 /*
- * Largest identity (AAD) accepted. Identities are short names ("secret/<uid>/<version>"); 64 KiB is far
+ * Largest identity (AAD) accepted. Identities are short names ("secret/<name>/<uid>/<version>"); 64 KiB is far
  * above any of them and keeps every length handed to EVP well inside an int.
  */
 #define AEAD_MAX_IDENT (64u * 1024u)
@@ -138,8 +138,8 @@ out:
 
 /* Seal with an explicit nonce: crypto_aead_seal without the randomness, so tests can fix the nonce. */
 static int
-aead_seal_with_nonce(const struct crypto_key *key, uint32_t term, const uint8_t nonce[CRYPTO_NONCE_LEN],
-		     const uint8_t *ident, size_t identlen, const uint8_t *pt, size_t ptlen, uint8_t **out,
+aead_seal_with_nonce(const struct crypto_key *key, uint8_t format, uint32_t term,
+		     const uint8_t nonce[CRYPTO_NONCE_LEN], const uint8_t *ident, size_t identlen, const uint8_t *pt, size_t ptlen, uint8_t **out,
 		     size_t *outlen)
 {
 	uint8_t *buf = NULL;
@@ -150,7 +150,8 @@ aead_seal_with_nonce(const struct crypto_key *key, uint32_t term, const uint8_t 
 		return CRYPTO_ERR_INVALID_ARG;
 	*out = NULL;
 	*outlen = 0;
-	if (aead_cipher(key) == NULL || nonce == NULL || (ident == NULL && identlen > 0) ||
+	if (aead_cipher(key) == NULL || nonce == NULL || format < CRYPTO_FORMAT_V1 || format > CRYPTO_FORMAT_MAX ||
+	    (ident == NULL && identlen > 0) ||
 	    identlen > AEAD_MAX_IDENT || (pt == NULL && ptlen > 0) || ptlen > CRYPTO_MAX_PLAINTEXT) {
 		r = CRYPTO_ERR_INVALID_ARG;
 		goto out;
@@ -160,7 +161,7 @@ aead_seal_with_nonce(const struct crypto_key *key, uint32_t term, const uint8_t 
 		r = CRYPTO_ERR_ALLOC;
 		goto out;
 	}
-	buf[0] = CRYPTO_FORMAT_VERSION;
+	buf[0] = format;
 	buf[AEAD_OFF_TERM] = (uint8_t)(term >> 24);
 	buf[AEAD_OFF_TERM + 1] = (uint8_t)(term >> 16);
 	buf[AEAD_OFF_TERM + 2] = (uint8_t)(term >> 8);
@@ -182,6 +183,13 @@ int
 crypto_aead_seal(const struct crypto_key *key, uint32_t term, const uint8_t *ident, size_t identlen,
 		 const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen)
 {
+	return crypto_aead_seal_format(key, CRYPTO_FORMAT_V1, term, ident, identlen, pt, ptlen, out, outlen);
+}
+
+int
+crypto_aead_seal_format(const struct crypto_key *key, uint8_t format, uint32_t term, const uint8_t *ident,
+			size_t identlen, const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+{
 	uint8_t nonce[CRYPTO_NONCE_LEN];
 	int r;
 
@@ -191,7 +199,7 @@ crypto_aead_seal(const struct crypto_key *key, uint32_t term, const uint8_t *ide
 	*outlen = 0;
 	if ((r = crypto_random(nonce, sizeof(nonce))) != CRYPTO_OK)
 		goto out;
-	r = aead_seal_with_nonce(key, term, nonce, ident, identlen, pt, ptlen, out, outlen);
+	r = aead_seal_with_nonce(key, format, term, nonce, ident, identlen, pt, ptlen, out, outlen);
 out:
 	return r;
 }
@@ -202,8 +210,24 @@ aead_check_header(const uint8_t *ct, size_t ctlen)
 {
 	if (ctlen < CRYPTO_OVERHEAD)
 		return CRYPTO_ERR_TRUNCATED;
-	if (ct[0] != CRYPTO_FORMAT_VERSION)
+	if (ct[0] < CRYPTO_FORMAT_V1 || ct[0] > CRYPTO_FORMAT_MAX)
 		return CRYPTO_ERR_VERSION;
+	return CRYPTO_OK;
+}
+
+int
+crypto_aead_format(const uint8_t *ct, size_t ctlen, uint8_t *format)
+{
+	int r;
+
+	if (format == NULL)
+		return CRYPTO_ERR_INVALID_ARG;
+	*format = 0;
+	if (ct == NULL && ctlen > 0)
+		return CRYPTO_ERR_INVALID_ARG;
+	if ((r = aead_check_header(ct, ctlen)) != CRYPTO_OK)
+		return r;
+	*format = ct[0];
 	return CRYPTO_OK;
 }
 

@@ -87,11 +87,15 @@ int crypto_key_equal(const struct crypto_key *a, const struct crypto_key *b);
 void crypto_key_free(struct crypto_key *k);
 
 /* ---- Ciphertext format ---------------------------------------------------------------------------
- *   version(1) = 1 | term(4, big endian) | nonce(12, random) | ciphertext | tag(16)
+ *   format(1) | term(4, big endian) | nonce(12, random) | ciphertext | tag(16)
  * AAD given to GCM = the 17-byte header followed by the caller's identity bytes (e.g. "secret/<uid>/<v>").
  * AES-128-GCM for 16-byte keys, AES-256-GCM for 32-byte keys.
+ * Formats 1 and 2 have the same layout. The format byte tells the caller which identity it bound (db:
+ * format 2 adds the secret's name); it is authenticated with the header, so it cannot be changed.
  */
-#define CRYPTO_FORMAT_VERSION 1
+#define CRYPTO_FORMAT_V1 1
+#define CRYPTO_FORMAT_V2 2
+#define CRYPTO_FORMAT_MAX CRYPTO_FORMAT_V2
 #define CRYPTO_HEADER_LEN 17
 #define CRYPTO_NONCE_LEN 12
 #define CRYPTO_TAG_LEN 16
@@ -101,17 +105,22 @@ void crypto_key_free(struct crypto_key *k);
 #define CRYPTO_MAX_PLAINTEXT (16u * 1024u * 1024u)
 
 /*
- * Seal `pt` (may be empty; ptlen ≤ CRYPTO_MAX_PLAINTEXT) under `key`, writing `term` into the header and
- * binding `ident` (identity bytes, may be NULL when identlen is 0) as AAD.
+ * Seal `pt` (may be empty; ptlen ≤ CRYPTO_MAX_PLAINTEXT) under `key` in `format` (CRYPTO_FORMAT_V1 or
+ * _V2, else CRYPTO_ERR_INVALID_ARG), writing `term` into the header and binding `ident` (identity bytes,
+ * may be NULL when identlen is 0) as AAD.
  * On success *out is a new malloc'd buffer of *outlen = ptlen + CRYPTO_OVERHEAD bytes (caller frees);
  * on failure *out is NULL and *outlen 0. A RAND_bytes failure returns CRYPTO_ERR_RANDOM.
  */
+int crypto_aead_seal_format(const struct crypto_key *key, uint8_t format, uint32_t term, const uint8_t *ident,
+			    size_t identlen, const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen);
+
+/* crypto_aead_seal_format in CRYPTO_FORMAT_V1 (wrapped data keys). */
 int crypto_aead_seal(const struct crypto_key *key, uint32_t term, const uint8_t *ident, size_t identlen,
 		     const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen);
 
 /*
- * Open a ciphertext produced by crypto_aead_seal with the same key and identity.
- * Checks, before any decryption: length ≥ CRYPTO_OVERHEAD (else CRYPTO_ERR_TRUNCATED), version byte
+ * Open a ciphertext produced by crypto_aead_seal(_format) with the same key and identity.
+ * Checks, before any decryption: length ≥ CRYPTO_OVERHEAD (else CRYPTO_ERR_TRUNCATED), format byte 1 or 2
  * (CRYPTO_ERR_VERSION). A tag mismatch is CRYPTO_ERR_MAC_INVALID. Nothing is written to *out unless the
  * tag verifies: on success *out is a new malloc'd buffer (always allocated, even for an empty plaintext;
  * one extra NUL byte is appended after *outlen bytes for convenience) that the caller must free with
@@ -119,6 +128,9 @@ int crypto_aead_seal(const struct crypto_key *key, uint32_t term, const uint8_t 
  */
 int crypto_aead_open(const struct crypto_key *key, const uint8_t *ident, size_t identlen,
 		     const uint8_t *ct, size_t ctlen, uint8_t **out, size_t *outlen);
+
+/* Read the format byte from a ciphertext header without decrypting (TRUNCATED/VERSION checks apply). */
+int crypto_aead_format(const uint8_t *ct, size_t ctlen, uint8_t *format);
 
 /* Read the DEK term from a ciphertext header without decrypting (TRUNCATED/VERSION checks apply). */
 int crypto_aead_term(const uint8_t *ct, size_t ctlen, uint32_t *term);
@@ -154,8 +166,8 @@ uint32_t crypto_keyring_current_term(const struct crypto_keyring *kr);
 /* Number of DEKs held. */
 size_t crypto_keyring_count(const struct crypto_keyring *kr);
 
-/* Seal under the current (highest) DEK; CRYPTO_ERR_NO_KEY if empty. Output as crypto_aead_seal. */
-int crypto_keyring_seal(const struct crypto_keyring *kr, const uint8_t *ident, size_t identlen,
+/* Seal in `format` under the current (highest) DEK; CRYPTO_ERR_NO_KEY if empty. As crypto_aead_seal_format. */
+int crypto_keyring_seal(const struct crypto_keyring *kr, uint8_t format, const uint8_t *ident, size_t identlen,
 			const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen);
 
 /* Open with the DEK named in the header; CRYPTO_ERR_UNKNOWN_TERM if not held. Output as crypto_aead_open. */

@@ -170,8 +170,8 @@ out:
 }
 
 int
-crypto_keyring_seal(const struct crypto_keyring *kr, const uint8_t *ident, size_t identlen, const uint8_t *pt,
-		    size_t ptlen, uint8_t **out, size_t *outlen)
+crypto_keyring_seal(const struct crypto_keyring *kr, uint8_t format, const uint8_t *ident, size_t identlen,
+		    const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen)
 {
 	int r;
 
@@ -187,8 +187,8 @@ crypto_keyring_seal(const struct crypto_keyring *kr, const uint8_t *ident, size_
 		r = CRYPTO_ERR_NO_KEY;
 		goto out;
 	}
-	r = crypto_aead_seal(kr->v[kr->n - 1].dek, kr->v[kr->n - 1].term, ident, identlen, pt, ptlen, out,
-			     outlen);
+	r = crypto_aead_seal_format(kr->v[kr->n - 1].dek, format, kr->v[kr->n - 1].term, ident, identlen, pt, ptlen,
+				    out, outlen);
 out:
 	return r;
 }

@@ -99,6 +99,8 @@ struct db_init_result {
 	int schema_version;        /* after the call */
 	size_t dek_count;
 	unsigned dek_term;         /* current DEK term (0 when disabled) */
+	int seal_format;           /* ciphertext version written (0 for check) */
+	int min_format;            /* lowest ciphertext version opened (0 for check) */
 };
 
 /*
@@ -119,6 +121,24 @@ struct db_init_result {
  */
 int db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key *master, bool check_only,
 	    struct crypto_keyring **keyring, struct db_init_result *res, char *why, size_t whylen);
+
+struct db_sealer;
+
+/* What db_reseal did. */
+struct db_reseal_result {
+	long long resealed;   /* secrets moved to the database's ciphertext version */
+	long long unreadable; /* secrets below it that do not open (logged; they stay as they are) */
+	int format;           /* the ciphertext version every readable secret is now in */
+};
+
+/*
+ * Move every sealed secret below the database's ciphertext version to it (open, seal again; the
+ * resource's version and times unchanged), in transactions of at most 256 secrets, each under the
+ * initialization lock; then raise the lowest version the database opens to it, so an older ciphertext
+ * put back later is refused. Run at start, after db_init, with the loaded keyring (`sl`, encryption
+ * enabled). Returns 0 or a DB_ERR_* code (what was already moved stays moved; the next start goes on).
+ */
+int db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result *res);
 
 /*
  * Load the keyring again with `master` (borrowed) in a read-only transaction, after the same checks as

@@ -21,6 +21,10 @@ static const struct db_statement st_state_get = {
 static const struct db_statement st_state_insert = {
 	"state_insert", "INSERT INTO cmf_encryption_state (id, enabled, key_id) VALUES (1, $1::boolean, $2)", 2,
 };
+/* The ciphertext versions written and opened (schema 6). */
+static const struct db_statement st_formats_get = {
+	"formats_get", "SELECT seal_version, min_open_version FROM cmf_encryption_state WHERE id = 1", 0,
+};
 /* What a database without its encryption state still holds (a partial restore, a mistaken DELETE). */
 static const struct db_statement st_leftovers = {
 	"leftovers", "SELECT (SELECT count(*) FROM cmf_secrets), (SELECT count(*) FROM cmf_deks)", 0,
@@ -29,8 +33,8 @@ static const struct db_statement st_deks_get = { "deks_get", "SELECT term, wrapp
 static const struct db_statement st_dek_insert = {
 	"dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2,
 };
-/* 0x636d66 = "cmf": one application-wide lock key for initialization and migrations. */
-static const struct db_statement st_advisory_lock = { "advisory_lock", "SELECT pg_advisory_xact_lock(6516070)", 0 };
+/* 0x636d66 = "cmf": one application-wide lock key for initialization, migrations and the re-seal. */
+const struct db_statement db_st_init_lock = { "advisory_lock", "SELECT pg_advisory_xact_lock(6516070)", 0 };
 static const struct db_statement st_advisory_lock_shared = {
 	"advisory_lock_shared", "SELECT pg_advisory_xact_lock_shared(6516070)", 0,
 };
@@ -296,7 +300,7 @@ init_body(struct db_conn *c, void *cls)
 		t->why[0] = '\0';
 
 	/* Serializes concurrent starts: the second waits here, then sees the first one's work. */
-	r = db_exec_stmt(c, t->check_only ? &st_advisory_lock_shared : &st_advisory_lock, NULL, 0, &res);
+	r = db_exec_stmt(c, t->check_only ? &st_advisory_lock_shared : &db_st_init_lock, NULL, 0, &res);
 	PQclear(res);
 	if (r != DB_OK)
 		return r;
@@ -334,6 +338,14 @@ init_body(struct db_conn *c, void *cls)
 		if (r != DB_OK)
 			return r;
 	}
+	r = db_exec_stmt(c, &st_formats_get, NULL, 0, &res);
+	if (r == DB_OK && PQntuples(res) == 1) {
+		t->res.seal_format = atoi(PQgetvalue(res, 0, 0));
+		t->res.min_format = atoi(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	if (r != DB_OK)
+		return r;
 done:
 	t->res.dek_count = t->kr != NULL ? crypto_keyring_count(t->kr) : 0;
 	t->res.dek_term = t->kr != NULL ? crypto_keyring_current_term(t->kr) : 0;
@@ -367,6 +379,8 @@ db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key *mas
 	}
 	*res = t.res;
 	*keyring = t.kr;
+	if (t.res.seal_format > 0)
+		db_seal_formats_set(t.res.seal_format, t.res.min_format);
 	return DB_OK;
 }
 

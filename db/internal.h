@@ -61,26 +61,30 @@ int db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct 
 /* Run a parameterless SQL script (migrations, BEGIN/COMMIT/ROLLBACK); same error mapping. */
 int db_exec_script(struct db_conn *c, const char *what, const char *sql);
 
-/* "secret/<uid>/<version>": the AAD identity binding a secret's ciphertext to its row and version. */
-void db_secret_ident(char *buf, size_t len, const char *uid, long long version);
+/* The initialization lock (transaction-scoped): initialization, migrations and the re-seal take it. */
+extern const struct db_statement db_st_init_lock;
+
+/* The ciphertext versions this database writes and opens (from its encryption state; db/seal.c). */
+void db_seal_formats_set(int seal, int min);
 
 /*
  * Open a stored secret's data column (`data_escaped`: bytea as libpq returns it in text form) into a
  * JSON object of strings (*data, new reference; values are plaintext). `sealed` is the row's flag; it
- * must match the database's mode. DB_ERR_CORRUPT when it does not open (tampering, moved row),
- * DB_ERR_KEY_UNAVAILABLE without a keyring. The plaintext buffer is wiped.
+ * must match the database's mode. DB_ERR_CORRUPT when it does not open (tampering, a ciphertext moved to
+ * another secret, a version below the database's lowest), DB_ERR_KEY_UNAVAILABLE without a keyring. The plaintext buffer is wiped.
  */
 int db_secret_data_open(const struct db_sealer *sl, const char *name, const char *uid, long long version,
 			bool sealed, const char *data_escaped, json_t **data);
 
 /*
- * Serialize `data` and seal it for (uid, version) under the current DEK, taking one encryption from this
+ * Serialize `data` and seal it for secret `name` (uid, version) under the current DEK in the database's
+ * ciphertext version (2 binds the name as well), taking one encryption from this
  * process's reservation (DB_ERR_NEED_BUDGET when it is used up: reserve with db_seal_reserve, outside the
  * transaction, and run the write again). *out is the bytes to store (ciphertext, or JSON text when
  * encryption is disabled); the caller wipes and frees it.
  */
-int db_seal_data(const struct db_sealer *sl, const char *uid, long long version, json_t *data, uint8_t **out,
-		 size_t *outlen);
+int db_seal_data(const struct db_sealer *sl, const char *name, const char *uid, long long version, json_t *data,
+		 uint8_t **out, size_t *outlen);
 
 /* Reserve a block of encryptions under the sealer's current DEK term, in a transaction of its own. */
 int db_seal_reserve(struct db_conn *c, const struct db_sealer *sl);

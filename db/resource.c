@@ -359,7 +359,8 @@ row_store(struct db_conn *c, struct res_tx *t, bool insert, const char *uid, lon
 	}
 	p[n++] = (struct db_param){ t->doc_text, 0, 0 };
 	if (k->sealed) {
-		r = db_seal_data(t->sl, uid, version, json_object_get(t->doc, "data"), &blob, &bloblen);
+		r = db_seal_data(t->sl, t->keys[k->nkeys - 1], uid, version, json_object_get(t->doc, "data"), &blob,
+				 &bloblen);
 		if (r != DB_OK)
 			return r;
 		snprintf(version_s, sizeof(version_s), "%lld", version);

@@ -113,23 +113,53 @@ out:
 }
 
 /*
- * Serialize `data` and seal it for (uid, version) under the current DEK, taking one encryption from
- * this process's reservation. *out is the bytes to store (ciphertext, or JSON text when disabled).
+ * The ciphertext versions (crypto formats) of this database, from its encryption state (db_init): the one
+ * new ciphertexts are written in, and the lowest one opened. Once every row is re-sealed (db_reseal) the
+ * lowest is raised, so an older ciphertext put back later (a restore of one row, an UPDATE) is refused.
  */
-int
-db_seal_data(const struct db_sealer *sl, const char *uid, long long version, json_t *data, uint8_t **out,
-	  size_t *outlen)
+static _Atomic int seal_format = CRYPTO_FORMAT_V2, min_format = CRYPTO_FORMAT_V1;
+
+void
+db_seal_formats_set(int seal, int min)
 {
-	char ident[96];
+	seal_format = seal;
+	min_format = min;
+}
+
+/*
+ * The identity a secret's ciphertext binds after its header: format 1 "secret/<uid>/<version>", format 2
+ * "secret/<name>/<uid>/<version>", so a ciphertext moved to another secret, even with its uid and
+ * version, does not open. Unambiguous without escaping: the uid has a fixed length and no '/'.
+ */
+static void
+secret_ident(char *buf, size_t len, int format, const char *name, const char *uid, long long version)
+{
+	if (format == CRYPTO_FORMAT_V1)
+		snprintf(buf, len, "secret/%s/%lld", uid, version);
+	else
+		snprintf(buf, len, "secret/%s/%s/%lld", name, uid, version);
+}
+
+/* Names are at most 253 bytes (DNS-1123), uids 36, versions 20 digits. */
+#define SECRET_NAME_MAX 253
+#define SECRET_IDENT_MAX 340
+
+int
+db_seal_data(const struct db_sealer *sl, const char *name, const char *uid, long long version, json_t *data,
+	     uint8_t **out, size_t *outlen)
+{
+	char ident[SECRET_IDENT_MAX];
 	char *text = NULL;
 	uint8_t *ct = NULL;
 	size_t ctlen = 0, textlen;
-	int r = DB_OK, cr;
+	int format = seal_format, r = DB_OK, cr;
 
 	*out = NULL;
 	*outlen = 0;
 	if (sl->enabled && sl->keyring == NULL)
 		return DB_ERR_KEY_UNAVAILABLE;
+	if (strlen(name) > SECRET_NAME_MAX)
+		return DB_ERR_INVALID;
 	text = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS);
 	if (text == NULL)
 		return DB_ERR_ALLOC;
@@ -146,9 +176,9 @@ db_seal_data(const struct db_sealer *sl, const char *uid, long long version, jso
 	r = budget_take(crypto_keyring_current_term(sl->keyring));
 	if (r != DB_OK)
 		goto out;
-	db_secret_ident(ident, sizeof(ident), uid, version);
-	cr = crypto_keyring_seal(sl->keyring, (const uint8_t *)ident, strlen(ident), (const uint8_t *)text,
-				 textlen, &ct, &ctlen);
+	secret_ident(ident, sizeof(ident), format, name, uid, version);
+	cr = crypto_keyring_seal(sl->keyring, (uint8_t)format, (const uint8_t *)ident, strlen(ident),
+				 (const uint8_t *)text, textlen, &ct, &ctlen);
 	if (cr != CRYPTO_OK) {
 		crypto_log_error("%s: sealing failed: %s", __func__, crypto_strerror(cr));
 		r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : cr == CRYPTO_ERR_NO_KEY ? DB_ERR_KEY_UNAVAILABLE
@@ -162,19 +192,13 @@ out:
 	return r;
 }
 
-void
-db_secret_ident(char *buf, size_t len, const char *uid, long long version)
-{
-	snprintf(buf, len, "secret/%s/%lld", uid, version);
-}
-
 int
 db_secret_data_open(const struct db_sealer *sl, const char *name, const char *uid, long long version, bool sealed,
 		    const char *data_escaped, json_t **data)
 {
-	char ident[96];
+	char ident[SECRET_IDENT_MAX];
 	unsigned char *raw = NULL;
-	uint8_t *pt = NULL;
+	uint8_t *pt = NULL, format = 0;
 	size_t rawlen = 0, ptlen = 0;
 	json_error_t jerr;
 	int r = DB_OK, cr;
@@ -193,8 +217,22 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 	if (raw == NULL)
 		return DB_ERR_ALLOC;
 	if (sealed) {
-		db_secret_ident(ident, sizeof(ident), uid, version);
-		cr = crypto_keyring_open(sl->keyring, (const uint8_t *)ident, strlen(ident), raw, rawlen, &pt, &ptlen);
+		cr = crypto_aead_format(raw, rawlen, &format);
+		if (cr == CRYPTO_OK && format < min_format) {
+			crypto_log_error("%s: secret %s (uid %s, version %lld) is sealed in ciphertext version %d, below "
+					 "version %d, the lowest this database accepts since every secret was re-sealed: "
+					 "an older ciphertext was put back (a restore, an UPDATE); refused",
+					 __func__, name, uid, version, format, min_format);
+			r = DB_ERR_CORRUPT;
+			goto out;
+		}
+		if (cr == CRYPTO_OK && strlen(name) > SECRET_NAME_MAX)
+			cr = CRYPTO_ERR_INVALID_ARG;
+		if (cr == CRYPTO_OK) {
+			secret_ident(ident, sizeof(ident), format, name, uid, version);
+			cr = crypto_keyring_open(sl->keyring, (const uint8_t *)ident, strlen(ident), raw, rawlen, &pt,
+						 &ptlen);
+		}
 		if (cr != CRYPTO_OK) {
 			crypto_log_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, name, uid, version,
 				  crypto_strerror(cr));

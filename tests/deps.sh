@@ -3,7 +3,7 @@
 set -eu
 # prometheus: for its promtool, which checks GET /metrics (tests/api/test_metrics.py); its server is not run.
 PKGS="gcc clang make pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev libyaml-dev libpq-dev libssl-dev
-check postgresql postgresql-client python3 python3-pytest python3-yaml curl ca-certificates openssl prometheus"
+check postgresql postgresql-client python3 python3-pytest python3-yaml python3-cryptography curl ca-certificates openssl prometheus"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

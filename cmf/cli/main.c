@@ -209,6 +209,37 @@ load_password(const struct cmf_config *cfg, int *failed)
 	}
 }
 
+/*
+ * Move every stored secret to the database's ciphertext version before serving (db_reseal): after an
+ * upgrade that raised it, the first start re-seals; later starts find nothing to do.
+ */
+static int
+reseal(struct cmf_app *app, struct db_conn *conn)
+{
+	struct cmf_sealer_hold hold;
+	struct db_reseal_result res;
+	int r;
+
+	cmf_app_sealer_acquire(app, &hold);
+	r = db_reseal(conn, &hold.sealer, &res);
+	cmf_app_sealer_release(app, &hold);
+	if (r != DB_OK) {
+		cmf_error("cannot re-seal the stored secrets to the database's ciphertext version: %s (what was "
+			  "re-sealed stays so; the next start goes on)",
+			  db_strerror(r));
+		return r == DB_ERR_UNAVAILABLE ? EXIT_UNAVAILABLE : EXIT_SOFTWARE;
+	}
+	if (res.resealed > 0)
+		cmf_info("re-sealed %lld secret(s) to ciphertext version %d, which binds each secret's name", res.resealed,
+			 res.format);
+	if (res.unreadable > 0)
+		cmf_warn("%lld secret(s) below ciphertext version %d cannot be opened (corrupt, or put back after the "
+			 "re-seal) and were left as they are; each is listed with an integrity error",
+			 res.unreadable, res.format);
+	cmf_debug("every readable secret is in ciphertext version %d; older versions are refused", res.format);
+	return EXIT_OK;
+}
+
 /* Connect and initialize (or check), retrying while PostgreSQL is unreachable up to the timeout. */
 static int
 start_database(struct cmf_app *app, const struct crypto_key *master, int check_only, struct db_conn **conn,
@@ -392,6 +423,8 @@ cmd_run(const char *cmd, int argc, char **argv)
 	/* The master key's job ends with unwrapping the keyring: wipe it now. */
 	crypto_key_free(master);
 	master = NULL;
+	if (cfg->encryption_enabled && (rc = reseal(&app, conn)) != EXIT_OK)
+		goto out;
 	if (strcmp(cmd, "init") == 0) {
 		rc = EXIT_OK;
 		goto out;

@@ -1,6 +1,7 @@
 """Issue 12's reliability promises: no initialization over data whose encryption state is gone (a partial
 restore, a mistaken DELETE), a key pinned by id refused before anything is written, and a frozen database
 answered with 503 within the request deadline (the real binary against the real PostgreSQL)."""
+import json
 import os
 import re
 import signal
@@ -200,3 +201,122 @@ def test_probe_listener_answers_while_every_api_thread_waits_on_a_frozen_databas
     while probe("/readyz")[0] != 200 and time.monotonic() < end:
         time.sleep(0.1)
     assert probe("/readyz")[0] == 200
+
+
+# ---- ciphertext version 2: the secret's name in the AAD, every row re-sealed, older versions refused ----
+
+def test_ciphertext_given_to_another_secret_with_its_uid_and_version_is_refused(cmf, pg, db):
+    """Secret P given the uid, version and data of secret D: version 2 binds the name too, so P's read and
+    the resolution that maps P refuse it instead of handing out D's values as P's."""
+    from test_hotpath import PATH, build_world
+    build_world(cmf)
+    # D's uid is unique: free it first, as an attacker with write access to the table would.
+    pg.psql("CREATE TEMP TABLE d AS SELECT uid, version, data FROM cmf_secrets WHERE name = 'kafka-creds-2';"
+            "UPDATE cmf_secrets SET uid = gen_random_uuid() WHERE name = 'kafka-creds-2';"
+            "UPDATE cmf_secrets p SET uid = d.uid, version = d.version, data = d.data FROM d "
+            "WHERE p.name = 'kafka-creds'", db)
+    assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secrets WHERE name = 'kafka-creds'", db) == "2"
+    r = cmf.get_secret("kafka-creds")
+    assert r.status == 500 and "integrity" in r.error(), r
+    r = cmf.request("GET", PATH)
+    assert r.status == 500 and b"jaas-two" not in r.body, r
+    assert "secret kafka-creds" in cmf.log() and "does not decrypt" in cmf.log()
+
+
+def _aesgcm():
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM
+
+
+def _v1_ciphertext(dek, term, uid, version, values):
+    """A ciphertext as releases before schema 6 wrote it (format 1: AAD = header + "secret/<uid>/<version>"),
+    built independently of cmf's C code with Python's cryptography package."""
+    header = bytes([1]) + term.to_bytes(4, "big") + os.urandom(12)
+    aad = header + ("secret/%s/%d" % (uid, version)).encode()
+    plaintext = json.dumps(values, separators=(",", ":"), sort_keys=True).encode()
+    return header + _aesgcm()(dek).encrypt(header[5:], plaintext, aad)
+
+
+def _unwrap_dek(master, term, wrapped):
+    header = wrapped[:17]
+    return _aesgcm()(master).decrypt(header[5:], wrapped[17:], header + ("cmf/keyring/dek/%d" % term).encode())
+
+
+def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_after(cmf_factory, pg, db):
+    """A database as an older release left it (every secret in ciphertext version 1, the lowest version
+    opened still 1): the next start re-seals every row in batches of 256 under the initialization lock,
+    leaves a row that does not decrypt as it is (counted), then refuses version 1. A version-1 ciphertext
+    put back afterwards is refused by the trigger and, past it, by the reader."""
+    c = cmf_factory().start()
+    names = ["old-%03d" % i for i in range(260)]  # two batches
+    for n in names:
+        assert c.create_secret(n, {"password": "pw-" + n}).status == 200
+    assert c.stop() == 0
+    with open(c.keyfile, "rb") as f:
+        master = f.read()
+    term, wrapped_hex = pg.psql("SELECT term, encode(wrapped, 'hex') FROM cmf_deks", db).split("|")
+    dek = _unwrap_dek(master, int(term), bytes.fromhex(wrapped_hex))
+    rows = [l.split("|") for l in pg.psql("SELECT name, uid, version FROM cmf_secrets", db).splitlines()]
+    v1 = {name: _v1_ciphertext(dek, int(term), uid, int(version), {"password": "pw-" + name})
+          for name, uid, version in rows}
+    v1["old-007"] = v1["old-007"][:-1] + bytes([v1["old-007"][-1] ^ 1])  # one that does not decrypt
+    # The trigger refuses writing below the database's version, so the older release is simulated with it off.
+    updates = "".join("UPDATE cmf_secrets SET data = '\\x%s' WHERE name = '%s';" % (ct.hex(), n)
+                      for n, ct in v1.items())
+    pg.psql("ALTER TABLE cmf_secrets DISABLE TRIGGER cmf_secrets_seal_version;" + updates +
+            "ALTER TABLE cmf_secrets ENABLE TRIGGER cmf_secrets_seal_version;"
+            "UPDATE cmf_encryption_state SET min_open_version = 1", db)
+    assert pg.psql("SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 0) = 1", db) == "260"
+    before = pg.psql("SELECT string_agg(name || version || updated_at, ',' ORDER BY name) FROM cmf_secrets", db)
+
+    c = cmf_factory().start()
+    log = c.log()
+    assert "re-sealed 259 secret(s) to ciphertext version 2, which binds each secret's name" in log, log
+    assert "1 secret(s) below ciphertext version 2 cannot be opened (corrupt, or put back after the re-seal)" in log, log
+    assert pg.psql("SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 0) = 2", db) == "259"
+    assert pg.psql("SELECT min_open_version || '/' || seal_version FROM cmf_encryption_state", db) == "2/2"
+    # Versions and times are the resources' own: a re-seal changes neither.
+    assert pg.psql("SELECT string_agg(name || version || updated_at, ',' ORDER BY name) FROM cmf_secrets",
+                   db) == before
+    for n in ("old-000", "old-128", "old-255", "old-256", "old-259"):
+        assert c.get_secret(n).json()["spec"]["data"] == {"password": "****"}
+    assert c.get_secret("old-007").status == 500
+    # The plaintext came through: resolution reveals it.
+    from test_hotpath import body, catalog, mapping
+    api = "/cmf/api/v1"
+    resolution = api + "/environments/env-a/client-configs/main/orders"
+    assert c.request("POST", api + "/environments", {"name": "env-a", "kubernetesNamespace": "a"}).status == 200
+    for conn, sec in (("kafka-conn", "old-200"), ("sr-conn", "old-201")):
+        assert c.request("POST", api + "/environments/env-a/secret-mappings", mapping(conn, sec)).status == 200
+    assert c.request("POST", api + "/catalogs/kafka", catalog("http://sr:8081")).status == 200
+    db_spec = {"kafkaCluster": {"connectionConfig": {"bootstrap.servers": "b:9092"},
+                                "connectionSecretId": "kafka-conn"}}
+    assert c.request("POST", api + "/catalogs/kafka/main/databases",
+                     body("KafkaDatabase", "orders", db_spec)).status == 200
+    r = c.request("GET", resolution)
+    assert r.status == 200 and r.json()["kafka"]["password"] == "pw-old-200", r
+
+    # A version-1 ciphertext put back: refused by the trigger ...
+    put_back = "UPDATE cmf_secrets SET data = '\\x%s' WHERE name = 'old-200'" % v1["old-200"].hex()
+    try:
+        pg.psql(put_back, db)
+        raise AssertionError("the trigger let a version-1 ciphertext in")
+    except subprocess.CalledProcessError as e:
+        assert "is sealed in ciphertext version 1, below version 2 that this database writes" in e.stderr
+    # ... and, with the trigger off (a restore that disables triggers), by every reader.
+    pg.psql("ALTER TABLE cmf_secrets DISABLE TRIGGER cmf_secrets_seal_version;" + put_back +
+            ";ALTER TABLE cmf_secrets ENABLE TRIGGER cmf_secrets_seal_version", db)
+    time.sleep(0.3)  # the change notification empties the row cache
+    r = c.get_secret("old-200")
+    assert r.status == 500 and "integrity" in r.error(), r
+    r = c.request("GET", resolution)
+    assert r.status == 500 and b"pw-old-200" not in r.body, r
+    assert "is sealed in ciphertext version 1, below version 2, the lowest this database accepts" in c.log()
+    # A restart does not re-seal it back: the lowest version stays 2.
+    assert c.stop() == 0
+    c = cmf_factory().start()
+    # The put-back row is not laundered into version 2 by the next start's re-seal: it stays refused.
+    assert not re.search(r"re-sealed \d+ secret", c.log())
+    assert "2 secret(s) below ciphertext version 2 cannot be opened" in c.log()
+    assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secrets WHERE name = 'old-200'", db) == "1"
+    assert c.get_secret("old-200").status == 500

@@ -119,7 +119,7 @@ START_TEST(test_format_layout)
 
 	memset(key, 0x42, sizeof(key));
 	ck_assert_int_eq(crypto_key_from_bytes(key, 32, &k), CRYPTO_OK);
-	ck_assert_int_eq(aead_seal_with_nonce(k, 0x01020304, nonce, (const uint8_t *)ident, strlen(ident),
+	ck_assert_int_eq(aead_seal_with_nonce(k, CRYPTO_FORMAT_V1, 0x01020304, nonce, (const uint8_t *)ident, strlen(ident),
 					      (const uint8_t *)msg, strlen(msg), &ct, &ctlen),
 			 CRYPTO_OK);
 	ck_assert_uint_eq(ctlen, strlen(msg) + CRYPTO_OVERHEAD);
@@ -249,7 +249,7 @@ START_TEST(test_size_limits)
 	free(pt);
 	free(ct);
 	/* A ciphertext whose body would exceed the limit is refused before decryption. */
-	big[0] = CRYPTO_FORMAT_VERSION;
+	big[0] = CRYPTO_FORMAT_V1;
 	ck_assert_int_eq(crypto_aead_open(k, NULL, 0, big, CRYPTO_MAX_PLAINTEXT + CRYPTO_OVERHEAD + 1, &pt, &ptlen),
 			 CRYPTO_ERR_INVALID_ARG);
 	ck_assert_ptr_null(pt);
@@ -322,7 +322,7 @@ START_TEST(test_every_truncation_fails)
 			ck_assert_int_eq(crypto_aead_term(ct, len, &term), CRYPTO_ERR_TRUNCATED);
 	}
 	/* Header checks come in this order: length first, then version. */
-	ct[0] = 2;
+	ct[0] = CRYPTO_FORMAT_MAX + 1;
 	ck_assert_int_eq(crypto_aead_open(k, (const uint8_t *)ident, strlen(ident), ct, 10, &pt, &ptlen),
 			 CRYPTO_ERR_TRUNCATED);
 	ck_assert_int_eq(crypto_aead_open(k, (const uint8_t *)ident, strlen(ident), ct, ctlen, &pt, &ptlen),
@@ -379,6 +379,45 @@ START_TEST(test_identity_binding)
 }
 END_TEST
 
+START_TEST(test_formats)
+{
+	static const char ident[] = "secret/orders/4a3b2c1d-0000-4000-8000-00000000000a/1";
+	const struct crypto_key *k = key32;
+	uint8_t *ct, *pt = (uint8_t *)1, format = 9;
+	size_t ctlen, ptlen = 1;
+
+	/* Only formats 1 and 2 are written. */
+	for (int bad = 0; bad < 256; bad += 3)
+		if (bad != CRYPTO_FORMAT_V1 && bad != CRYPTO_FORMAT_V2)
+			ck_assert_int_eq(crypto_aead_seal_format(k, (uint8_t)bad, 1, NULL, 0, (const uint8_t *)"v", 1, &ct,
+								 &ctlen),
+					 CRYPTO_ERR_INVALID_ARG);
+	ck_assert_int_eq(crypto_aead_seal_format(k, CRYPTO_FORMAT_V2, 7, (const uint8_t *)ident, strlen(ident),
+						 (const uint8_t *)"v", 1, &ct, &ctlen),
+			 CRYPTO_OK);
+	ck_assert_uint_eq(ct[0], CRYPTO_FORMAT_V2);
+	ck_assert_int_eq(crypto_aead_format(ct, ctlen, &format), CRYPTO_OK);
+	ck_assert_uint_eq(format, CRYPTO_FORMAT_V2);
+	ck_assert_int_eq(crypto_aead_open(k, (const uint8_t *)ident, strlen(ident), ct, ctlen, &pt, &ptlen), CRYPTO_OK);
+	ck_assert_uint_eq(ptlen, 1);
+	free(pt);
+	/* The format byte is authenticated: relabelled as format 1 it no longer opens. */
+	ct[0] = CRYPTO_FORMAT_V1;
+	ck_assert_int_eq(crypto_aead_format(ct, ctlen, &format), CRYPTO_OK);
+	ck_assert_uint_eq(format, CRYPTO_FORMAT_V1);
+	ck_assert_int_eq(crypto_aead_open(k, (const uint8_t *)ident, strlen(ident), ct, ctlen, &pt, &ptlen),
+			 CRYPTO_ERR_MAC_INVALID);
+	ck_assert_ptr_null(pt);
+	/* An unknown format, and a header too short to hold one. */
+	ct[0] = CRYPTO_FORMAT_MAX + 1;
+	ck_assert_int_eq(crypto_aead_format(ct, ctlen, &format), CRYPTO_ERR_VERSION);
+	ck_assert_uint_eq(format, 0);
+	ck_assert_int_eq(crypto_aead_format(ct, CRYPTO_OVERHEAD - 1, &format), CRYPTO_ERR_TRUNCATED);
+	ck_assert_int_eq(crypto_aead_format(ct, ctlen, NULL), CRYPTO_ERR_INVALID_ARG);
+	free(ct);
+}
+END_TEST
+
 START_TEST(test_args)
 {
 	struct crypto_key *k;
@@ -410,4 +449,4 @@ static const struct cmf_check_opts crypto_aead_opts = { .setup = setup, .teardow
 
 CMF_CHECK_SUITE_WITH("crypto_aead", &crypto_aead_opts, test_gcm_known_answers, test_format_layout,
 	test_round_trips, test_empty_identity_and_nonce_randomness, test_size_limits, test_every_bit_flip_fails,
-	test_every_truncation_fails, test_identity_binding, test_args)
+	test_every_truncation_fails, test_identity_binding, test_formats, test_args)

@@ -12,7 +12,7 @@ static const char ident[] = "secret/9c0e8d7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f/1";
 static void
 seal_ok(const struct crypto_keyring *kr, const char *msg, uint8_t **ct, size_t *ctlen)
 {
-	ck_assert_int_eq(crypto_keyring_seal(kr, (const uint8_t *)ident, strlen(ident), (const uint8_t *)msg,
+	ck_assert_int_eq(crypto_keyring_seal(kr, CRYPTO_FORMAT_V1, (const uint8_t *)ident, strlen(ident), (const uint8_t *)msg,
 					     strlen(msg), ct, ctlen),
 			 CRYPTO_OK);
 }
@@ -224,14 +224,14 @@ START_TEST(test_empty_and_args)
 	size_t outlen = 1, wlen;
 
 	ck_assert_int_eq(crypto_keyring_new(&kr), CRYPTO_OK);
-	ck_assert_int_eq(crypto_keyring_seal(kr, NULL, 0, (const uint8_t *)"x", 1, &out, &outlen), CRYPTO_ERR_NO_KEY);
+	ck_assert_int_eq(crypto_keyring_seal(kr, CRYPTO_FORMAT_V1, NULL, 0, (const uint8_t *)"x", 1, &out, &outlen), CRYPTO_ERR_NO_KEY);
 	ck_assert_ptr_null(out);
 	ck_assert_uint_eq(outlen, 0);
 	ck_assert_int_eq(crypto_key_generate(32, &master), CRYPTO_OK);
 	ck_assert_int_eq(crypto_keyring_create(kr, NULL, 1, &w, &wlen), CRYPTO_ERR_INVALID_ARG);
 	ck_assert_int_eq(crypto_keyring_create(NULL, master, 1, &w, &wlen), CRYPTO_ERR_INVALID_ARG);
 	ck_assert_int_eq(crypto_keyring_create(kr, master, 1, NULL, &wlen), CRYPTO_ERR_INVALID_ARG);
-	ck_assert_int_eq(crypto_keyring_seal(NULL, NULL, 0, NULL, 0, &out, &outlen), CRYPTO_ERR_INVALID_ARG);
+	ck_assert_int_eq(crypto_keyring_seal(NULL, CRYPTO_FORMAT_V1, NULL, 0, NULL, 0, &out, &outlen), CRYPTO_ERR_INVALID_ARG);
 	ck_assert_int_eq(crypto_keyring_open(NULL, NULL, 0, NULL, 0, &out, &outlen), CRYPTO_ERR_INVALID_ARG);
 	ck_assert_int_eq(crypto_keyring_new(NULL), CRYPTO_ERR_INVALID_ARG);
 	ck_assert_uint_eq(crypto_keyring_current_term(NULL), 0);
@@ -240,7 +240,7 @@ START_TEST(test_empty_and_args)
 	ck_assert_int_eq(crypto_keyring_create(kr, master, UINT32_MAX, &w, &wlen), CRYPTO_OK);
 	ck_assert_uint_eq(crypto_keyring_current_term(kr), UINT32_MAX);
 	free(w);
-	ck_assert_int_eq(crypto_keyring_seal(kr, NULL, 0, NULL, 0, &out, &outlen), CRYPTO_OK);
+	ck_assert_int_eq(crypto_keyring_seal(kr, CRYPTO_FORMAT_V1, NULL, 0, NULL, 0, &out, &outlen), CRYPTO_OK);
 	free(out);
 	crypto_keyring_free(kr);
 	crypto_keyring_free(NULL);

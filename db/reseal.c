@@ -1,0 +1,138 @@
+/*
+ * db reseal: every stored secret moved to the database's ciphertext version at start, in bounded batches
+ * under the initialization lock, then the lowest version opened raised to it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/log.h"
+#include "db/internal.h"
+
+#define RESEAL_BATCH 256
+
+/* Keyset order by name: each row is visited once, even one that does not open and so stays behind. */
+static const struct db_statement st_reseal_batch = {
+	"reseal_batch",
+	"SELECT name, uid::text, version, data FROM cmf_secrets WHERE sealed AND name > $1 AND "
+	"(CASE WHEN length(data) = 0 THEN 0 ELSE get_byte(data, 0) END) < "
+	"(SELECT seal_version FROM cmf_encryption_state WHERE id = 1) ORDER BY name LIMIT 256 FOR UPDATE",
+	1,
+};
+static const struct db_statement st_reseal_update = {
+	"reseal_update", "UPDATE cmf_secrets SET data = $2::bytea WHERE name = $1", 2,
+};
+static const struct db_statement st_formats_raise = {
+	"formats_raise",
+	"UPDATE cmf_encryption_state SET min_open_version = seal_version WHERE id = 1 RETURNING seal_version", 0,
+};
+
+struct reseal_tx {
+	const struct db_sealer *sl;
+	char after[256];      /* the last name of the previous batch ("" at first) */
+	/* outputs of one attempt */
+	char last[256];
+	long long resealed, unreadable;
+	bool done;
+	int format;
+};
+
+/* Open and seal again one row of the batch; a row that does not open is counted and left as it is. */
+static int
+reseal_row(struct db_conn *c, struct reseal_tx *t, PGresult *rows, int i)
+{
+	const char *name = PQgetvalue(rows, i, 0), *uid = PQgetvalue(rows, i, 1);
+	long long version = strtoll(PQgetvalue(rows, i, 2), NULL, 10);
+	json_t *data = NULL;
+	uint8_t *blob = NULL;
+	size_t bloblen = 0;
+	PGresult *res = NULL;
+	int r;
+
+	r = db_secret_data_open(t->sl, name, uid, version, true, PQgetvalue(rows, i, 3), &data);
+	if (r == DB_ERR_CORRUPT) {
+		t->unreadable++;
+		return DB_OK;
+	}
+	if (r != DB_OK)
+		return r;
+	r = db_seal_data(t->sl, name, uid, version, data, &blob, &bloblen);
+	json_decref(data); /* wiped as it is freed (jansson's free hook, cmf/cli/main.c) */
+	if (r == DB_OK) {
+		struct db_param p[] = { { name, 0, 0 }, { (const char *)blob, (int)bloblen, 1 } };
+
+		r = db_exec_stmt(c, &st_reseal_update, p, 2, &res);
+		PQclear(res);
+	}
+	crypto_freezero(blob, bloblen);
+	if (r == DB_OK)
+		t->resealed++;
+	return r;
+}
+
+static int
+batch_body(struct db_conn *c, void *cls)
+{
+	struct reseal_tx *t = cls;
+	struct db_param p[] = { { t->after, 0, 0 } };
+	PGresult *rows = NULL, *res = NULL;
+	int n, r;
+
+	t->resealed = t->unreadable = 0;
+	t->done = false;
+	snprintf(t->last, sizeof(t->last), "%s", t->after);
+	r = db_exec_stmt(c, &db_st_init_lock, NULL, 0, &res);
+	PQclear(res);
+	if (r != DB_OK)
+		return r;
+	r = db_exec_stmt(c, &st_reseal_batch, p, 1, &rows);
+	if (r != DB_OK)
+		return r;
+	n = PQntuples(rows);
+	for (int i = 0; i < n && r == DB_OK; i++)
+		r = reseal_row(c, t, rows, i);
+	if (r == DB_OK && n > 0)
+		snprintf(t->last, sizeof(t->last), "%s", PQgetvalue(rows, n - 1, 0));
+	PQclear(rows);
+	if (r != DB_OK || n == RESEAL_BATCH)
+		return r;
+	/* The last batch: every readable secret is in the database's version now. */
+	r = db_exec_stmt(c, &st_formats_raise, NULL, 0, &res);
+	if (r == DB_OK && PQntuples(res) == 1) {
+		t->format = atoi(PQgetvalue(res, 0, 0));
+		t->done = true;
+	}
+	PQclear(res);
+	return r;
+}
+
+int
+db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result *res)
+{
+	struct reseal_tx t = { .sl = sl };
+	int r = DB_OK;
+
+	memset(res, 0, sizeof(*res));
+	if (!sl->enabled || sl->keyring == NULL)
+		return sl->enabled ? DB_ERR_KEY_UNAVAILABLE : DB_OK;
+	while (!t.done) {
+		r = db_tx_run(c, DB_TX_LOCKED, batch_body, &t);
+		if (r == DB_ERR_NEED_BUDGET) {
+			/* The reservation ran dry mid-batch: reserve, then run the batch again (it rolled back). */
+			r = db_seal_reserve(c, sl);
+			if (r != DB_OK)
+				break;
+			continue;
+		}
+		if (r != DB_OK)
+			break;
+		res->resealed += t.resealed;
+		res->unreadable += t.unreadable;
+		snprintf(t.after, sizeof(t.after), "%s", t.last);
+	}
+	if (r == DB_OK) {
+		res->format = t.format;
+		db_seal_formats_set(t.format, t.format);
+	}
+	return r;
+}
