@@ -12,6 +12,7 @@
 #include "cmf/log.h"
 #include "crypto/crypto.h"
 #include "cmf/metrics.h"
+#include "cmf/ready.h"
 
 /* Chains per table; a table holding more entries than its cap is emptied (a bound, not an LRU). */
 #define CACHE_BUCKETS 4096
@@ -238,7 +239,21 @@ cmf_cache_live(void)
 	return atomic_load(&live);
 }
 
-/* Caching on or off; off empties everything first, so nothing cached outlives the listener's word. */
+/*
+ * Tokens and snapshots as they were when the listener was lost, kept (no longer filled) for the answers
+ * that need no database while PostgreSQL is away: refusals and 304s (cmf_cache_token, cmf_cache_snapshot).
+ * Own writes and key revocation still empty them; the listener's return empties them before caching.
+ */
+static atomic_bool stale_kept;
+
+/* Whether the kept tables may answer: the listener is lost and PostgreSQL is not answering either. */
+static bool
+stale_usable(bool caching)
+{
+	return !caching && atomic_load(&stale_kept) && !cmf_ready_database();
+}
+
+/* Caching on or off; off keeps only what stale_usable may answer, so nothing else outlives the listener. */
 static void
 set_live(bool on)
 {
@@ -246,10 +261,12 @@ set_live(bool on)
 		atomic_store(&live, false);
 		cmf_metrics_gauge_set(CMF_G_CACHE_ENABLED, 0);
 		cmf_metrics_gauge_set(CMF_G_LISTENER_UP, 0);
-		cmf_cache_invalidate();
+		table_clear(&rows);
+		atomic_store(&stale_kept, true);
 		return;
 	}
 	cmf_cache_invalidate();
+	atomic_store(&stale_kept, false);
 	atomic_store(&live, true);
 	cmf_metrics_gauge_set(CMF_G_CACHE_ENABLED, 1);
 	cmf_metrics_gauge_set(CMF_G_LISTENER_UP, 1);
@@ -275,7 +292,7 @@ budget_take(void)
 }
 
 int
-cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token **out)
+cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token **out, bool *stale)
 {
 	size_t len = strlen(id);
 	struct entry *e = NULL;
@@ -285,6 +302,19 @@ cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token
 	int r;
 
 	*out = NULL;
+	*stale = false;
+	if (stale_usable(caching)) {
+		e = table_get(&tokens, id, len);
+		if (e != NULL && e->token != NULL) {
+			*out = &e->pub.tok;
+			*stale = true;
+			return DB_OK;
+		}
+		/* Known absent, or not among every token there was: a refusal needs no database. */
+		r = e != NULL || atomic_load(&tokens_complete) ? DB_ERR_NOT_FOUND : DB_ERR_UNAVAILABLE;
+		entry_put(e);
+		return r;
+	}
 	if (caching && (e = table_get(&tokens, id, len)) != NULL) {
 		if (e->token != NULL) {
 			*out = &e->pub.tok;
@@ -298,6 +328,9 @@ cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token
 	}
 	if (caching && !budget_take())
 		return atomic_load(&tokens_complete) ? DB_ERR_NOT_FOUND : DB_ERR_BUSY;
+	/* PostgreSQL known away: a lookup would only wait out its deadline; every token is in memory. */
+	if (caching && atomic_load(&tokens_complete) && !cmf_ready_database())
+		return DB_ERR_NOT_FOUND;
 	gen = atomic_load(&tokens.gen);
 	e = entry_new(id, len);
 	if (e == NULL)
@@ -334,7 +367,7 @@ cmf_cache_token_release(const struct cmf_cached_token *t)
 
 int
 cmf_cache_snapshot(struct db_conn *c, const char *env, const char *catalog, const char *database,
-		   const struct cmf_cached_snapshot **out)
+		   const struct cmf_cached_snapshot **out, bool *stale)
 {
 	/* Names are path segments: NUL-separated, the key is unambiguous. */
 	size_t le = strlen(env), lc = strlen(catalog), ld = strlen(database), len = le + lc + ld + 2;
@@ -350,6 +383,13 @@ cmf_cache_snapshot(struct db_conn *c, const char *env, const char *catalog, cons
 	memcpy(key, env, le + 1);
 	memcpy(key + le + 1, catalog, lc + 1);
 	memcpy(key + le + lc + 2, database, ld);
+	*stale = false;
+	if (stale_usable(caching)) {
+		e = table_get(&snapshots, key, len);
+		*stale = e != NULL;
+		r = e != NULL ? DB_OK : DB_ERR_UNAVAILABLE;
+		goto out;
+	}
 	if (caching && (e = table_get(&snapshots, key, len)) != NULL)
 		goto out;
 	gen = atomic_load(&snapshots.gen);

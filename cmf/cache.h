@@ -61,9 +61,14 @@ struct cmf_cached_token {
  * must not become a flood of queries): past that, DB_ERR_NOT_FOUND while every token is in memory, and
  * DB_ERR_BUSY in the moment after a token write of this process, before the reload. DB_ERR_NOT_FOUND when no token has this id (revoked ones do: see `revoked`). On DB_OK *out
  * is held: release it with cmf_cache_token_release.
+ *
+ * While PostgreSQL is away (cmf_ready_database false) and the listener with it, the tokens kept from
+ * before answer without asking: an id they do not hold is DB_ERR_NOT_FOUND (a refusal needs no database),
+ * one they hold comes with *stale true, good only for an answer that discloses nothing new (a 304). Every
+ * other DB_OK sets *stale false.
  */
 #define CMF_CACHE_TOKEN_MISSES_PER_SECOND 500
-int cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token **out);
+int cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token **out, bool *stale);
 void cmf_cache_token_release(const struct cmf_cached_token *t);
 
 /* A resolution snapshot as read (a held, immutable entry). */
@@ -74,9 +79,11 @@ struct cmf_cached_snapshot {
 /*
  * The resolution snapshot of (env, catalog, database) from memory, else read through `c` (then kept).
  * On DB_OK *out is held (use it, then cmf_cache_snapshot_release); else a db_snapshot_read error.
+ * While PostgreSQL is away (as for tokens) the snapshot kept from before comes with *stale true: good for
+ * a 304 only (its ETag may be out of date; its values must not be served). Otherwise *stale is false.
  */
 int cmf_cache_snapshot(struct db_conn *c, const char *env, const char *catalog, const char *database,
-		       const struct cmf_cached_snapshot **out);
+		       const struct cmf_cached_snapshot **out, bool *stale);
 void cmf_cache_snapshot_release(const struct cmf_cached_snapshot *s);
 
 /*

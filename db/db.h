@@ -46,8 +46,8 @@ struct db_conn;
 /*
  * Open a connection. `url` is a libpq URI or conninfo string (borrowed); `password` (may be NULL,
  * borrowed) overrides any password in it. Both are copied and the copies wiped on close.
- * The connection is made now; if that fails, the handle is still returned (so it can reconnect
- * later) and the return code is DB_ERR_UNAVAILABLE. DB_ERR_ALLOC leaves *out NULL.
+ * Nothing is sent yet: the first call connects (and every call reconnects a lost session). Returns 0,
+ * or DB_ERR_ALLOC with *out NULL.
  */
 int db_conn_open(const char *url, const char *password, struct db_conn **out);
 

@@ -168,6 +168,7 @@ cmf_api_client_config_get(struct cmf_call *call)
 	const struct cmf_cached_snapshot *snap = NULL;
 	struct db_resolved res;
 	unsigned status;
+	bool stale = false;
 	size_t i;
 	int r;
 
@@ -186,13 +187,23 @@ cmf_api_client_config_get(struct cmf_call *call)
 		return;
 	snprintf(salt, sizeof(salt), "%s/%s", RENDER_VERSION, formats[rc.fmt].name);
 	cmf_call_resource(call, "client-config/%s/%s/%s", args[0], args[1], args[2]);
-	r = cmf_cache_snapshot(cmf_call_conn(call), args[0], args[1], args[2], &snap);
+	r = cmf_cache_snapshot(cmf_call_conn(call), args[0], args[1], args[2], &snap, &stale);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, "the client configuration");
 		return;
 	}
 	r = db_resolve(snap->snapshot, cmf_call_sealer(call), args[0], args[1], args[2],
 		       cmf_request_header_list(req, "If-None-Match", inm, sizeof(inm)), salt, &res);
+	/*
+	 * Kept from before PostgreSQL went away (or authenticated so): it may be out of date, so it answers
+	 * only "not modified"; anything else waits for the database.
+	 */
+	if ((stale || req->principal.stale) && !(r == DB_OK && res.not_modified)) {
+		db_resolved_clear(&res);
+		cmf_cache_snapshot_release(snap);
+		cmf_reply_db_error(resp, DB_ERR_UNAVAILABLE, "the client configuration");
+		return;
+	}
 	status = render(&rc, r, &res);
 	/* The decrypted values are in the rendered text now (wiped with the response), nowhere else. */
 	db_resolved_clear(&res);

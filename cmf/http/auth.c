@@ -137,13 +137,14 @@ api_token(struct cmf_request *req, const char *tok, size_t len)
 	const struct cmf_cached_token *ct = NULL;
 	const struct db_token *t;
 	struct timespec now;
+	bool stale = false;
 	int r;
 
 	if (token_split(tok, len, id, &secret) != 0)
 		return CMF_AUTH_BAD;
 	if (sha256(secret, TOKEN_SECRET_CHARS, hash) != 0)
 		return CMF_AUTH_UNAVAILABLE;
-	r = cmf_cache_token(cmf_app_conn(req->app), id, &ct);
+	r = cmf_cache_token(cmf_app_conn(req->app), id, &ct, &stale);
 	if (r == DB_ERR_NOT_FOUND) {
 		r = CMF_AUTH_BAD;
 		goto out;
@@ -172,6 +173,7 @@ api_token(struct cmf_request *req, const char *tok, size_t len)
 				      : strcmp(t->role, "metrics-reader") == 0 ? CMF_ROLE_METRICS_READER
 									    : CMF_ROLE_ENV_READER;
 		req->principal.environments = json_incref(t->environments);
+		req->principal.stale = stale;
 		r = CMF_AUTH_OK;
 	}
 out:

@@ -287,7 +287,14 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 		cmf_call_complete(call);
 		return 0;
 	}
-	call->route->handler(call);
+	/*
+	 * A token checked against what was kept while PostgreSQL is away grants a 304 of the resolution (the
+	 * one CMF_PERM_ENV_READ route; its handler refuses anything else) and nothing more.
+	 */
+	if (req->principal.stale && call->route->perm != CMF_PERM_ENV_READ)
+		cmf_reply_db_error(call->resp, DB_ERR_UNAVAILABLE, NULL);
+	else
+		call->route->handler(call);
 	/*
 	 * Read your own writes: whatever this call changed is dropped from this process's cache before the
 	 * answer leaves (other processes follow PostgreSQL's notification). Reads never change anything.

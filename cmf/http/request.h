@@ -25,6 +25,8 @@ struct cmf_principal {
 	char name[300];       /* "admin" (bootstrap token), "token:<name>/<id>", "anonymous" (auth disabled) */
 	enum cmf_role role;
 	json_t *environments; /* environment-reader scope: array of names (owned; NULL otherwise) */
+	/* Authenticated from the tokens kept while PostgreSQL is away (cmf_cache_token): good for a 304 only. */
+	bool stale;
 };
 
 /* Forget a principal: its scope released, every field zeroed. */

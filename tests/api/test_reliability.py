@@ -320,3 +320,50 @@ def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_afte
     assert "2 secret(s) below ciphertext version 2 cannot be opened" in c.log()
     assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secrets WHERE name = 'old-200'", db) == "1"
     assert c.get_secret("old-200").status == 500
+
+
+def test_frozen_database_what_memory_answers_and_what_gets_503(cmf_factory, pg, db):
+    """While every PostgreSQL process is stopped: a 200 resolution (its audit row cannot commit) gets 503
+    within the deadline + 1 s. Once the process knows (/readyz 503), a 304 and a refusal are answered from
+    what memory kept, at once, also after the listener has given up its session; anything that would serve
+    kept data (a 200, an admin read) gets 503 within the deadline + 1 s. After SIGCONT the 200 is back, nothing lost."""
+    from test_hotpath import BAD_TOKEN, PATH, build_world
+    c = build_world(cmf_factory(env={"CMF_DATABASE_REQUEST_TIMEOUT_SECONDS": "2"}).start())
+    etag = c.request("GET", PATH).headers["etag"]
+    pids = _cluster_pids(pg)
+    first, later = None, []
+
+    def timed(*args, **kw):
+        t0 = time.monotonic()
+        r = c.request(*args, timeout=10, **kw)
+        return r.status, time.monotonic() - t0, r.headers.get("retry-after"), r.body
+
+    try:
+        _signal_all(pids, signal.SIGSTOP)
+        first = timed("GET", PATH)
+        end = time.monotonic() + 5
+        while c.request("GET", "/readyz", token=None, timeout=10).status != 503 and time.monotonic() < end:
+            time.sleep(0.1)
+        end = time.monotonic() + 3.5  # past the listener's 2 s heartbeat deadline
+        while time.monotonic() < end:
+            later.append(("304", timed("GET", PATH, headers={"If-None-Match": etag})))
+            later.append(("401", timed("GET", PATH, token=BAD_TOKEN)))
+            later.append(("503", timed("GET", PATH)))
+            later.append(("503", timed("GET", "/cmf/api/v1/secrets/kafka-creds")))
+            time.sleep(0.2)
+    finally:
+        _signal_all(pids, signal.SIGCONT)
+    status, took, retry_after, body = first
+    assert status == 503 and retry_after == "1" and took < 2 + 1 + 0.5, first
+    assert b"jaas-one" not in body
+    # From memory: at once. Needing the database: 503 within the deadline + 1 s.
+    assert later and all(int(want) == got[0] and got[1] < (0.5 if want != "503" else 2 + 1 + 0.5)
+                         for want, got in later), later
+    assert all(b"jaas-one" not in got[3] for _, got in later)
+    end = time.monotonic() + 15
+    while c.request("GET", PATH).status != 200 and time.monotonic() < end:
+        time.sleep(0.2)
+    r = c.request("GET", PATH)
+    assert r.status == 200 and r.json()["kafka"]["sasl.jaas.config"] == "jaas-one", r
+    for name in ("kafka-creds", "kafka-creds-2", "sr-creds", "kms-local"):
+        assert c.get_secret(name).status == 200
