@@ -245,12 +245,30 @@ cmf_cache_live(void)
  * Own writes and key revocation still empty them; the listener's return empties them before caching.
  */
 static atomic_bool stale_kept;
+static _Atomic long long stale_since_ns; /* when the listener was lost */
 
-/* Whether the kept tables may answer: the listener is lost and PostgreSQL is not answering either. */
+/*
+ * Whether the kept tables may answer: the listener is lost and PostgreSQL is not answering either, and
+ * has not answered since the listener was lost (allowing the heartbeat's deadline, within which calls
+ * still got through). Once it has, what was kept may be out of date (a listener down while the database
+ * serves): it is dropped for good, and every answer waits for the database again.
+ */
 static bool
 stale_usable(bool caching)
 {
-	return !caching && atomic_load(&stale_kept) && !cmf_ready_database();
+	long long answered, unavailable;
+
+	if (caching || !atomic_load(&stale_kept))
+		return false;
+	db_health(&answered, &unavailable);
+	if (answered > atomic_load(&stale_since_ns) + BEAT_DEADLINE_MS * 1000000LL) {
+		if (atomic_exchange(&stale_kept, false)) {
+			table_clear(&tokens);
+			table_clear(&snapshots);
+		}
+		return false;
+	}
+	return !cmf_ready_database();
 }
 
 /* Caching on or off; off keeps only what stale_usable may answer, so nothing else outlives the listener. */
@@ -262,6 +280,7 @@ set_live(bool on)
 		cmf_metrics_gauge_set(CMF_G_CACHE_ENABLED, 0);
 		cmf_metrics_gauge_set(CMF_G_LISTENER_UP, 0);
 		table_clear(&rows);
+		atomic_store(&stale_since_ns, crypto_mono_ns());
 		atomic_store(&stale_kept, true);
 		return;
 	}

@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "db/db.h"
 
+/* How often the background check asks when no request has: a probe sees a change within about this. */
 #define READY_PERIOD_NS 1000000000LL
 
 static pthread_mutex_t ready_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -18,14 +19,19 @@ static pthread_cond_t ready_cond;
 static pthread_t ready_thread;
 static bool ready_started, ready_stopping;
 
+/*
+ * Evidence older than this does not count: the check's own ping fails at the request deadline, so this
+ * is a backstop for a check that stopped asking; it must outlast a slow ping that still answers.
+ */
+static _Atomic long long stale_ns = 3 * 1000000000LL;
+
 bool
 cmf_ready_database(void)
 {
 	long long answered, unavailable;
 
 	db_health(&answered, &unavailable);
-	return answered != 0 && answered >= unavailable &&
-	       crypto_mono_ns() - answered < CMF_READY_STALE_S * 1000000000LL;
+	return answered != 0 && answered >= unavailable && crypto_mono_ns() - answered < stale_ns;
 }
 
 static void *
@@ -46,7 +52,8 @@ ready_main(void *arg)
 			if (conn == NULL)
 				(void)db_conn_open(app->cfg->database_url, cmf_app_db_password(), &conn);
 			/* A failure is recorded by db_health and logged by the connection. */
-			(void)db_ping(conn);
+			if (conn != NULL)
+				(void)db_ping(conn);
 		}
 		pthread_mutex_lock(&ready_mutex);
 		clock_gettime(CLOCK_MONOTONIC, &next);
@@ -68,6 +75,7 @@ cmf_ready_start(struct cmf_app *app)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&ready_cond, &attr);
 	pthread_condattr_destroy(&attr);
+	stale_ns = ((long long)app->cfg->database_request_timeout_seconds + 2) * 1000000000LL;
 	ready_stopping = false;
 	if (pthread_create(&ready_thread, NULL, ready_main, app) != 0) {
 		pthread_cond_destroy(&ready_cond);

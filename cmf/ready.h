@@ -18,9 +18,9 @@ void cmf_ready_stop(void);
 
 /*
  * Whether PostgreSQL is taken to answer: the latest evidence from any call of this process (db_health)
- * says it answered, within the last CMF_READY_STALE_S seconds. Never waits.
+ * says it answered, within the last database.requestTimeoutSeconds + 2 s (3 s before cmf_ready_start).
+ * Never waits.
  */
-#define CMF_READY_STALE_S 3
 bool cmf_ready_database(void);
 
 #endif

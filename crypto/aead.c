@@ -218,17 +218,18 @@ aead_check_header(const uint8_t *ct, size_t ctlen)
 int
 crypto_aead_format(const uint8_t *ct, size_t ctlen, uint8_t *format)
 {
-	int r;
+	int r = CRYPTO_ERR_INVALID_ARG;
 
 	if (format == NULL)
-		return CRYPTO_ERR_INVALID_ARG;
+		goto out;
 	*format = 0;
 	if (ct == NULL && ctlen > 0)
-		return CRYPTO_ERR_INVALID_ARG;
+		goto out;
 	if ((r = aead_check_header(ct, ctlen)) != CRYPTO_OK)
-		return r;
+		goto out;
 	*format = ct[0];
-	return CRYPTO_OK;
+out:
+	return r;
 }
 
 int

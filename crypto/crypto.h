@@ -88,8 +88,8 @@ void crypto_key_free(struct crypto_key *k);
 
 /* ---- Ciphertext format ---------------------------------------------------------------------------
  *   format(1) | term(4, big endian) | nonce(12, random) | ciphertext | tag(16)
- * AAD given to GCM = the 17-byte header followed by the caller's identity bytes (e.g. "secret/<uid>/<v>").
- * AES-128-GCM for 16-byte keys, AES-256-GCM for 32-byte keys.
+ * AAD given to GCM = the 17-byte header followed by the caller's identity bytes (db, format 2:
+ * "secret/<name>/<uid>/<version>"). AES-128-GCM for 16-byte keys, AES-256-GCM for 32-byte keys.
  * Formats 1 and 2 have the same layout. The format byte tells the caller which identity it bound (db:
  * format 2 adds the secret's name); it is authenticated with the header, so it cannot be changed.
  */

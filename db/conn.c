@@ -456,7 +456,7 @@ ping(struct db_conn *c)
 int
 db_ping(struct db_conn *c)
 {
-	return health_note(ping(c));
+	return c == NULL ? DB_ERR_ALLOC : health_note(ping(c));
 }
 
 static void

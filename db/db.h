@@ -128,15 +128,16 @@ struct db_sealer;
 struct db_reseal_result {
 	long long resealed;   /* secrets moved to the database's ciphertext version */
 	long long unreadable; /* secrets below it that do not open (logged; they stay as they are) */
-	int format;           /* the ciphertext version every readable secret is now in */
+	bool older_refused;   /* the database opens no version below the one it writes (none stayed behind) */
 };
 
 /*
  * Move every sealed secret below the database's ciphertext version to it (open, seal again; the
- * resource's version and times unchanged), in transactions of at most 256 secrets, each under the
- * initialization lock; then raise the lowest version the database opens to it, so an older ciphertext
- * put back later is refused. Run at start, after db_init, with the loaded keyring (`sl`, encryption
- * enabled). Returns 0 or a DB_ERR_* code (what was already moved stays moved; the next start goes on).
+ * resource's version and times unchanged), in transactions of at most 64 secrets, each under the
+ * initialization lock; then, if none stayed behind (res->unreadable 0), raise the lowest version the
+ * database opens to it, so an older ciphertext put back later is refused. Run at start, after db_init,
+ * with the loaded keyring (`sl`, encryption enabled). Returns 0 or a DB_ERR_* code (what was already
+ * moved stays moved; calling again goes on).
  */
 int db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result *res);
 

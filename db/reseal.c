@@ -9,32 +9,42 @@
 #include "crypto/log.h"
 #include "db/internal.h"
 
-#define RESEAL_BATCH 256
+/*
+ * Secrets per transaction: each is one UPDATE round trip, and the whole batch (its wait for the lock
+ * included) must fit in one database.requestTimeoutSeconds, even 20 ms away from PostgreSQL.
+ */
+#define RESEAL_BATCH 64
+#define RESEAL_STR_(x) #x
+#define RESEAL_STR(x) RESEAL_STR_(x)
 
 /* Keyset order by name: each row is visited once, even one that does not open and so stays behind. */
 static const struct db_statement st_reseal_batch = {
 	"reseal_batch",
 	"SELECT name, uid::text, version, data FROM cmf_secrets WHERE sealed AND name > $1 AND "
 	"(CASE WHEN length(data) = 0 THEN 0 ELSE get_byte(data, 0) END) < "
-	"(SELECT seal_version FROM cmf_encryption_state WHERE id = 1) ORDER BY name LIMIT 256 FOR UPDATE",
+	"(SELECT seal_version FROM cmf_encryption_state WHERE id = 1) ORDER BY name LIMIT " RESEAL_STR(RESEAL_BATCH)
+	" FOR UPDATE",
 	1,
 };
 static const struct db_statement st_reseal_update = {
 	"reseal_update", "UPDATE cmf_secrets SET data = $2::bytea WHERE name = $1", 2,
 };
 static const struct db_statement st_formats_raise = {
-	"formats_raise",
-	"UPDATE cmf_encryption_state SET min_open_version = seal_version WHERE id = 1 RETURNING seal_version", 0,
+	"formats_raise", "UPDATE cmf_encryption_state SET min_open_version = seal_version WHERE id = 1", 0,
+};
+static const struct db_statement st_formats_read = {
+	"formats_read", "SELECT seal_version, min_open_version FROM cmf_encryption_state WHERE id = 1", 0,
 };
 
 struct reseal_tx {
 	const struct db_sealer *sl;
-	char after[256];      /* the last name of the previous batch ("" at first) */
+	char after[256];              /* the last name of the previous batch ("" at first; names ≤ 253) */
+	long long unreadable_before;  /* in the batches before this one */
 	/* outputs of one attempt */
 	char last[256];
 	long long resealed, unreadable;
 	bool done;
-	int format;
+	int seal, min; /* the database's versions after the last batch */
 };
 
 /* Open and seal again one row of the batch; a row that does not open is counted and left as it is. */
@@ -96,10 +106,21 @@ batch_body(struct db_conn *c, void *cls)
 	PQclear(rows);
 	if (r != DB_OK || n == RESEAL_BATCH)
 		return r;
-	/* The last batch: every readable secret is in the database's version now. */
-	r = db_exec_stmt(c, &st_formats_raise, NULL, 0, &res);
+	/*
+	 * The last batch: every secret that opens is in the database's version now. The lowest version opened
+	 * is raised only when none stayed behind: one that did not open (a data key missing after a partial
+	 * restore, a damaged row) could still be repaired and re-sealed, and raising it would refuse it for good.
+	 */
+	if (t->unreadable_before + t->unreadable == 0) {
+		r = db_exec_stmt(c, &st_formats_raise, NULL, 0, &res);
+		PQclear(res);
+		if (r != DB_OK)
+			return r;
+	}
+	r = db_exec_stmt(c, &st_formats_read, NULL, 0, &res);
 	if (r == DB_OK && PQntuples(res) == 1) {
-		t->format = atoi(PQgetvalue(res, 0, 0));
+		t->seal = atoi(PQgetvalue(res, 0, 0));
+		t->min = atoi(PQgetvalue(res, 0, 1));
 		t->done = true;
 	}
 	PQclear(res);
@@ -128,11 +149,12 @@ db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result
 			break;
 		res->resealed += t.resealed;
 		res->unreadable += t.unreadable;
+		t.unreadable_before += t.unreadable;
 		snprintf(t.after, sizeof(t.after), "%s", t.last);
 	}
 	if (r == DB_OK) {
-		res->format = t.format;
-		db_seal_formats_set(t.format, t.format);
+		res->older_refused = t.min >= t.seal;
+		db_seal_formats_set(t.seal, t.min);
 	}
 	return r;
 }

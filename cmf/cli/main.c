@@ -211,32 +211,45 @@ load_password(const struct cmf_config *cfg, int *failed)
 
 /*
  * Move every stored secret to the database's ciphertext version before serving (db_reseal): after an
- * upgrade that raised it, the first start re-seals; later starts find nothing to do.
+ * upgrade that raised it, the first start re-seals; later starts find nothing to do. Retried while
+ * PostgreSQL is unreachable or busy, up to database.startupTimeoutSeconds (what was re-sealed stays so).
  */
 static int
 reseal(struct cmf_app *app, struct db_conn *conn)
 {
 	struct cmf_sealer_hold hold;
 	struct db_reseal_result res;
+	struct timespec start, now, one = { 1, 0 };
 	int r;
 
-	cmf_app_sealer_acquire(app, &hold);
-	r = db_reseal(conn, &hold.sealer, &res);
-	cmf_app_sealer_release(app, &hold);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		cmf_app_sealer_acquire(app, &hold);
+		r = db_reseal(conn, &hold.sealer, &res);
+		cmf_app_sealer_release(app, &hold);
+		if (r != DB_ERR_UNAVAILABLE && r != DB_ERR_OUTCOME_UNKNOWN && r != DB_ERR_BUSY)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= app->cfg->database_startup_timeout_seconds)
+			break;
+		nanosleep(&one, NULL);
+	}
 	if (r != DB_OK) {
 		cmf_error("cannot re-seal the stored secrets to the database's ciphertext version: %s (what was "
 			  "re-sealed stays so; the next start goes on)",
 			  db_strerror(r));
-		return r == DB_ERR_UNAVAILABLE ? EXIT_UNAVAILABLE : EXIT_SOFTWARE;
+		return r == DB_ERR_UNAVAILABLE || r == DB_ERR_OUTCOME_UNKNOWN || r == DB_ERR_BUSY ? EXIT_UNAVAILABLE
+												    : EXIT_SOFTWARE;
 	}
 	if (res.resealed > 0)
 		cmf_info("re-sealed %lld secret(s) to ciphertext version %d, which binds each secret's name", res.resealed,
-			 res.format);
+			 CRYPTO_FORMAT_V2);
 	if (res.unreadable > 0)
-		cmf_warn("%lld secret(s) below ciphertext version %d cannot be opened (corrupt, or put back after the "
-			 "re-seal) and were left as they are; each is listed with an integrity error",
-			 res.unreadable, res.format);
-	cmf_debug("every readable secret is in ciphertext version %d; older versions are refused", res.format);
+		cmf_warn("%lld secret(s) below ciphertext version %d cannot be opened (corrupt, a data key missing, or "
+			 "put back after the re-seal) and were left as they are; each is listed with an integrity error%s",
+			 res.unreadable, CRYPTO_FORMAT_V2,
+			 res.older_refused ? ""
+				    : ". Until they are repaired or deleted, older ciphertext versions are still accepted");
 	return EXIT_OK;
 }
 

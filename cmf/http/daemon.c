@@ -729,10 +729,15 @@ probe_start(struct cmf_app *app)
 	}
 	if (v6)
 		flags |= MHD_USE_IPv6;
-	/* A few probes at a time (the kubelet's): a small connection cap, a short idle timeout. */
+	/*
+	 * A few probes at a time (the kubelet's, from the node's address): a small connection cap, a per-address
+	 * cap so that no other client in the pod network can hold every slot, and an idle timeout of the
+	 * probes' own timeoutSeconds (2 s), so a slow client cannot either.
+	 */
 	d = MHD_start_daemon(flags, 0, NULL, NULL, on_probe, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 32u,
-			     MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 2u,
+			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 			     MHD_OPTION_END);
 	if (d == NULL)

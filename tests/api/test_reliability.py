@@ -244,11 +244,12 @@ def _unwrap_dek(master, term, wrapped):
 
 def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_after(cmf_factory, pg, db):
     """A database as an older release left it (every secret in ciphertext version 1, the lowest version
-    opened still 1): the next start re-seals every row in batches of 256 under the initialization lock,
-    leaves a row that does not decrypt as it is (counted), then refuses version 1. A version-1 ciphertext
-    put back afterwards is refused by the trigger and, past it, by the reader."""
+    opened still 1): the next start re-seals every row in batches of 64 under the initialization lock and
+    leaves a row that does not decrypt as it is (counted); while such a row remains version 1 stays
+    accepted (it could still be repaired); once it is gone, version 1 is refused. A version-1 ciphertext
+    put back afterwards is refused by the trigger and, past it, by the reader, and no restart launders it."""
     c = cmf_factory().start()
-    names = ["old-%03d" % i for i in range(260)]  # two batches
+    names = ["old-%03d" % i for i in range(150)]  # three batches
     for n in names:
         assert c.create_secret(n, {"password": "pw-" + n}).status == 200
     assert c.stop() == 0
@@ -266,27 +267,34 @@ def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_afte
     pg.psql("ALTER TABLE cmf_secrets DISABLE TRIGGER cmf_secrets_seal_version;" + updates +
             "ALTER TABLE cmf_secrets ENABLE TRIGGER cmf_secrets_seal_version;"
             "UPDATE cmf_encryption_state SET min_open_version = 1", db)
-    assert pg.psql("SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 0) = 1", db) == "260"
+    assert pg.psql("SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 0) = 1", db) == "150"
     before = pg.psql("SELECT string_agg(name || version || updated_at, ',' ORDER BY name) FROM cmf_secrets", db)
 
     c = cmf_factory().start()
     log = c.log()
-    assert "re-sealed 259 secret(s) to ciphertext version 2, which binds each secret's name" in log, log
-    assert "1 secret(s) below ciphertext version 2 cannot be opened (corrupt, or put back after the re-seal)" in log, log
-    assert pg.psql("SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 0) = 2", db) == "259"
-    assert pg.psql("SELECT min_open_version || '/' || seal_version FROM cmf_encryption_state", db) == "2/2"
+    assert "re-sealed 149 secret(s) to ciphertext version 2, which binds each secret's name" in log, log
+    assert "1 secret(s) below ciphertext version 2 cannot be opened" in log, log
+    assert "Until they are repaired or deleted, older ciphertext versions are still accepted" in log, log
+    assert pg.psql("SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 0) = 2", db) == "149"
+    assert pg.psql("SELECT min_open_version || '/' || seal_version FROM cmf_encryption_state", db) == "1/2"
     # Versions and times are the resources' own: a re-seal changes neither.
     assert pg.psql("SELECT string_agg(name || version || updated_at, ',' ORDER BY name) FROM cmf_secrets",
                    db) == before
-    for n in ("old-000", "old-128", "old-255", "old-256", "old-259"):
+    for n in ("old-000", "old-063", "old-064", "old-128", "old-149"):
         assert c.get_secret(n).json()["spec"]["data"] == {"password": "****"}
     assert c.get_secret("old-007").status == 500
+    # The damaged one deleted, the next start refuses version 1 from then on.
+    assert c.request("DELETE", "/cmf/api/v1/secrets/old-007").status == 204
+    assert c.stop() == 0
+    c = cmf_factory().start()
+    assert not re.search(r"re-sealed \d+ secret|cannot be opened", c.log()), c.log()
+    assert pg.psql("SELECT min_open_version || '/' || seal_version FROM cmf_encryption_state", db) == "2/2"
     # The plaintext came through: resolution reveals it.
     from test_hotpath import body, catalog, mapping
     api = "/cmf/api/v1"
     resolution = api + "/environments/env-a/client-configs/main/orders"
     assert c.request("POST", api + "/environments", {"name": "env-a", "kubernetesNamespace": "a"}).status == 200
-    for conn, sec in (("kafka-conn", "old-200"), ("sr-conn", "old-201")):
+    for conn, sec in (("kafka-conn", "old-100"), ("sr-conn", "old-101")):
         assert c.request("POST", api + "/environments/env-a/secret-mappings", mapping(conn, sec)).status == 200
     assert c.request("POST", api + "/catalogs/kafka", catalog("http://sr:8081")).status == 200
     db_spec = {"kafkaCluster": {"connectionConfig": {"bootstrap.servers": "b:9092"},
@@ -294,10 +302,10 @@ def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_afte
     assert c.request("POST", api + "/catalogs/kafka/main/databases",
                      body("KafkaDatabase", "orders", db_spec)).status == 200
     r = c.request("GET", resolution)
-    assert r.status == 200 and r.json()["kafka"]["password"] == "pw-old-200", r
+    assert r.status == 200 and r.json()["kafka"]["password"] == "pw-old-100", r
 
     # A version-1 ciphertext put back: refused by the trigger ...
-    put_back = "UPDATE cmf_secrets SET data = '\\x%s' WHERE name = 'old-200'" % v1["old-200"].hex()
+    put_back = "UPDATE cmf_secrets SET data = '\\x%s' WHERE name = 'old-100'" % v1["old-100"].hex()
     try:
         pg.psql(put_back, db)
         raise AssertionError("the trigger let a version-1 ciphertext in")
@@ -306,20 +314,23 @@ def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_afte
     # ... and, with the trigger off (a restore that disables triggers), by every reader.
     pg.psql("ALTER TABLE cmf_secrets DISABLE TRIGGER cmf_secrets_seal_version;" + put_back +
             ";ALTER TABLE cmf_secrets ENABLE TRIGGER cmf_secrets_seal_version", db)
-    time.sleep(0.3)  # the change notification empties the row cache
-    r = c.get_secret("old-200")
+    end = time.monotonic() + 5  # until the change notification has emptied the row cache
+    while c.get_secret("old-100").status == 200 and time.monotonic() < end:
+        time.sleep(0.05)
+    r = c.get_secret("old-100")
     assert r.status == 500 and "integrity" in r.error(), r
     r = c.request("GET", resolution)
-    assert r.status == 500 and b"pw-old-200" not in r.body, r
+    assert r.status == 500 and b"pw-old-100" not in r.body, r
     assert "is sealed in ciphertext version 1, below version 2, the lowest this database accepts" in c.log()
     # A restart does not re-seal it back: the lowest version stays 2.
     assert c.stop() == 0
     c = cmf_factory().start()
     # The put-back row is not laundered into version 2 by the next start's re-seal: it stays refused.
     assert not re.search(r"re-sealed \d+ secret", c.log())
-    assert "2 secret(s) below ciphertext version 2 cannot be opened" in c.log()
-    assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secrets WHERE name = 'old-200'", db) == "1"
-    assert c.get_secret("old-200").status == 500
+    assert "1 secret(s) below ciphertext version 2 cannot be opened" in c.log()
+    assert "older ciphertext versions are still accepted" not in c.log()
+    assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secrets WHERE name = 'old-100'", db) == "1"
+    assert c.get_secret("old-100").status == 500
 
 
 def test_frozen_database_what_memory_answers_and_what_gets_503(cmf_factory, pg, db):
@@ -344,8 +355,12 @@ def test_frozen_database_what_memory_answers_and_what_gets_503(cmf_factory, pg, 
         end = time.monotonic() + 5
         while c.request("GET", "/readyz", token=None, timeout=10).status != 503 and time.monotonic() < end:
             time.sleep(0.1)
-        end = time.monotonic() + 3.5  # past the listener's 2 s heartbeat deadline
-        while time.monotonic() < end:
+        # The listener gives up its session (2 s heartbeat deadline): from now on only what it kept answers.
+        end = time.monotonic() + 5
+        while "change listener: lost its database session" not in c.log() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert "change listener: lost its database session" in c.log()
+        for _ in range(2):
             later.append(("304", timed("GET", PATH, headers={"If-None-Match": etag})))
             later.append(("401", timed("GET", PATH, token=BAD_TOKEN)))
             later.append(("503", timed("GET", PATH)))
@@ -367,3 +382,49 @@ def test_frozen_database_what_memory_answers_and_what_gets_503(cmf_factory, pg, 
     assert r.status == 200 and r.json()["kafka"]["sasl.jaas.config"] == "jaas-one", r
     for name in ("kafka-creds", "kafka-creds-2", "sr-creds", "kms-local"):
         assert c.get_secret(name).status == 200
+
+
+def test_probe_listener_cannot_be_held_by_one_client(cmf_factory):
+    """The probe listener is reachable from the pod network: one address holding idle connections gets at
+    most 8 of its 32 slots, and they are dropped after 2 s, so the kubelet's probes keep answering."""
+    import http.client
+    import socket
+    from conftest import free_port
+    port = free_port()
+    c = cmf_factory(env={"CMF_SERVER_PROBE_LISTEN": "127.0.0.1:%d" % port}).start()
+    held = []
+    for _ in range(20):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))  # another address on the loopback: another client
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+        held.append(s)
+    try:
+        time.sleep(0.3)
+        open_ones = 0
+        for s in held:
+            try:
+                s.settimeout(0.05)
+                open_ones += s.recv(1) == b"" and 0 or 1
+            except socket.timeout:
+                open_ones += 1
+            except OSError:
+                pass
+        assert open_ones <= 8, open_ones
+        t0 = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200 and time.monotonic() - t0 < 0.5
+        conn.close()
+        # Idle ones are dropped after the probes' own timeout (2 s).
+        time.sleep(3)
+        for s in held:
+            s.settimeout(0.5)
+            try:
+                assert s.recv(1) == b""
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+    finally:
+        for s in held:
+            s.close()
