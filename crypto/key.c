@@ -65,7 +65,8 @@ crypto_key_from_bytes(const uint8_t *bytes, size_t len, struct crypto_key **out)
 		r = CRYPTO_ERR_INVALID_ARG;
 		goto out;
 	}
-	if ((k = calloc(1, sizeof(*k))) == NULL) {
+	/* The secure heap when cmf/cli/main.c set it up (locked, not dumped); ordinary memory otherwise. */
+	if ((k = OPENSSL_secure_zalloc(sizeof(*k))) == NULL) {
 		r = CRYPTO_ERR_ALLOC;
 		goto out;
 	}
@@ -123,7 +124,8 @@ crypto_key_equal(const struct crypto_key *a, const struct crypto_key *b)
 void
 crypto_key_free(struct crypto_key *k)
 {
-	crypto_freezero(k, sizeof(*k));
+	if (k != NULL)
+		OPENSSL_secure_clear_free(k, sizeof(*k));
 }
 
 int

@@ -8,6 +8,8 @@
 #include <openssl/opensslv.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,11 +472,41 @@ out:
 	return rc;
 }
 
+/* OpenSSL's secure heap for key material: room for a thousand keys (a master key, the DEK terms). */
+#define CMF_SECURE_HEAP_BYTES 65536
+
+/*
+ * Keep key material out of core dumps and out of reach of other processes of the same user: no core
+ * files, not dumpable (no ptrace attach, /proc/PID/mem for root only), and every key (crypto/key.c) in
+ * OpenSSL's secure heap: its own mapping, excluded from core dumps (MADV_DONTDUMP), between guard pages
+ * and locked in RAM where RLIMIT_MEMLOCK allows. Each step that fails is logged and the start goes on:
+ * the wiping of keys on free does not depend on them.
+ */
+static void
+harden_process(void)
+{
+	struct rlimit no_core = { 0, 0 };
+	int r;
+
+	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+		cmf_warn("cannot disable core dumps (RLIMIT_CORE): %s", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		cmf_warn("cannot mark the process not dumpable: %s", strerror(errno));
+	r = CRYPTO_secure_malloc_init(CMF_SECURE_HEAP_BYTES, 16);
+	if (r == 0)
+		cmf_warn("OpenSSL's secure heap is unavailable: key material stays in ordinary memory (wiped when "
+			 "freed, but not locked in RAM nor excluded from dumps)");
+	else if (r == 2)
+		cmf_debug("the secure heap for key material could not be locked in RAM (RLIMIT_MEMLOCK); it is "
+			  "still excluded from core dumps");
+}
+
 int
 main(int argc, char **argv)
 {
 	json_set_alloc_funcs(malloc, wiping_free);
 	cmf_log_install();
+	harden_process();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -152,3 +152,49 @@ def test_admin_token_rotation_without_restart(cmf_factory, workdir):
     wait_for(lambda: c.request("GET", secrets, token=new).status == 200, BOUND)
     for t in (old, new):
         assert t not in c.log()
+
+
+def _unwrap_dek(master, term, wrapped):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    header = wrapped[:17]
+    return AESGCM(master).decrypt(header[5:], wrapped[17:], header + ("cmf/keyring/dek/%d" % term).encode())
+
+
+def test_key_material_only_in_the_secure_heap_and_no_core_dumps(cmf_factory, workdir, pg, db):
+    """Process hardening: no core files (RLIMIT_CORE 0), and the data keys held for the process's lifetime
+    live only in OpenSSL's secure heap, a mapping excluded from core dumps (VmFlags dd) and locked in RAM
+    (lo: the test runs as root, so RLIMIT_MEMLOCK allows it); nowhere else in memory."""
+    c = cmf_factory().start()
+    assert c.create_secret("hardened", {"password": "p"}).status == 200
+    pid = c.proc.pid
+    with open("/proc/%d/limits" % pid) as f:
+        core = [l for l in f if l.startswith("Max core file size")][0].split()
+    assert core[4:6] == ["0", "0"], core
+    with open(c.keyfile, "rb") as f:
+        master = f.read()
+    term, wrapped_hex = pg.psql("SELECT term, encode(wrapped, 'hex') FROM cmf_deks", db).split("|")
+    dek = _unwrap_dek(master, int(term), bytes.fromhex(wrapped_hex))
+    # Where the data key is: every readable mapping scanned, with its VmFlags from smaps.
+    flags, where = {}, []
+    with open("/proc/%d/smaps" % pid) as f:
+        current = None
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                current = (lo, hi, head[1])
+            elif line.startswith("VmFlags:") and current is not None:
+                flags[current] = line.split()[1:]
+    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for (lo, hi, perms), vmflags in flags.items():
+            if not perms.startswith("r") or hi - lo > 1 << 30:
+                continue
+            try:
+                mem.seek(lo)
+                chunk = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if dek in chunk:
+                where.append(((lo, hi), vmflags))
+    assert where, "the data key was not found at all (the test would prove nothing)"
+    assert all("dd" in f and "lo" in f for _, f in where), where
