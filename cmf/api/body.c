@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <strings.h>
 #include <yaml.h>
 
@@ -591,6 +593,65 @@ body_yaml_error(const yaml_parser_t *parser, char *err, size_t errlen)
 			     parser->problem_mark.line + 1, parser->problem_mark.column + 1, problem);
 		break;
 	}
+}
+
+/*
+ * libyaml's allocator, replaced: a YAML body holds secret values, and libyaml keeps copies of them in
+ * buffers it frees without wiping (the decoded input, scanner strings grown by realloc, tokens). It
+ * allocates only through these four functions, which it calls through its PLT, so this executable's
+ * definitions interpose on the library's own (glibc's malloc_usable_size tells each block's size).
+ * Every block is wiped before it is freed, and a grown block is moved by hand so the old copy is wiped.
+ */
+void *yaml_malloc(size_t size);
+void *yaml_realloc(void *ptr, size_t size);
+void yaml_free(void *ptr);
+yaml_char_t *yaml_strdup(const yaml_char_t *str);
+
+void *
+yaml_malloc(size_t size)
+{
+	return malloc(size ? size : 1);
+}
+
+void
+yaml_free(void *ptr)
+{
+	if (ptr == NULL)
+		return;
+	OPENSSL_cleanse(ptr, malloc_usable_size(ptr));
+	free(ptr);
+}
+
+void *
+yaml_realloc(void *ptr, size_t size)
+{
+	size_t old;
+	void *moved;
+
+	if (ptr == NULL)
+		return yaml_malloc(size);
+	moved = yaml_malloc(size);
+	if (moved == NULL)
+		return NULL; /* as realloc: the old block stays the caller's */
+	old = malloc_usable_size(ptr);
+	memcpy(moved, ptr, old < size ? old : size);
+	yaml_free(ptr);
+	return moved;
+}
+
+yaml_char_t *
+yaml_strdup(const yaml_char_t *str)
+{
+	size_t n;
+	yaml_char_t *copy;
+
+	if (str == NULL)
+		return NULL;
+	n = strlen((const char *)str) + 1;
+	copy = yaml_malloc(n);
+	if (copy != NULL)
+		memcpy(copy, str, n);
+	return copy;
 }
 
 static int
