@@ -1,5 +1,6 @@
 /* cmf logging: timestamped single-line records written with one write(2) so threads never interleave. */
 #include "cmf/log.h"
+#include "cmf/text.h"
 #include "crypto/log.h"
 
 #include <stdarg.h>
@@ -36,7 +37,7 @@ __attribute__((format(printf, 2, 0))) static void
 log_v(enum cmf_log_level level, const char *fmt, va_list ap)
 {
 	/* 4 KiB: longer lines are truncated; a log line is a summary, never a payload. */
-	char line[4096];
+	char line[4096], text[4096];
 	struct timespec ts;
 	struct tm tm;
 	size_t n;
@@ -47,16 +48,11 @@ log_v(enum cmf_log_level level, const char *fmt, va_list ap)
 	r = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ", tm.tm_year + 1900,
 		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
 		     level_name(level));
-	if (r < 0)
+	if (r < 0 || vsnprintf(text, sizeof(text), fmt, ap) < 0)
 		return;
 	n = (size_t)r;
-	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	if (r < 0)
-		return;
-	n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r : sizeof(line) - n - 2;
-	for (size_t i = 0; i < n; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
+	/* Request paths and names are quoted in log lines: no control byte reaches the reader's terminal. */
+	n += cmf_text_log_escape(text, line + n, sizeof(line) - n - 1);
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, n) < 0) {
 		/* Nowhere left to report a failed log write. */

@@ -1,4 +1,5 @@
 /* cmf text: bounded, valid-UTF-8 excerpts of untrusted text for messages. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "cmf/text.h"
@@ -72,3 +73,42 @@ cmf_utf8_sanitize(char *s)
 	}
 }
 
+
+size_t
+cmf_text_log_escape(const char *src, char *dst, size_t dstlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)src;
+	size_t o = 0;
+
+	if (dstlen == 0)
+		return 0;
+	while (*p != '\0') {
+		size_t n = utf8_seq_len(p);
+		/* Line breaks and tabs read as spaces (libpq's messages end with one); C1 controls and any
+		 * other byte that is a control or not UTF-8 are shown as \xNN, never passed to a terminal. */
+		bool space = *p == '\n' || *p == '\r' || *p == '\t';
+		bool escape = !space && (n == 0 || *p < 0x20 || *p == 0x7f || (n == 2 && p[0] == 0xc2 && p[1] < 0xa0));
+		size_t need = space ? 1 : escape ? 4 * (n == 0 ? 1 : n) : n;
+
+		if (o + need >= dstlen)
+			break;
+		if (space) {
+			dst[o++] = ' ';
+			p++;
+		} else if (escape) {
+			for (size_t i = 0; i < (n == 0 ? 1 : n); i++, p++) {
+				dst[o++] = '\\';
+				dst[o++] = 'x';
+				dst[o++] = hex[*p >> 4];
+				dst[o++] = hex[*p & 0xf];
+			}
+		} else {
+			memcpy(dst + o, p, n);
+			o += n;
+			p += n;
+		}
+	}
+	dst[o] = '\0';
+	return o;
+}

@@ -17,4 +17,12 @@ void cmf_text_excerpt(const char *s, size_t n, size_t max, char *dst, size_t dst
  */
 void cmf_utf8_sanitize(char *s);
 
+/*
+ * Copy NUL-terminated `src` into `dst` (size `dstlen` > 0, always NUL-terminated) as one safe log line:
+ * CR, LF and TAB become spaces; every other control byte (C0, DEL, the C1 range U+0080-U+009F) and every
+ * byte that is not part of valid UTF-8 becomes the four characters \xNN; what does not fit is cut at a
+ * character boundary. Returns the length written. Paths and names from requests reach log lines.
+ */
+size_t cmf_text_log_escape(const char *src, char *dst, size_t dstlen);
+
 #endif

@@ -53,3 +53,16 @@ def test_yaml_and_json_bodies_leave_no_secret_value_in_memory(cmf_factory):
     assert left_in_memory(c.proc.pid, json_values) == set()
     # The scan does find what is there: the names, which are not secret, are in memory.
     assert scan_memory(c.proc.pid, [b"kafka-creds"]) == {b"kafka-creds"}
+
+
+def test_control_bytes_and_invalid_utf8_in_paths_are_escaped_in_the_log(cmf):
+    """Issue 13 item 7: a request path carrying ESC, BEL, a C1 control and invalid UTF-8 (percent-encoded, so
+    the server decodes them) is logged with each such byte as \\xNN, never raw."""
+    r = cmf.request("GET", "/cmf/api/v1/secrets/x%1b%5b31m%07%c2%9b%ff-end")
+    assert r.status in (400, 404), r
+    log = open(cmf.logpath, "rb").read()
+    line = [l for l in log.split(b"\n") if b"-end" in l]
+    assert line, log[-2000:]
+    for l in line:
+        assert b"\x1b" not in l and b"\x07" not in l and b"\xc2\x9b" not in l and b"\xff" not in l, l
+    assert any(b"\\x1b[31m\\x07\\xc2\\x9b\\xff-end" in l for l in line), line

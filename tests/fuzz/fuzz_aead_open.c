@@ -1,4 +1,4 @@
-/* links: crypto/aead.c crypto/key.c crypto/keyring.c crypto/util.c cmf/log.c crypto/log.c */
+/* links: crypto/aead.c crypto/key.c crypto/keyring.c crypto/util.c cmf/log.c cmf/text.c crypto/log.c */
 /* libFuzzer harness: crypto_aead_open on arbitrary bytes, and seal/open round trips of arbitrary plaintext. */
 #include "crypto/aead.c"
 

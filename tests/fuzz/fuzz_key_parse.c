@@ -1,4 +1,4 @@
-/* links: crypto/aead.c crypto/key.c crypto/keyring.c crypto/util.c cmf/log.c crypto/log.c */
+/* links: crypto/aead.c crypto/key.c crypto/keyring.c crypto/util.c cmf/log.c cmf/text.c crypto/log.c */
 /* libFuzzer harness: crypto_key_parse on arbitrary bytes, checking what a success and a refusal promise. */
 #include <stdint.h>
 #include <stdlib.h>

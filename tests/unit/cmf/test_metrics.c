@@ -1,4 +1,4 @@
-// links: cmf/metrics.c cmf/http/router.c cmf/http/request.c cmf/log.c crypto/*.c
+// links: cmf/metrics.c cmf/http/router.c cmf/http/request.c cmf/log.c cmf/text.c crypto/*.c
 /*
  * Tests for cmf/metrics.c: every series family is rendered; label values are escaped and come only
  * from the fixed vocabularies ("unmatched", "other"); the route table is bounded; histogram buckets are

@@ -1,4 +1,4 @@
-/* links: crypto/aead.c crypto/key.c crypto/keyring.c crypto/util.c cmf/log.c crypto/log.c */
+/* links: crypto/aead.c crypto/key.c crypto/keyring.c crypto/util.c cmf/log.c cmf/text.c crypto/log.c */
 /* Unit tests for crypto/aead.c: GCM known answers, the ciphertext format, round trips and tampering. */
 #include "crypto/aead.c"
 
