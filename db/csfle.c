@@ -21,4 +21,16 @@ DB_STATEMENT(csfle, users, 1,
 	     "SELECT coalesce(json_agg(catalog || '/' || name ORDER BY catalog, name), '[]')::text "
 	     "FROM cmf_kafka_databases WHERE csfle_config = $1");
 
-const struct db_kind db_kind_csfle_config = { DB_KIND_REFERRED(csfle, "CsfleConfig") };
+/*
+ * One KEK, one KMS key: Confluent's clients refuse a KEK registered with another KMS key than the rule
+ * names ("found KEK ... with kms key id X which differs from rule kms keyId Y"), so the second config
+ * naming the KEK with another key would fail every write. The other configs ($1: the name written, $2:
+ * the doc) that name the doc's KEK with another KMS type or key id.
+ */
+DB_STATEMENT(csfle, clash, 2,
+	     "SELECT coalesce(json_agg(o.name ORDER BY o.name), '[]')::text FROM cmf_csfle_configs o, "
+	     DB_ROWS_DOC("2") " WHERE o.name <> $1::text AND o.spec->'kek'->>'name' = d->'spec'->'kek'->>'name' "
+	     "AND (o.spec->'kms'->>'type', o.spec->'kms'->>'keyId') IS DISTINCT FROM "
+	     "(d->'spec'->'kms'->>'type', d->'spec'->'kms'->>'keyId')");
+
+const struct db_kind db_kind_csfle_config = { DB_KIND_REFERRED(csfle, "CsfleConfig"), .clash = &csfle_clash };

@@ -288,11 +288,13 @@ enum db_write { DB_WRITE_CREATE, DB_WRITE_UPDATE, DB_WRITE_PUT };
  * DB_WRITE_PUT found the row. A create starts at version 1 with a new uid; an update keeps the uid and
  * adds 1 to the version. DB_ERR_CONFLICT when a created name exists; DB_ERR_NOT_FOUND with *missing
  * (PARENT, SELF or REF); DB_ERR_NONCE_BUDGET, DB_ERR_TOO_LARGE for sealed data. On success *row is the
- * stored row and *created (may be NULL) says whether it was inserted.
+ * stored row and *created (may be NULL) says whether it was inserted. DB_ERR_CONFLICT also when the doc
+ * contradicts other rows of a kind that checks it (a CsfleConfig's KEK with another KMS key): *clash
+ * (when not NULL) is then a new array naming them, sorted; it is NULL on every other return.
  */
 int db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, enum db_write how,
 		      const char *const *keys, json_t *doc, const struct db_audit *audit, const char *update_action,
-		      json_t **row, bool *created, enum db_missing *missing);
+		      json_t **row, bool *created, json_t **clash, enum db_missing *missing);
 
 /*
  * Delete the row of `keys` (a token is revoked instead: its row stays for the audit trail, with `actor`),

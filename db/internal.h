@@ -109,6 +109,9 @@ struct db_kind {
 	const struct db_statement *update;       /* keys, doc [, version, sealed, data]; NULL: no update */
 	const struct db_statement *ref_share;    /* the row a write refers to, FOR KEY SHARE */
 	const char *ref_field;                   /* the doc field naming that row (absent or null: none) */
+	const struct db_statement *clash;        /* writes: keys, doc → JSON array naming the rows the doc
+						  * contradicts (non-empty: DB_ERR_CONFLICT); run after the
+						  * locks, under SERIALIZABLE, so concurrent writes cannot both pass */
 	const struct db_statement *del_lock;     /* deletes: keys → the row FOR UPDATE, before `users` */
 	const struct db_statement *users;        /* keys → JSON array of what still refers to the row */
 	const struct db_statement *del;          /* keys [, actor] → deletes (or revokes) one row */

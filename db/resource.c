@@ -386,7 +386,7 @@ write_body(struct db_conn *c, void *cls)
 {
 	struct res_tx *t = cls;
 	const struct db_kind *k = t->k;
-	struct db_param p[2];
+	struct db_param p[2], p3[3];
 	const char *ref = k->ref_field != NULL ? json_string_value(json_object_get(t->doc, k->ref_field)) : NULL;
 	char uid[37] = "";
 	long long version = 0;
@@ -413,6 +413,17 @@ write_body(struct db_conn *c, void *cls)
 	}
 	if (r == DB_OK && ref != NULL)
 		r = need(c, k->ref_share, ref, DB_MISSING_REF, &t->missing);
+	if (r == DB_OK && k->clash != NULL) {
+		key_params(k, t->keys, p3);
+		p3[k->nkeys] = (struct db_param){ t->doc_text, 0, 0 };
+		r = db_exec_stmt(c, k->clash, p3, k->nkeys + 1, &res);
+		if (r == DB_OK)
+			r = db_rows_json(res, 0, 0, false, k->name, &t->users);
+		PQclear(res);
+		res = NULL;
+		if (r == DB_OK && json_array_size(t->users) > 0)
+			r = DB_ERR_CONFLICT;
+	}
 	if (r != DB_OK)
 		return r;
 	/* Create-or-update: under SERIALIZABLE a concurrent insert of the same name is a 40001 (retried). */
@@ -431,7 +442,7 @@ write_body(struct db_conn *c, void *cls)
 int
 db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, enum db_write how,
 		  const char *const *keys, json_t *doc, const struct db_audit *audit, const char *update_action,
-		  json_t **row, bool *created, enum db_missing *missing)
+		  json_t **row, bool *created, json_t **clash, enum db_missing *missing)
 {
 	struct res_tx t = { .k = k, .sl = sl, .keys = keys, .how = how, .doc = doc, .audit = audit,
 			    .update_action = update_action };
@@ -442,6 +453,8 @@ db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_se
 	*row = NULL;
 	if (created != NULL)
 		*created = false;
+	if (clash != NULL)
+		*clash = NULL;
 	if (key_unavailable(k, sl)) {
 		json_decref(stored);
 		return tx_end(&t, DB_ERR_KEY_UNAVAILABLE, missing);
@@ -470,6 +483,9 @@ db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_se
 		t.row = NULL;
 		if (created != NULL)
 			*created = t.created;
+	} else if (r == DB_ERR_CONFLICT && clash != NULL && json_array_size(t.users) > 0) {
+		*clash = t.users;
+		t.users = NULL;
 	}
 	return tx_end(&t, r, missing);
 }

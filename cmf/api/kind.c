@@ -255,7 +255,8 @@ kind_write(struct cmf_call *call, bool update)
 	enum db_missing missing = DB_MISSING_NONE;
 	struct cmf_kind_input in;
 	const char *keys[2];
-	json_t *row = NULL;
+	json_t *row = NULL, *clash = NULL;
+	char what[KIND_WHAT_MAX], names[CMF_NAMES_JOIN_MAX];
 	bool created = false;
 	int r, last = k->parent_what != NULL ? 1 : 0;
 
@@ -268,10 +269,18 @@ kind_write(struct cmf_call *call, bool update)
 		goto out;
 	name_resource(call, k, keys);
 	r = db_resource_write(cmf_call_conn(call), k->store, cmf_call_sealer(call), how, keys, in.doc,
-			      cmf_call_audit(call, 200, NULL), k->actions[CMF_OP_UPDATE], &row, &created, &missing);
+			      cmf_call_audit(call, 200, NULL), k->actions[CMF_OP_UPDATE], &row, &created, &clash,
+			      &missing);
 	if (r == DB_OK && how == DB_WRITE_PUT && !created)
 		cmf_call_audit(call, 200, k->actions[CMF_OP_UPDATE]); /* what the store recorded */
 	cmf_call_stored(call, r);
+	if (r == DB_ERR_CONFLICT && clash != NULL && k->clash != NULL) {
+		kind_what(k, keys, what, sizeof(what));
+		cmf_resource_names_join(clash, names, sizeof(names));
+		cmf_reply_error(call->resp, 409, "%s %s%s %s: %s", what, k->clash, json_array_size(clash) > 1 ? "s" : "",
+				names, k->clash_advice);
+		goto out;
+	}
 	if (r != DB_OK) {
 		kind_error(call, k, r, missing, keys, &in);
 		goto out;
@@ -281,6 +290,7 @@ kind_write(struct cmf_call *call, bool update)
 	cmf_reply_json(call->resp, 200, k->to_json(row, &in));
 out:
 	json_decref(row);
+	json_decref(clash);
 	input_clear(&in);
 }
 

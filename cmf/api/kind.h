@@ -56,6 +56,8 @@ struct cmf_kind {
 	const char *ref_field, *ref_what, *ref_advice;
 	/* 409 for a delete while referred to: "<what '<name>'> <users>[s] <names>: <advice>", or "<users_none>: <advice>". */
 	const char *users, *users_none, *users_advice;
+	/* 409 for a write the store finds contradicting other rows (db_kind's clash): "<what '<name>'> <clash>[s] <names>: <advice>". */
+	const char *clash, *clash_advice;
 	bool exists_in_parent; /* 409 for a create: "<what> '<name>' already exists in <parent> '<p>'" */
 	bool name_first;       /* a PUT naming another resource is refused before the spec is read */
 	bool no_labels;        /* metadata.labels and annotations are refused (not stored), before the spec */

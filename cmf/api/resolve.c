@@ -14,7 +14,7 @@
 #include "cmf/api/routes.h"
 
 /* Bumped whenever a format's text or a check of the resolution changes, so ETags change with it. */
-#define RENDER_VERSION "cmf-render-2"
+#define RENDER_VERSION "cmf-render-3"
 
 enum format { FMT_JSON, FMT_PROPERTIES, FMT_FLINK_SQL, FMT_CONNECT };
 

@@ -3,6 +3,7 @@
 #define CMF_CSFLE_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 /*
  * The `spec` of a CsfleConfig resource (apiVersion cmf.confluent.io/v1), the contract the API accepts.
@@ -43,7 +44,8 @@
  *         "type": "ENCRYPT",                    optional: ENCRYPT (default, a domain rule: non-empty "tags")
  *                                               or ENCRYPT_PAYLOAD (an encoding rule: no "tags")
  *         "tags": ["PII"],                      strings, non-empty, no duplicates
- *         "mode": "WRITEREAD",                  optional: WRITE | READ | WRITEREAD (default)
+ *         "mode": "WRITEREAD",                  optional: WRITE | READ | WRITEREAD (default); READ is a
+ *                                               warning (writes are not encrypted)
  *         "onSuccess": "NONE",                  optional: ERROR | NONE | DLQ, or "X,Y" (no spaces) with WRITEREAD
  *         "onFailure": "ERROR,NONE",            optional, same form; absent = ERROR (the clients' default)
  *         "disabled": false                     optional bool
@@ -70,10 +72,12 @@
  * rules and fields. All problems are reported, not the first only.
  *
  * Warnings: a rule whose write-side onFailure is NONE (plaintext may be written) or DLQ (seed 002: no
- * DLQ with CSFLE); a disabled rule; a rule that fails strictly (write-side ERROR, the default) placed
+ * DLQ with CSFLE); a disabled rule; a rule whose mode does not run on WRITE (READ: producers write its
+ * tagged fields, or payloads, in plaintext; it is then treated as a disabled rule); a rule that fails strictly (write-side ERROR, the default) placed
  * after a lenient one (NONE or DLQ) — seed 002 orders the most sensitive, strict rules first; an expiry
  * that would exhaust the DEK limit within a year; latestCacheTtlSec unset or -1 (rule changes ignored
- * until restart); a rule tag on no field of the schemas, a field tag used by no enabled rule.
+ * until restart); a rule tag on no field of the schemas, a field tag used by no enabled rule that runs
+ * on WRITE. The migration rule modes Confluent documents (UPGRADE, DOWNGRADE, UPDOWN) are problems.
  *
  * DEK expiry arithmetic (our reading of seed 002): a client creates one DEK per (KEK, subject,
  * algorithm) and a new version of it every expiryDays, and old versions are retained to decrypt old
@@ -83,6 +87,15 @@
  * subject it never fires (365 < 10,000); it does from 28 subjects at 1 day, 274 subjects at 10 days.
  */
 void cmf_csfle_check(json_t *spec, json_t *problems, json_t *warnings);
+
+/*
+ * The fields of a spec that name the keys records were encrypted under: spec.kek.name, spec.kms.keyId,
+ * spec.kms.type and spec.dek.algorithm (absent: AES256_GCM, as the clients read it). Readers use the
+ * latest ruleSet, so changing one of them on a CsfleConfig in use leaves records written before
+ * unreadable. Returns how many differ between `old_spec` and `new_spec` (borrowed, any JSON) and writes
+ * their paths, ", "-separated, into `buf` (size `len`, cut when too small; "" when none).
+ */
+size_t cmf_csfle_identity_changes(json_t *old_spec, json_t *new_spec, char *buf, size_t len);
 
 /*
  * Check one schema's tagged fields. `schema_type` "AVRO" (Avro JSON: records, nested records,
@@ -103,12 +116,15 @@ void cmf_csfle_check_schema(const char *schema_type, const char *schema_text, js
  * Check the data of the secret mapped as a KMS's credentials (object of string values, borrowed;
  * keys are the bare rule-executor parameter names, rendered as rule.executors._default_.param.<key>).
  * It must hold one complete set for `kms_type` and nothing else:
- *   aws-kms   access.key.id + secret.access.key
+ *   aws-kms   access.key.id + secret.access.key, or profile; either optionally with role.arn (the role
+ *             assumed with them), or role.arn alone (assumed with the ambient credentials);
+ *             role.session.name and role.external.id only with role.arn (Confluent's aws-driver)
  *   azure-kms tenant.id + client.id + client.secret
- *   gcp-kms   client.id + client.email + private.key.id + private.key
+ *   gcp-kms   client.id + client.email + private.key.id + private.key (+ optional account.type)
  *   hcvault   token.id (+ optional namespace), or approle.role.id + approle.secret.id (+ optional namespace)
  *   local-kms secret
- * A partial set is a problem (the clients would silently fall back to ambient credentials), so is an
+ * A partial set is a problem (the clients would silently fall back to ambient credentials), so are two
+ * alternatives at once (access keys and profile; token.id and approle.*), so is an
  * unknown key (typos such as "access.key,id" exist), an empty or non-string value. Messages name keys,
  * never values.
  */
@@ -122,7 +138,8 @@ void cmf_csfle_check_credentials(const char *kms_type, json_t *secret_data, json
  * Problems: auto.register.schemas true; use.latest.version present and not true (absent is not a
  * problem: cmf's rendering sets it, and the check also holds after rendering); no non-empty
  * schema.registry.url in either map; rule.executors.<x>.disabled true; rule.executors.<x>.onFailure
- * containing NONE; rule.service.loader.enable present and not true.
+ * containing NONE; rule.service.loader.enable present and not true; any of these booleans given as a
+ * string with spaces around it ("true "), which Kafka's configuration trims and parseBoolean does not.
  * Warnings: errors.deadletterqueue.topic.name, reporter.<x>.topic.name, any dlq.<x> property (DLQ and
  * reporter topics are not encrypted: seeds 000, 001, 002).
  */

@@ -127,9 +127,19 @@ vault_key_id_ok(const char *s)
 
 /* ---- the KMS types ---- */
 
-static const char *const aws_creds[] = {"access.key.id", "secret.access.key", NULL};
+/*
+ * The credential keys each KMS's rule executor reads (Confluent's drivers: aws-driver, azure-driver,
+ * gcp-driver, hcvault-driver, local-driver), and the one set a simple type requires.
+ */
+static const char *const aws_static[] = {"access.key.id", "secret.access.key", NULL};
+static const char *const aws_known[] = {"access.key.id", "secret.access.key", "profile", "role.arn",
+					"role.session.name", "role.external.id", NULL};
 static const char *const azure_creds[] = {"tenant.id", "client.id", "client.secret", NULL};
 static const char *const gcp_creds[] = {"client.id", "client.email", "private.key.id", "private.key", NULL};
+/* account.type is the credential's "type" (the clients default to service_account); no key of its own. */
+static const char *const gcp_known[] = {"client.id", "client.email", "private.key.id", "private.key", "account.type",
+					NULL};
+static const char *const vault_known[] = {"token.id", "approle.role.id", "approle.secret.id", "namespace", NULL};
 static const char *const local_creds[] = {"secret", NULL};
 
 /* What cmf knows of each KMS type: how its key ids look and the credentials its rule executor takes. */
@@ -137,17 +147,24 @@ static const struct kms_kind {
 	const char *type;
 	int (*key_id_ok)(const char *key_id); /* NULL: any non-empty key id */
 	const char *key_id_form;	      /* completes "spec.kms.keyId '...' is not " */
-	const char *const *creds;	      /* the one complete set of keys; NULL: hcvault's (token or approle) */
+	const char *const *creds;	      /* the one complete set; NULL: aws-kms's and hcvault's (alternatives) */
+	const char *const *known;	      /* every key the secret may hold */
+	const char *known_text;		      /* the complete sets, for messages; NULL: `creds` listed */
 } kms_kinds[] = {
 	{"aws-kms", aws_key_id_ok,
 	 "an AWS KMS key: arn:aws:kms:<region>:<account>:key/<id> or arn:aws:kms:<region>:<account>:alias/<name>",
-	 aws_creds},
+	 NULL, aws_known,
+	 "access.key.id and secret.access.key, or profile, optionally with role.arn (and role.session.name, "
+	 "role.external.id), or role.arn alone"},
 	{"azure-kms", azure_key_id_ok,
-	 "an Azure Key Vault key: https://<vault>.vault.azure.net/keys/<name>[/<version>]", azure_creds},
+	 "an Azure Key Vault key: https://<vault>.vault.azure.net/keys/<name>[/<version>]", azure_creds, azure_creds,
+	 NULL},
 	{"gcp-kms", gcp_key_id_ok, "a Google Cloud KMS key: projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>",
-	 gcp_creds},
-	{"hcvault", vault_key_id_ok, "a Vault transit key: http(s)://<host>[:<port>]/transit/keys/<name>", NULL},
-	{"local-kms", NULL, NULL, local_creds},
+	 gcp_creds, gcp_known, "client.id, client.email, private.key.id, private.key and optional account.type"},
+	{"hcvault", vault_key_id_ok, "a Vault transit key: http(s)://<host>[:<port>]/transit/keys/<name>", NULL,
+	 vault_known,
+	 "token.id and optional namespace, or approle.role.id, approle.secret.id and optional namespace"},
+	{"local-kms", NULL, NULL, local_creds, local_creds, NULL},
 };
 #define KMS_TYPES_TEXT "aws-kms, azure-kms, gcp-kms, hcvault, local-kms"
 
@@ -221,14 +238,70 @@ csfle_check_kms(json_t *kms, json_t *problems, const char **type_out, const char
 
 /* ---- credentials ---- */
 
-void
-cmf_csfle_check_credentials(const char *kms_type, json_t *secret_data, json_t *problems)
+/* A key of `data` is set. */
+static int
+has(json_t *data, const char *key)
+{
+	return json_object_get(data, key) != NULL;
+}
+
+/*
+ * aws-kms (Confluent's aws-driver): access.key.id + secret.access.key, else profile, are the base
+ * credentials; role.arn then assumes that role with them (or with the ambient ones when there are none),
+ * as session role.session.name (default confluent-encrypt) with role.external.id. Returns the set whose
+ * missing keys make it partial (the static keys), or NULL when complete or already refused.
+ */
+static const char *const *
+aws_set(json_t *data, json_t *problems)
+{
+	int key = has(data, "access.key.id") || has(data, "secret.access.key"), profile = has(data, "profile");
+	int role = has(data, "role.arn"), role_opts = has(data, "role.session.name") || has(data, "role.external.id");
+
+	if (key && profile) {
+		csfle_msg_add(problems, "KMS credentials for aws-kms: both access.key.id/secret.access.key and profile "
+			      "are set, and the clients ignore the profile: keep one");
+		return NULL;
+	}
+	if (role_opts && !role) {
+		csfle_msg_add(problems, "KMS credentials for aws-kms: role.session.name and role.external.id are for "
+			      "assuming role.arn, which is not set");
+		return NULL;
+	}
+	if (key)
+		return aws_static;
+	if (!profile && !role)
+		csfle_msg_add(problems, "KMS credentials for aws-kms are incomplete: set access.key.id and "
+			      "secret.access.key, or profile, or role.arn (clients would silently fall back to ambient "
+			      "credentials)");
+	return NULL;
+}
+
+/* hcvault: token.id, or approle.role.id + approle.secret.id; namespace optional with either. */
+static const char *const *
+vault_set(json_t *data, json_t *problems)
 {
 	static const char *const token[] = {"token.id", NULL};
 	static const char *const approle[] = {"approle.role.id", "approle.secret.id", NULL};
-	static const char *const vault_all[] = {"token.id", "approle.role.id", "approle.secret.id", "namespace", NULL};
+	int has_token = has(data, "token.id");
+	int has_role = has(data, "approle.role.id") || has(data, "approle.secret.id");
+
+	if (has_token && has_role) {
+		csfle_msg_add(problems, "KMS credentials for hcvault: both token.id and approle.* are set: keep one");
+		return NULL;
+	}
+	if (!has_token && !has_role) {
+		csfle_msg_add(problems, "KMS credentials for hcvault are incomplete: set token.id, or approle.role.id "
+			      "and approle.secret.id (clients would fall back to ambient credentials)");
+		return NULL;
+	}
+	return has_token ? token : approle;
+}
+
+void
+cmf_csfle_check_credentials(const char *kms_type, json_t *secret_data, json_t *problems)
+{
 	const struct kms_kind *kind = kms_type != NULL ? kms_kind(kms_type) : NULL;
-	const char *const *set, *const *known;
+	const char *const *set;
 	const char *known_text, *k;
 	char qb[CSFLE_QUOTE_BUF], missing[CSFLE_MSG_MAX / 2], known_buf[CSFLE_MSG_MAX / 2];
 	json_t *v;
@@ -242,44 +315,27 @@ cmf_csfle_check_credentials(const char *kms_type, json_t *secret_data, json_t *p
 			      kms_type);
 		return;
 	}
-	set = kind->creds;
-	if (set != NULL) {
-		known = set;
-		known_text = csfle_keys_text(set, known_buf, sizeof(known_buf));
-	} else {
-		known = vault_all;
-		known_text =
-		    "token.id and optional namespace, or approle.role.id, approle.secret.id and optional namespace";
-	}
+	known_text = kind->known_text != NULL ? kind->known_text
+					      : csfle_keys_text(kind->creds, known_buf, sizeof(known_buf));
 	json_object_foreach (secret_data, k, v) {
-		if (!csfle_str_in(k, known))
+		if (!csfle_str_in(k, kind->known))
 			csfle_msg_add(problems, "KMS credentials for %s: unknown key '%s' (expected %s)", kms_type,
 				      csfle_quote(k, qb, sizeof(qb)), known_text);
 		else if (!json_is_string(v) || json_string_length(v) == 0)
 			csfle_msg_add(problems, "KMS credentials for %s: key '%s' must be a non-empty string", kms_type,
 				      k);
 	}
-	if (set == NULL) {
-		int has_token = json_object_get(secret_data, "token.id") != NULL;
-		int has_role = json_object_get(secret_data, "approle.role.id") != NULL ||
-			       json_object_get(secret_data, "approle.secret.id") != NULL;
-
-		if (has_token && has_role) {
-			csfle_msg_add(problems,
-				      "KMS credentials for hcvault: both token.id and approle.* are set: keep one");
-			return;
-		}
-		set = has_token ? token : approle;
-		if (!has_token && !has_role) {
-			csfle_msg_add(problems,
-				      "KMS credentials for hcvault are incomplete: set token.id, or approle.role.id "
-				      "and approle.secret.id (clients would fall back to ambient credentials)");
-			return;
-		}
-	}
+	if (kind->creds != NULL)
+		set = kind->creds;
+	else if (strcmp(kind->type, "aws-kms") == 0)
+		set = aws_set(secret_data, problems);
+	else
+		set = vault_set(secret_data, problems);
+	if (set == NULL)
+		return;
 	missing[0] = '\0';
 	for (size_t i = 0; set[i] != NULL; i++)
-		if (json_object_get(secret_data, set[i]) == NULL) {
+		if (!has(secret_data, set[i])) {
 			if (missing[0] != '\0')
 				strcat(missing, ", ");
 			strcat(missing, set[i]); /* fits: the longest set's names are < 80 bytes */

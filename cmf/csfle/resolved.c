@@ -1,4 +1,5 @@
 /* cmf csfle: the checks of a database's resolved client configuration under CSFLE, and applying a CsfleConfig to it. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -47,6 +48,26 @@ rule_executor_key(const char *key, const char *suffix, int whole)
 	return 0;
 }
 
+/*
+ * A boolean a check reads, as a string with spaces around it ("true "): Kafka's ConfigDef trims it, but
+ * Boolean.parseBoolean and cmf read it as false, so what cmf checked is not what a client does.
+ */
+static int
+bool_key(const char *key)
+{
+	return key_is(key, "auto.register.schemas") || key_is(key, "use.latest.version") ||
+	       key_is(key, "rule.service.loader.enable") || rule_executor_key(key, "disabled", 1);
+}
+
+static int
+spaced(json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	return n > 0 && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]));
+}
+
 static int
 contains_none(const char *s)
 {
@@ -73,7 +94,13 @@ resolved_one(json_t *props, const char *where, json_t *problems, json_t *warning
 		csfle_quote(k, qb, sizeof(qb));
 		if (key_is(k, "schema.registry.url") && json_is_string(v) && json_string_length(v) > 0)
 			*has_url = 1;
-		if (key_is(k, "auto.register.schemas") && is_true(v))
+		if (bool_key(k) && spaced(v))
+			csfle_msg_add(problems,
+				      "%s: %s has spaces around its value: Kafka's configuration trims them, "
+				      "Boolean.parseBoolean does not, so clients may read it either way; write exactly "
+				      "true or false",
+				      where, qb);
+		else if (key_is(k, "auto.register.schemas") && is_true(v))
 			csfle_msg_add(problems,
 				      "%s: %s=true registers schemas without the encryption rules: set it to false",
 				      where, qb);

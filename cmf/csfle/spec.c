@@ -93,6 +93,8 @@ check_dek(json_t *dek, json_t *problems)
 
 static const char *const actions[] = {"ERROR", "NONE", "DLQ", NULL};
 static const char *const modes[] = {"WRITE", "READ", "WRITEREAD", NULL};
+/* Modes Confluent documents for migration rules (schema evolution), never run when a record is written or read. */
+static const char *const migration_modes[] = {"UPGRADE", "DOWNGRADE", "UPDOWN", NULL};
 
 /* The entry of `actions` equal to `s` (a string that outlives `s`), or NULL when `s` is no action. */
 static const char *
@@ -157,8 +159,8 @@ check_action(json_t *v, const char *path, const char *mode, json_t *problems)
 
 /* What check_rules learns about the rules, for the warnings and the schema checks. */
 struct rules_seen {
-	json_t *tags;	   /* tags of enabled ENCRYPT rules, unique */
-	json_t *tag_rules; /* tag -> name of the first enabled rule using it */
+	json_t *tags;	   /* tags of enabled ENCRYPT rules that run on WRITE, unique */
+	json_t *tag_rules; /* tag -> name of the first such rule using it */
 	int ok;		   /* every rule is well-formed */
 };
 
@@ -225,6 +227,11 @@ check_rules(json_t *rules, json_t *problems, json_t *warnings, struct rules_seen
 				csfle_msg_add(problems, "%s.mode 'READWRITE' is not a mode: use WRITEREAD (there is no "
 					      "READWRITE)", path);
 				mode = NULL;
+			} else if (mode != NULL && csfle_str_in(mode, migration_modes)) {
+				csfle_msg_add(problems,
+					      "%s.mode '%s' is a migration rule mode: encryption rules run on WRITE, READ "
+					      "or WRITEREAD", path, mode);
+				mode = NULL;
 			} else if (mode != NULL && !csfle_str_in(mode, modes)) {
 				csfle_msg_add(problems,
 					      "%s.mode '%s' is not a mode: WRITE, READ or WRITEREAD (case-sensitive)",
@@ -287,14 +294,21 @@ check_rules(json_t *rules, json_t *problems, json_t *warnings, struct rules_seen
 				      payload ? "payloads are" : "its tagged fields are");
 			continue;
 		}
+		/* A rule that does not run on WRITE protects nothing a producer sends: as good as disabled. */
+		if (strstr(mode, "WRITE") == NULL) {
+			csfle_msg_add(warnings,
+				      "%s '%s' has mode %s: it does not run when records are written, so %s written "
+				      "in plaintext (use WRITEREAD)",
+				      path, csfle_quote(name, qb, sizeof(qb)), mode,
+				      payload ? "payloads are" : "its tagged fields are");
+			continue;
+		}
 		if (!payload)
 			json_array_foreach (tags, j, v) {
 				csfle_array_add_unique(seen->tags, json_string_value(v));
 				if (json_object_get(seen->tag_rules, json_string_value(v)) == NULL)
 					json_object_set_new(seen->tag_rules, json_string_value(v), json_string(name));
 			}
-		if (strcmp(mode, "READ") == 0)
-			continue; /* failure handling on reads cannot write plaintext */
 		if (strcmp(wa, "NONE") == 0)
 			csfle_msg_add(warnings,
 				      "%s '%s': onFailure NONE on writes lets plaintext be written when encryption "
@@ -425,8 +439,9 @@ cmf_csfle_check(json_t *spec, json_t *problems, json_t *warnings)
 				const char *tag = json_string_value(t);
 
 				if (!csfle_array_has_string(seen.tags, tag))
-					csfle_msg_add(warnings, "schema tag '%s' is used by no enabled rule: its "
-						      "fields are not encrypted", csfle_quote(tag, qb, sizeof(qb)));
+					csfle_msg_add(warnings, "schema tag '%s' is used by no enabled rule that runs "
+						      "on WRITE: its fields are written in plaintext",
+						      csfle_quote(tag, qb, sizeof(qb)));
 			}
 		}
 		json_decref(found);
@@ -446,4 +461,39 @@ cmf_csfle_check(json_t *spec, json_t *problems, json_t *warnings)
 out:
 	json_decref(seen.tags);
 	json_decref(seen.tag_rules);
+}
+
+/* What a string member of a spec object is, with the clients' default when absent. */
+static const char *
+spec_string(json_t *spec, const char *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(spec, obj), key));
+
+	return s != NULL ? s : dflt;
+}
+
+size_t
+cmf_csfle_identity_changes(json_t *old_spec, json_t *new_spec, char *buf, size_t len)
+{
+	static const struct {
+		const char *obj, *key, *path, *dflt;
+	} fields[] = {
+		{"kek", "name", "spec.kek.name", ""},
+		{"kms", "keyId", "spec.kms.keyId", ""},
+		{"kms", "type", "spec.kms.type", ""},
+		{"dek", "algorithm", "spec.dek.algorithm", "AES256_GCM"},
+	};
+	size_t n = 0, used = 0;
+
+	if (len > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (strcmp(spec_string(old_spec, fields[i].obj, fields[i].key, fields[i].dflt),
+			   spec_string(new_spec, fields[i].obj, fields[i].key, fields[i].dflt)) == 0)
+			continue;
+		if (used < len)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", n > 0 ? ", " : "", fields[i].path);
+		n++;
+	}
+	return n;
 }

@@ -415,7 +415,8 @@ AWS_SPEC = with_(kms={"type": "aws-kms", "keyId": "arn:aws:kms:us-east-1:1234567
     ({"access.key.id": "AKIAEXAMPLE", "secret.access.key": AWS_SECRET}, 200, None),
 ])
 def test_resolution_checks_aws_credentials(world, data, status, needle):
-    ok(world.request("PUT", API + "/csfle-configs/orders-pii", body("orders-pii", AWS_SPEC)))
+    # a KMS change while orders uses the config: forced (no records written; test_csfle_hardening covers the 409)
+    ok(world.request("PUT", API + "/csfle-configs/orders-pii?force=true", body("orders-pii", AWS_SPEC)))
     ok(world.create_secret("kms-aws", data))
     ok(world.request("PUT", API + "/environments/prod/secret-mappings/kms-conn", mapping_body("kms-conn", "kms-aws")))
     r = world.request("GET", PATH)

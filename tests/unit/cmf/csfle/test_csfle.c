@@ -313,7 +313,7 @@ END_TEST
 
 START_TEST(test_warnings)
 {
-	/* Six warnings: the READ rule's NONE writes nothing. */
+	/* Seven warnings: the READ rule's NONE writes nothing, but the rule itself leaves writes in plaintext. */
 	expect_check(HEAD "\"latestCacheTtlSec\":-1,\"rules\":["
 			  "{\"name\":\"pii\",\"tags\":[\"PII\"],\"onFailure\":\"NONE,NONE\"},"
 			  "{\"name\":\"critical\",\"tags\":[\"CRITICAL\"],\"onFailure\":\"ERROR,NONE\"},"
@@ -321,8 +321,9 @@ START_TEST(test_warnings)
 			  "{\"name\":\"reader\",\"tags\":[\"R\"],\"mode\":\"READ\",\"onFailure\":\"NONE\"},"
 			  "{\"name\":\"off\",\"tags\":[\"O\"],\"disabled\":true},"
 			  "{\"name\":\"strict\",\"tags\":[\"S\"]}]}",
-		     0, NULL, 6,
+		     0, NULL, 7,
 		     MSGS("spec.latestCacheTtlSec is -1: clients keep the latest schema forever",
+			  "spec.rules[3] 'reader' has mode READ: it does not run when records are written",
 			  "spec.rules[0] 'pii': onFailure NONE on writes lets plaintext be written",
 			  "spec.rules[1] 'critical' fails strictly (ERROR) but comes after the lenient rule 'pii' "
 			  "(spec.rules[0], NONE): order rules by sensitivity, strict rules first",
@@ -353,6 +354,158 @@ START_TEST(test_tag_cross_check)
 		     MSGS("rule 'pii' tag 'SECRET' is on no field of the given schemas",
 			  "schema tag 'INTERNAL' is used by no enabled rule",
 			  "spec.rules[1] 'off' is disabled"));
+}
+END_TEST
+
+/* Issue 13 item 11: a rule that does not run on WRITE is as good as disabled, for warnings and tags. */
+START_TEST(test_read_mode)
+{
+	/* Its tag covers no field: the schema's PII fields are written in plaintext, and both say so. */
+	expect_check(HEAD "\"latestCacheTtlSec\":60,\"rules\":[{\"name\":\"readOnly\",\"tags\":[\"PII\"],"
+			  "\"mode\":\"READ\"}],"
+			  "\"schemas\":[{\"subject\":\"s-value\",\"schemaType\":\"AVRO\",\"schema\":\"" AVRO_ORDER "\"}]}",
+		     0, NULL, 3,
+		     MSGS("spec.rules[0] 'readOnly' has mode READ: it does not run when records are written, so its "
+			  "tagged fields are written in plaintext (use WRITEREAD)",
+			  "schema tag 'PII' is used by no enabled rule that runs on WRITE: its fields are written in "
+			  "plaintext",
+			  "schema tag 'CRITICAL' is used by no enabled rule that runs on WRITE"));
+	/* A WRITE rule beside it covers the tag: only the READ rule's own warning remains. */
+	expect_check(HEAD "\"latestCacheTtlSec\":60,\"rules\":[{\"name\":\"readOnly\",\"tags\":[\"PII\"],"
+			  "\"mode\":\"READ\"},{\"name\":\"w\",\"tags\":[\"PII\",\"CRITICAL\"],\"mode\":\"WRITE\"}],"
+			  "\"schemas\":[{\"subject\":\"s-value\",\"schemaType\":\"AVRO\",\"schema\":\"" AVRO_ORDER "\"}]}",
+		     0, NULL, 1, MSGS("spec.rules[0] 'readOnly' has mode READ"));
+	/* An encoding rule: the payloads. */
+	expect_check(HEAD "\"latestCacheTtlSec\":60,\"rules\":[{\"name\":\"p\",\"type\":\"ENCRYPT_PAYLOAD\","
+			  "\"mode\":\"READ\"}]}",
+		     0, NULL, 1, MSGS("spec.rules[0] 'p' has mode READ: it does not run when records are written, so "
+				      "payloads are written in plaintext"));
+	/* Confluent's migration rule modes never run on a record written or read: refused, named as such. */
+	expect_check(HEAD "\"latestCacheTtlSec\":60,\"rules\":[{\"name\":\"a\",\"tags\":[\"PII\"],"
+			  "\"mode\":\"UPGRADE\"},{\"name\":\"b\",\"tags\":[\"PII\"],\"mode\":\"UPDOWN\"},"
+			  "{\"name\":\"c\",\"tags\":[\"PII\"],\"mode\":\"DOWNGRADE\"}]}",
+		     3, MSGS("spec.rules[0].mode 'UPGRADE' is a migration rule mode", "spec.rules[1].mode 'UPDOWN'",
+			     "spec.rules[2].mode 'DOWNGRADE'"), -1, NULL);
+}
+END_TEST
+
+/* Issue 13 item 12: the fields whose change leaves old records unreadable, and only those. */
+START_TEST(test_identity_changes)
+{
+	json_t *a = J("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"n\"},"
+		      "\"latestCacheTtlSec\":1,\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
+	json_t *b = json_deep_copy(a);
+	char buf[128];
+
+	/* Rules, TTL, the default algorithm written out: no change of keys. */
+	json_object_set_new(b, "latestCacheTtlSec", json_integer(300));
+	json_object_set_new(b, "dek", J("{\"algorithm\":\"AES256_GCM\",\"expiryDays\":30}"));
+	json_object_set_new(b, "rules", J("[{\"name\":\"other\",\"tags\":[\"X\"]}]"));
+	ck_assert_uint_eq(cmf_csfle_identity_changes(a, b, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "");
+	json_object_set_new(json_object_get(b, "kek"), "name", json_string("n2"));
+	ck_assert_uint_eq(cmf_csfle_identity_changes(a, b, buf, sizeof(buf)), 1);
+	ck_assert_str_eq(buf, "spec.kek.name");
+	json_object_set_new(b, "kms", J("{\"type\":\"hcvault\",\"keyId\":\"http://v/transit/keys/k\"}"));
+	json_object_set_new(b, "dek", J("{\"algorithm\":\"AES256_SIV\"}"));
+	ck_assert_uint_eq(cmf_csfle_identity_changes(a, b, buf, sizeof(buf)), 4);
+	ck_assert_str_eq(buf, "spec.kek.name, spec.kms.keyId, spec.kms.type, spec.dek.algorithm");
+	/* Cut, never overrun. */
+	ck_assert_uint_eq(cmf_csfle_identity_changes(a, b, buf, 10), 4);
+	ck_assert_uint_eq(strlen(buf), 9);
+	ck_assert_uint_eq(cmf_csfle_identity_changes(NULL, b, buf, sizeof(buf)), 4);
+	json_decref(a);
+	json_decref(b);
+}
+END_TEST
+
+/* Issue 13 item 14: the credential sets Confluent's aws and gcp drivers read, complete or partial. */
+START_TEST(test_credentials_roles)
+{
+	static const struct {
+		const char *type, *data;
+		int count;
+		const char *has;
+	} cases[] = {
+		{"aws-kms", "{\"profile\":\"p\"}", 0, NULL},
+		{"aws-kms", "{\"role.arn\":\"arn:aws:iam::123456789012:role/r\"}", 0, NULL},
+		{"aws-kms", "{\"role.arn\":\"a\",\"role.session.name\":\"s\",\"role.external.id\":\"x\"}", 0, NULL},
+		{"aws-kms", "{\"access.key.id\":\"A\",\"secret.access.key\":\"s3cr3tVALUE\",\"role.arn\":\"a\","
+			    "\"role.external.id\":\"x\"}", 0, NULL},
+		{"aws-kms", "{\"profile\":\"p\",\"role.arn\":\"a\",\"role.session.name\":\"s\"}", 0, NULL},
+		{"aws-kms", "{\"access.key.id\":\"A\",\"role.arn\":\"a\"}", 1, "missing secret.access.key"},
+		{"aws-kms", "{\"role.session.name\":\"s\",\"role.external.id\":\"x\"}", 1,
+		 "role.session.name and role.external.id are for assuming role.arn, which is not set"},
+		{"aws-kms", "{\"profile\":\"p\",\"role.external.id\":\"x\"}", 1, "which is not set"},
+		{"aws-kms", "{\"access.key.id\":\"A\",\"secret.access.key\":\"s3cr3tVALUE\",\"profile\":\"p\"}", 1,
+		 "both access.key.id/secret.access.key and profile are set"},
+		{"aws-kms", "{}", 1, "set access.key.id and secret.access.key, or profile, or role.arn"},
+		{"aws-kms", "{\"role_arn\":\"a\"}", 2, "unknown key 'role_arn'"},
+		{"gcp-kms", "{\"client.id\":\"c\",\"client.email\":\"e@x\",\"private.key.id\":\"i\","
+			    "\"private.key\":\"s3cr3tVALUE\",\"account.type\":\"service_account\"}", 0, NULL},
+		{"gcp-kms", "{\"account.type\":\"service_account\"}", 1,
+		 "missing client.id, client.email, private.key.id, private.key"},
+		{"azure-kms", "{\"tenant.id\":\"t\",\"client.id\":\"c\",\"client.secret\":\"s3cr3tVALUE\","
+			      "\"account.type\":\"x\"}", 1, "unknown key 'account.type'"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *p = json_array(), *d = J(cases[i].data);
+		char *all;
+
+		cmf_csfle_check_credentials(cases[i].type, d, p);
+		if (cases[i].has != NULL)
+			HAS(p, cases[i].has);
+		COUNT(p, cases[i].count);
+		all = json_dumps(p, 0);
+		ck_assert_msg(strstr(all, "VALUE") == NULL, "case %zu quotes a value: %s", i, all);
+		free(all);
+		json_decref(d);
+		json_decref(p);
+	}
+}
+END_TEST
+
+/* Issue 13 item 15: a checked boolean with spaces around it is refused, never read one way by cmf and another by a client. */
+START_TEST(test_resolved_spaced_bool)
+{
+	json_t *kafka = J("{\"value.converter.auto.register.schemas\":\"true \",\"use.latest.version\":\" true\","
+			  "\"rule.service.loader.enable\":\"\\ttrue\",\"rule.executors.x.disabled\":\"false\\n\"}");
+	json_t *sr = J("{\"schema.registry.url\":\"http://sr\",\"auto.register.schemas\":\" false\"}");
+	json_t *p = json_array(), *w = json_array(), *spec;
+
+	cmf_csfle_check_resolved(kafka, sr, p, w);
+	HAS(p, "kafka: value.converter.auto.register.schemas has spaces around its value");
+	HAS(p, "kafka: use.latest.version has spaces around its value");
+	HAS(p, "kafka: rule.service.loader.enable has spaces");
+	HAS(p, "kafka: rule.executors.x.disabled has spaces");
+	HAS(p, "schemaRegistry: auto.register.schemas has spaces");
+	COUNT(p, 5);
+	COUNT(w, 0);
+	json_decref(p);
+	/* At database write too, and apply changes nothing when refusing. */
+	p = json_array();
+	cmf_csfle_check_public(kafka, NULL, p, NULL);
+	COUNT(p, 4);
+	json_decref(p);
+	p = json_array();
+	spec = J("{\"kms\":{\"type\":\"local-kms\",\"keyId\":\"k\"},\"kek\":{\"name\":\"k\"},"
+		 "\"rules\":[{\"name\":\"r\",\"tags\":[\"PII\"]}]}");
+	ck_assert_int_eq(cmf_csfle_apply(spec, "cfg", NULL, kafka, sr, p, w), 0);
+	COUNT(p, 5);
+	ck_assert_str_eq(json_string_value(json_object_get(sr, "auto.register.schemas")), " false");
+	json_decref(spec);
+	/* Other keys may have spaces; only sr's " false" is left to refuse. */
+	json_decref(kafka);
+	json_decref(p);
+	kafka = J("{\"auto.register.schemas\":\"false\",\"client.id\":\" x \",\"use.latest.version\":\"TRUE\"}");
+	p = json_array();
+	cmf_csfle_check_resolved(kafka, sr, p, w);
+	COUNT(p, 1);
+	json_decref(kafka);
+	json_decref(sr);
+	json_decref(p);
+	json_decref(w);
 }
 END_TEST
 
@@ -598,7 +751,7 @@ START_TEST(test_credentials)
 		{"local-kms", "{\"secret\":\"s3cr3tVALUE\"}", 0, {NULL}},
 		{"aws-kms", "{\"access.key,id\":\"AKIAVALUE\",\"secret.access.key\":\"s3cr3tVALUE\"}", 2,
 		 {"KMS credentials for aws-kms: unknown key 'access.key,id' "
-		  "(expected access.key.id, secret.access.key)",
+		  "(expected access.key.id and secret.access.key, or profile, optionally with role.arn",
 		  "KMS credentials for aws-kms are incomplete: missing access.key.id "
 		  "(clients would silently fall back to ambient credentials)"}},
 		{"azure-kms", "{\"client.secret\":\"s3cr3tVALUE\"}", 1,
@@ -839,4 +992,5 @@ END_TEST
 CMF_CHECK_SUITE("csfle", test_clean_spec, test_all_problems_at_once, test_wrong_types_never_crash,
 	test_kms_key_ids, test_kek_name_limits, test_warnings, test_tag_cross_check, test_dek_expiry,
 	test_avro_schema, test_avro_depth_bounded, test_json_schema, test_spec_schema_problem_prefixed,
-	test_credentials, test_resolved, test_ruleset, test_apply, test_credential_key)
+	test_credentials, test_resolved, test_ruleset, test_apply, test_credential_key, test_read_mode,
+	test_identity_changes, test_credentials_roles, test_resolved_spaced_bool)
