@@ -543,6 +543,8 @@ START_TEST(test_audit_retention)
 	ck_assert_int_eq(load_yaml("audit:\n  retentionDays: 90\n"), 0);
 	ck_assert_int_eq(cfg->audit_retention_days, 7);
 	setenv("CMF_AUDIT_RETENTION_DAYS", "forever", 1);
+	cmf_config_free(cfg);
+	cfg = NULL;
 	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "environment CMF_AUDIT_RETENTION_DAYS: expected an integer from 0 to 36500, found 'forever'");
 }
