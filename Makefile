@@ -85,9 +85,10 @@ test: deps
 	@$(MAKE) --no-print-directory include-check all clang-check unit unit-san fuzz-replay
 	@sh tests/run-api.sh
 
+# cmf for development on 127.0.0.1:PORT (default 8080) with a throwaway PostgreSQL: make run [PORT=8081].
 run: deps
 	@$(MAKE) --no-print-directory all
-	@sh tests/run-dev.sh
+	@PORT='$(PORT)' sh tests/run-dev.sh
 
 # The hot paths against nginx, pgbench and audit-ingest anchors, with issue 11's targets (not part of `make test`).
 bench: deps

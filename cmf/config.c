@@ -101,6 +101,12 @@ static const struct cfg_setting cfg_settings[] = {
 	 */
 	{ "audit.queueCapacity", "CMF_AUDIT_QUEUE_CAPACITY", CFG_INT, 1024, 1048576, NULL, 65536,
 	  CFG_OFF(audit_queue_capacity) },
+	/*
+	 * Days an audit event is kept before a background job deletes it. 0 keeps every event (the default:
+	 * an upgrade never deletes evidence); 36,500 (a century) is beyond any retention policy in use.
+	 */
+	{ "audit.retentionDays", "CMF_AUDIT_RETENTION_DAYS", CFG_INT, 0, 36500, NULL, 0,
+	  CFG_OFF(audit_retention_days) },
 	{ "cache.enabled", "CMF_CACHE_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(cache_enabled) },
 	{ "metrics.enabled", "CMF_METRICS_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(metrics_enabled) },
 	/* The key id `cmf keygen` and `cmf check` print: a key with another id is refused before any write. */

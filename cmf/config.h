@@ -30,6 +30,7 @@
  *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
  *   database.listenUrl             CMF_DATABASE_LISTEN_URL        ""  (LISTEN connection; "" = database.url)
  *   audit.queueCapacity            CMF_AUDIT_QUEUE_CAPACITY       65536 (1024..1048576 queued events)
+ *   audit.retentionDays            CMF_AUDIT_RETENTION_DAYS       0     (0..36500; 0: keep every event)
  *   cache.enabled                  CMF_CACHE_ENABLED              true  (tokens and resolutions in memory)
  *   metrics.enabled                CMF_METRICS_ENABLED            true  (GET /metrics)
  *   encryption.key.id              CMF_ENCRYPTION_KEY_ID          ""  (pin: 16 hex digits; another key is refused)
@@ -63,6 +64,7 @@ struct cmf_config {
 	char *auth_admin_token_file;
 	char *database_listen_url;
 	int audit_queue_capacity;
+	int audit_retention_days;
 	bool cache_enabled;
 	bool metrics_enabled;
 	char *encryption_key_id;

@@ -1,4 +1,4 @@
-/* db audit trail: events written inside the write they describe, or alone for refusals; paged reads. */
+/* db audit trail: events written inside the write they describe, or in batches; paged reads; retention. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,4 +139,72 @@ db_audit_insert_json(struct db_conn *c, const char *events)
 
 	/* One statement: it commits by itself, one WAL flush for the whole batch. */
 	return db_tx_run(c, DB_TX_AUTOCOMMIT, batch_body, &t);
+}
+
+/*
+ * Oldest first through the (time, id) index; FOR UPDATE SKIP LOCKED leaves rows another replica's
+ * pruner holds to it instead of waiting for its batch.
+ */
+DB_STATEMENT(audit, prune, 2,
+	     "DELETE FROM cmf_audit_events WHERE id IN (SELECT id FROM cmf_audit_events WHERE time < now() - "
+	     "make_interval(days => $1::integer) ORDER BY time, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED)");
+DB_STATEMENT(audit, oldest, 0, "SELECT " DB_ROWS_TS("min(time)") " FROM cmf_audit_events");
+
+struct prune_tx {
+	const char *days, *limit;
+	long long deleted;
+};
+
+static int
+prune_body(struct db_conn *c, void *cls)
+{
+	struct prune_tx *t = cls;
+	struct db_param p[] = { { t->days, 0, 0 }, { t->limit, 0, 0 } };
+	PGresult *res = NULL;
+	int r = db_exec_stmt(c, &audit_prune, p, 2, &res);
+
+	t->deleted = r == DB_OK ? strtoll(PQcmdTuples(res), NULL, 10) : 0;
+	PQclear(res);
+	return r;
+}
+
+int
+db_audit_prune(struct db_conn *c, int days, long limit, long long *deleted)
+{
+	char d[16], l[24];
+	struct prune_tx t = { d, l, 0 };
+	int r;
+
+	snprintf(d, sizeof(d), "%d", days);
+	snprintf(l, sizeof(l), "%ld", limit);
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, prune_body, &t);
+	*deleted = r == DB_OK ? t.deleted : 0;
+	return r;
+}
+
+struct oldest_tx {
+	char *buf;
+	size_t len;
+};
+
+static int
+oldest_body(struct db_conn *c, void *cls)
+{
+	struct oldest_tx *t = cls;
+	PGresult *res = NULL;
+	int r = db_exec_stmt(c, &audit_oldest, NULL, 0, &res);
+
+	t->buf[0] = '\0';
+	if (r == DB_OK && !PQgetisnull(res, 0, 0))
+		snprintf(t->buf, t->len, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return r;
+}
+
+int
+db_audit_oldest(struct db_conn *c, char *buf, size_t len)
+{
+	struct oldest_tx t = { buf, len };
+
+	return db_tx_run(c, DB_TX_AUTOCOMMIT, oldest_body, &t);
 }

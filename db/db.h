@@ -190,6 +190,19 @@ int db_audit_insert_json(struct db_conn *c, const char *events);
 int db_audit_stored(struct db_conn *c, double time, const char *request_id);
 
 /*
+ * Retention: delete at most `limit` events first seen more than `days` days ago, oldest first, in one
+ * statement that commits by itself (rows another session is deleting are skipped, so replicas pruning
+ * at once do not wait on each other). *deleted receives how many. 0 or a DB_ERR_* code.
+ */
+int db_audit_prune(struct db_conn *c, int days, long limit, long long *deleted);
+
+/*
+ * The first time of the oldest stored event, RFC 3339 UTC with milliseconds, into `buf` (size len);
+ * "" when the trail is empty. 0 or a DB_ERR_* code.
+ */
+int db_audit_oldest(struct db_conn *c, char *buf, size_t len);
+
+/*
  * The audit trail as a listable kind (db_resource_list; nothing else): newest first, filtered by
  * principal, resource, since (inclusive) and until (exclusive), each NULL for any; times RFC 3339 (a
  * malformed one is DB_ERR_INVALID). Rows: {id, time, lastTime, count, principal, action, route, resource,

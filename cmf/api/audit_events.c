@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "cmf/app.h"
+#include "cmf/config.h"
 #include "cmf/http/audit.h"
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
@@ -20,7 +21,8 @@ cmf_api_audit_list(struct cmf_call *call)
 	const char *filters[] = { cmf_request_query(req, "principal"), cmf_request_query(req, "resource"),
 				  cmf_request_query(req, "since"), cmf_request_query(req, "until") };
 	long long page, total = 0;
-	json_t *items = NULL;
+	json_t *items = NULL, *body, *meta;
+	char oldest[40];
 	int size, r;
 
 	(void)args;
@@ -40,9 +42,25 @@ cmf_api_audit_list(struct cmf_call *call)
 		return;
 	}
 	r = db_resource_list(cmf_call_conn(call), &db_kind_audit_event, NULL, filters, page * size, size, &items, &total);
+	if (r == DB_OK)
+		r = db_audit_oldest(cmf_call_conn(call), oldest, sizeof(oldest));
 	if (r != DB_OK) {
+		json_decref(items);
 		cmf_reply_db_error(resp, r, "audit events");
 		return;
 	}
-	cmf_reply_json(resp, 200, cmf_resource_page_json(page, size, total, items));
+	/*
+	 * How far back the trail goes, whatever the filters: the oldest event kept (null when none) and the
+	 * retention in force (0: every event is kept), so a reader can tell "nothing happened" from "pruned".
+	 */
+	body = cmf_resource_page_json(page, size, total, items);
+	meta = json_object_get(body, "metadata");
+	if (meta == NULL ||
+	    json_object_set_new(meta, "oldestTime", oldest[0] != '\0' ? json_string(oldest) : json_null()) != 0 ||
+	    json_object_set_new(meta, "retentionDays", json_integer(req->app->cfg->audit_retention_days)) != 0) {
+		json_decref(body);
+		cmf_reply_error(resp, 500, "out of memory");
+		return;
+	}
+	cmf_reply_json(resp, 200, body);
 }

@@ -1,5 +1,4 @@
 /* cmf KafkaCatalogs and KafkaDatabases (/cmf/api/v1/catalogs/kafka[/{cat}/databases]): public config only. */
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -9,66 +8,6 @@
 #include "cmf/http/reply.h"
 #include "cmf/api/resource.h"
 #include "cmf/api/kind.h"
-
-/*
- * connectionConfig keys that hold credentials, refused with 422. connectionConfig is public
- * configuration: stored in clear and returned by every read, so a credential there leaks; it belongs
- * in a Secret that connectionSecretId names (the resolution for jobs merges the two). Matched
- * case-insensitively, and KEY_NAME/KEY_PREFIX also after any '.', so prefixed forms such as
- * "schema.registry.basic.auth.user.info" or "properties.sasl.jaas.config" are caught too.
- */
-enum key_match {
-	KEY_CONTAINS, /* anywhere in the key */
-	KEY_NAME,     /* the whole key, or its end after a '.' */
-	KEY_PREFIX,   /* the key's start, or a start after a '.' */
-};
-static const struct {
-	enum key_match how;
-	const char *text; /* lowercase */
-} sensitive_keys[] = {
-	{ KEY_CONTAINS, "password" },       /* ssl.truststore.password, ssl.key.password, ... */
-	{ KEY_CONTAINS, "secret" },         /* sasl.oauthbearer.client.secret, bearer.auth.client.secret */
-	{ KEY_CONTAINS, "passphrase" },     /* sasl.oauthbearer.assertion.private.key.passphrase */
-	{ KEY_NAME, "sasl.jaas.config" },    /* carries the SASL username and password inline */
-	{ KEY_NAME, "basic.auth.user.info" }, /* Schema Registry's "user:password" */
-	{ KEY_NAME, "bearer.auth.token" },   /* a Schema Registry bearer token */
-	{ KEY_PREFIX, "ssl.key." },          /* the private key's settings (ssl.key.password, ...) */
-	{ KEY_NAME, "ssl.keystore.key" },    /* a PEM private key given inline */
-	/*
-	 * Deliberately not listed: ssl.keystore.location and ssl.keystore.type name a file and its format,
-	 * ssl.keystore.certificate.chain and ssl.truststore.certificates hold public certificates. They
-	 * start with "ssl.key" as strings but carry no secret; their passwords are caught above.
-	 */
-};
-
-/* 1 when `s` starts with the lowercase `p`, ignoring case. */
-static int
-ci_starts(const char *s, const char *p)
-{
-	for (; *p != '\0'; s++, p++)
-		if (tolower((unsigned char)*s) != *p)
-			return 0;
-	return 1;
-}
-
-static int
-key_sensitive(const char *key)
-{
-	for (size_t r = 0; r < sizeof(sensitive_keys) / sizeof(sensitive_keys[0]); r++) {
-		const char *text = sensitive_keys[r].text;
-		enum key_match how = sensitive_keys[r].how;
-
-		for (size_t i = 0; key[i] != '\0'; i++) {
-			if (how != KEY_CONTAINS && i > 0 && key[i - 1] != '.')
-				continue;
-			if (!ci_starts(key + i, text))
-				continue;
-			if (how != KEY_NAME || key[i + strlen(text)] == '\0')
-				return 1;
-		}
-	}
-	return 0;
-}
 
 /*
  * The connection of a catalog (spec.srInstance) or a database (spec.kafkaCluster), checked, into the
@@ -114,7 +53,7 @@ connection_input(struct cmf_call *call, json_t *spec, const char *key, struct cm
 	/* Every offending key named at once, so one round trip fixes them all. */
 	json_object_foreach (config, k, v) {
 		/* Rule executor parameters are KMS credentials: a CsfleConfig's credentials secret holds them. */
-		if (key_sensitive(k) || cmf_csfle_credential_key(k) || cmf_resource_url_has_credentials(json_string_value(v))) {
+		if (cmf_resource_key_sensitive(k) || cmf_csfle_credential_key(k) || cmf_resource_url_has_credentials(json_string_value(v))) {
 			if (bad == NULL)
 				bad = json_array();
 			json_array_append_new(bad, json_string(k));

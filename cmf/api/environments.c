@@ -1,14 +1,104 @@
 /* cmf Environments (/cmf/api/v1/environments): CMF's shapes; POST creates or replaces. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "cmf/csfle/csfle.h"
 #include "cmf/http/reply.h"
+#include "cmf/text.h"
 #include "cmf/api/resource.h"
 #include "cmf/api/kind.h"
 
 /* The defaults CMF keeps per environment: stored and returned as given (objects of any shape). */
 static const char *const default_keys[] = { "flinkApplicationDefaults", "computePoolDefaults", "statementDefaults",
 					    NULL };
+
+/*
+ * The Flink configuration maps inside the defaults, wherever they sit (flinkApplicationDefaults.spec,
+ * computePoolDefaults.clusterSpec, statementDefaults.detached, ...): Flink reads them as key/value
+ * settings, and cmf stores and returns them in clear, so they take no credential (the connectionConfig
+ * rule). The Kubernetes structure around them (podTemplate env secretKeyRef, secretName,
+ * imagePullSecrets) is how credentials are injected and is not checked.
+ */
+static const char *const flink_config_maps[] = { "flinkConfiguration", NULL };
+
+/* Flink settings that name Kubernetes Secrets to inject, not credentials: allowed despite "secret". */
+static const char *const flink_secret_refs[] = { "kubernetes.secrets", "kubernetes.env.secretKeyRef", NULL };
+
+/* A path in an error message is cut here: enough to find the setting. */
+#define DEFAULTS_PATH_MAX 256
+
+static bool
+flink_secret_ref(const char *key)
+{
+	for (size_t i = 0; flink_secret_refs[i] != NULL; i++)
+		if (strcasecmp(key, flink_secret_refs[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Add to `bad` the path of every credential setting in the Flink configuration map `map` at `path`. A
+ * nested object is a YAML-style nested key ("s3: {secret-key: ...}" is Flink's "s3.secret-key"): its
+ * keys are checked joined with dots. Returns -1 when out of memory.
+ */
+static int
+config_map_check(json_t *map, const char *path, const char *prefix, json_t *bad)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach (map, k, v) {
+		char key[DEFAULTS_PATH_MAX], where[2 * DEFAULTS_PATH_MAX];
+
+		snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", k);
+		if (json_is_object(v)) {
+			if (config_map_check(v, path, key, bad) != 0)
+				return -1;
+			continue;
+		}
+		if (flink_secret_ref(key))
+			continue;
+		if (!cmf_resource_key_sensitive(key) && !cmf_csfle_credential_key(key) &&
+		    !(json_is_string(v) && cmf_resource_url_has_credentials(json_string_value(v))))
+			continue;
+		snprintf(where, sizeof(where), "%s[%s]", path, key);
+		cmf_utf8_sanitize(where); /* a cut may split a character */
+		if (json_array_append_new(bad, json_string(where)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Walk `v` (at `path`) for Flink configuration maps and check each. Returns -1 when out of memory. */
+static int
+defaults_check(json_t *v, const char *path, json_t *bad)
+{
+	char sub[DEFAULTS_PATH_MAX];
+	const char *k;
+	json_t *child;
+	size_t i;
+
+	if (json_is_array(v)) {
+		json_array_foreach (v, i, child) {
+			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+			if (defaults_check(child, sub, bad) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	json_object_foreach (v, k, child) {
+		bool config = false;
+
+		snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] != '\0' ? "." : "", k);
+		for (size_t m = 0; flink_config_maps[m] != NULL; m++)
+			config = config || strcmp(k, flink_config_maps[m]) == 0;
+		if (config && json_is_object(child) ? config_map_check(child, sub, "", bad) != 0
+						     : defaults_check(child, sub, bad) != 0)
+			return -1;
+	}
+	return 0;
+}
 
 /* An Environment as returned (CMF's Environment: no apiVersion/kind; `secrets` from its mappings). */
 static json_t *
@@ -64,7 +154,7 @@ env_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 					    "statementDefaults",     "created_time",		  "updated_time",
 					    "secrets",		      "status",			  NULL };
 	struct cmf_response *resp = call->resp;
-	json_t *jname, *meta, *v, *envelope = NULL, *labels = NULL, *annotations = NULL, *defaults;
+	json_t *jname, *meta, *v, *envelope = NULL, *labels = NULL, *annotations = NULL, *defaults, *bad = NULL;
 	const char *name;
 	char why[512];
 	int ret = -1;
@@ -151,11 +241,28 @@ env_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 		}
 		json_object_set(defaults, default_keys[i], v);
 	}
+	/* Every offending setting named at once, so one round trip fixes them all. */
+	if ((bad = json_array()) == NULL || defaults_check(defaults, "", bad) != 0) {
+		cmf_reply_error(resp, 500, "out of memory");
+		goto bad;
+	}
+	if (json_array_size(bad) > 0) {
+		char names[CMF_NAMES_JOIN_MAX];
+
+		cmf_resource_names_join(bad, names, sizeof(names));
+		cmf_reply_error(resp, 422,
+				"environment defaults hold sensitive Flink configuration key%s (%s): they are stored and "
+				"returned in clear; put credentials in a Kubernetes Secret and reference it (Flink's "
+				"kubernetes.secrets or kubernetes.env.secretKeyRef, or a podTemplate secretKeyRef)",
+				json_array_size(bad) > 1 ? "s" : "", names);
+		goto bad;
+	}
 	ret = 0;
 bad:
 	json_decref(envelope);
 	json_decref(labels);
 	json_decref(annotations);
+	json_decref(bad);
 	return ret;
 }
 

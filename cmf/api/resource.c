@@ -353,6 +353,66 @@ cmf_resource_names_join(json_t *names, char *buf, size_t len)
 		snprintf(buf + used, len - used, "%sand %zu more", i > 0 ? ", " : "", n - i);
 }
 
+/*
+ * Configuration keys that hold credentials (cmf_resource_key_sensitive): refused with 422 in public
+ * configuration — a catalog's or database's connectionConfig, an environment's Flink configuration —
+ * which is stored in clear and returned by every read, so a credential there leaks. Matched
+ * case-insensitively, and KEY_NAME/KEY_PREFIX also after any '.', so prefixed forms such as
+ * "schema.registry.basic.auth.user.info" or "properties.sasl.jaas.config" are caught too.
+ */
+enum key_match {
+	KEY_CONTAINS, /* anywhere in the key */
+	KEY_NAME,     /* the whole key, or its end after a '.' */
+	KEY_PREFIX,   /* the key's start, or a start after a '.' */
+};
+static const struct {
+	enum key_match how;
+	const char *text; /* lowercase */
+} sensitive_keys[] = {
+	{ KEY_CONTAINS, "password" },       /* ssl.truststore.password, ssl.key.password, ... */
+	{ KEY_CONTAINS, "secret" },         /* sasl.oauthbearer.client.secret, bearer.auth.client.secret */
+	{ KEY_CONTAINS, "passphrase" },     /* sasl.oauthbearer.assertion.private.key.passphrase */
+	{ KEY_NAME, "sasl.jaas.config" },    /* carries the SASL username and password inline */
+	{ KEY_NAME, "basic.auth.user.info" }, /* Schema Registry's "user:password" */
+	{ KEY_NAME, "bearer.auth.token" },   /* a Schema Registry bearer token */
+	{ KEY_PREFIX, "ssl.key." },          /* the private key's settings (ssl.key.password, ...) */
+	{ KEY_NAME, "ssl.keystore.key" },    /* a PEM private key given inline */
+	/*
+	 * Deliberately not listed: ssl.keystore.location and ssl.keystore.type name a file and its format,
+	 * ssl.keystore.certificate.chain and ssl.truststore.certificates hold public certificates. They
+	 * start with "ssl.key" as strings but carry no secret; their passwords are caught above.
+	 */
+};
+
+/* 1 when `s` starts with the lowercase `p`, ignoring case. */
+static int
+ci_starts(const char *s, const char *p)
+{
+	for (; *p != '\0'; s++, p++)
+		if (tolower((unsigned char)*s) != *p)
+			return 0;
+	return 1;
+}
+
+int
+cmf_resource_key_sensitive(const char *key)
+{
+	for (size_t r = 0; r < sizeof(sensitive_keys) / sizeof(sensitive_keys[0]); r++) {
+		const char *text = sensitive_keys[r].text;
+		enum key_match how = sensitive_keys[r].how;
+
+		for (size_t i = 0; key[i] != '\0'; i++) {
+			if (how != KEY_CONTAINS && i > 0 && key[i - 1] != '.')
+				continue;
+			if (!ci_starts(key + i, text))
+				continue;
+			if (how != KEY_NAME || key[i + strlen(text)] == '\0')
+				return 1;
+		}
+	}
+	return 0;
+}
+
 int
 cmf_resource_url_has_credentials(const char *v)
 {

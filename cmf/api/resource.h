@@ -90,6 +90,14 @@ json_t *cmf_resource_metadata_json(const char *name, const char *uid, const char
 void cmf_resource_names_join(json_t *names, char *buf, size_t len);
 
 /*
+ * 1 when the configuration key `key` names a credential (passwords, secrets, passphrases, JAAS
+ * configurations, basic-auth user info, bearer tokens, private keys; case-insensitive, also as the last
+ * dotted part, e.g. "properties.sasl.jaas.config"): what public configuration (stored in clear, returned
+ * by every read) refuses. Kafka and Schema Registry client names; the rule is in cmf/api/resource.c.
+ */
+int cmf_resource_key_sensitive(const char *key);
+
+/*
  * 1 when `v` holds a URL with user information in it ("https://user:password@host", what Schema
  * Registry's basic.auth.credentials.source=URL reads, or "https://token@vault"): a credential hidden
  * in a public setting.

@@ -1,4 +1,4 @@
-/* cmf audit: events queued by requests, merged when identical, committed in batches by one writer. */
+/* cmf audit: events queued by requests, merged when identical, committed in batches; old events pruned. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -34,6 +34,18 @@
  */
 #define GATHER_MIN 24
 #define GATHER_NS 1000000LL
+
+/*
+ * Retention (audit.retentionDays): a pass deletes events older than that in batches of PRUNE_BATCH rows,
+ * one short statement each, PRUNE_PAUSE_NS apart so the writers and the API keep the table; a pass ends
+ * after PRUNE_PASS_NS even with rows left (a first pass over years of trail), and the next starts
+ * PRUNE_PASS_NS later — otherwise PRUNE_INTERVAL_NS later: events come of age by the day, an hour late
+ * is nothing. A failed pass (PostgreSQL away) is tried again PRUNE_PASS_NS later.
+ */
+#define PRUNE_BATCH 1000L
+#define PRUNE_PAUSE_NS 100000000LL
+#define PRUNE_PASS_NS 60000000000LL
+#define PRUNE_INTERVAL_NS 3600000000000LL
 
 /* A completion taken from an event under q.mu, to run once the lock is released. */
 struct told {
@@ -645,6 +657,112 @@ writers_free(void)
 	}
 }
 
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool started, stopping;
+	int days;
+	struct db_conn *conn;
+} pruner = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
+
+/* Sleep up to `ns` unless told to stop: whether to go on. pruner.mu not held. */
+static bool
+pruner_sleep(long long ns)
+{
+	struct timespec until = deadline_in(ns);
+	bool go_on;
+
+	pthread_mutex_lock(&pruner.mu);
+	while (!pruner.stopping && pthread_cond_timedwait(&pruner.wake, &pruner.mu, &until) != ETIMEDOUT)
+		;
+	go_on = !pruner.stopping;
+	pthread_mutex_unlock(&pruner.mu);
+	return go_on;
+}
+
+/* One pass: batches until none is full, the pass's deadline, a failure or a stop. When to pass again. */
+static long long
+prune_pass(void)
+{
+	long long start = crypto_mono_ns(), total = 0, n = PRUNE_BATCH, next = PRUNE_INTERVAL_NS;
+	int r = DB_OK;
+
+	while (n == PRUNE_BATCH) {
+		if ((r = db_audit_prune(pruner.conn, pruner.days, PRUNE_BATCH, &n)) != DB_OK)
+			break;
+		total += n;
+		if (n == PRUNE_BATCH && crypto_mono_ns() - start >= PRUNE_PASS_NS) {
+			next = PRUNE_PASS_NS;
+			break;
+		}
+		if (n == PRUNE_BATCH && !pruner_sleep(PRUNE_PAUSE_NS))
+			break;
+	}
+	if (r != DB_OK) {
+		next = PRUNE_PASS_NS;
+		cmf_error("audit retention: deleted %lld event(s) older than %d days, then stopped: %s; trying again "
+			  "in %lld s", total, pruner.days, db_strerror(r), next / 1000000000LL);
+	} else {
+		cmf_info("audit retention: deleted %lld event(s) older than %d days in %.1f s%s", total, pruner.days,
+			 (double)(crypto_mono_ns() - start) / 1e9,
+			 next == PRUNE_PASS_NS ? "; more remain, continuing after a pause" : "");
+	}
+	return next;
+}
+
+static void *
+pruner_main(void *arg)
+{
+	long long next;
+
+	(void)arg;
+	do
+		next = prune_pass();
+	while (pruner_sleep(next));
+	return NULL;
+}
+
+/* Start the retention job when audit.retentionDays is set. 0, or -1 (logged). */
+static int
+pruner_start(struct cmf_app *app)
+{
+	int r;
+
+	pruner.days = app->cfg->audit_retention_days;
+	pruner.stopping = false;
+	if (pruner.days == 0)
+		return 0;
+	if (db_conn_open(app->cfg->database_url, cmf_app_db_password(), &pruner.conn) != DB_OK) {
+		cmf_error("audit retention: out of memory");
+		return -1;
+	}
+	if ((r = pthread_create(&pruner.thread, NULL, pruner_main, NULL)) != 0) {
+		cmf_error("audit retention: cannot start its thread: %s", strerror(r));
+		db_conn_close(pruner.conn);
+		pruner.conn = NULL;
+		return -1;
+	}
+	pruner.started = true;
+	return 0;
+}
+
+/* Stop the retention job: it stops between batches; a batch in flight is bounded by the request deadline. */
+static void
+pruner_stop(void)
+{
+	if (!pruner.started)
+		return;
+	pthread_mutex_lock(&pruner.mu);
+	pruner.stopping = true;
+	pthread_cond_signal(&pruner.wake);
+	pthread_mutex_unlock(&pruner.mu);
+	pthread_join(pruner.thread, NULL);
+	pruner.started = false;
+	db_conn_close(pruner.conn);
+	pruner.conn = NULL;
+}
+
 int
 cmf_audit_start(struct cmf_app *app)
 {
@@ -682,6 +800,10 @@ cmf_audit_start(struct cmf_app *app)
 		writers_free();
 		return -1;
 	}
+	if (pruner_start(app) != 0) {
+		cmf_audit_stop(0);
+		return -1;
+	}
 	return 0;
 }
 
@@ -703,6 +825,7 @@ cmf_audit_stop(int timeout_ms)
 	bool stuck = false;
 	struct ev *e, *next;
 
+	pruner_stop();
 	pthread_mutex_lock(&q.mu);
 	if (!q.running) {
 		pthread_mutex_unlock(&q.mu);

@@ -35,13 +35,16 @@ void cmf_audit_init(struct db_audit *a, const struct cmf_request *req, const cha
 void cmf_audit_log(const struct db_audit *a);
 
 /*
- * Start the writer thread with a database connection of its own; the queue holds at most
- * audit.queueCapacity events. 0, or -1 (logged).
+ * Start the writer threads, each with a database connection of its own; the queue holds at most
+ * audit.queueCapacity events. With audit.retentionDays set, also start the retention job (a thread with
+ * its own connection): at start and then hourly it deletes events first seen more than that many days
+ * ago, in small batches, logging one line per pass with the count. 0, or -1 (logged).
  */
 int cmf_audit_start(struct cmf_app *app);
 
 /*
- * Store what is queued (closing every merge window), then stop the writer. Waits up to `timeout_ms`
+ * Stop the retention job (between two batches), store what is queued (closing every merge window), then
+ * stop the writer. Waits up to `timeout_ms`
  * for PostgreSQL; past it the events still queued are reported in the log (each was already logged as
  * an "audit" line) and dropped, and waiting completions are told the commit failed. No-op if not started.
  */

@@ -31,6 +31,7 @@ static const char *const all_env[] = {
 	"CMF_AUTH_ENABLED",
 	"CMF_AUTH_ADMIN_TOKEN_FILE",
 	"CMF_LOG_LEVEL",
+	"CMF_AUDIT_RETENTION_DAYS",
 };
 
 /* Each test runs inside a fresh temporary directory, so messages name "cmf.yaml" as given. */
@@ -522,10 +523,37 @@ START_TEST(test_auth_and_tls)
 }
 END_TEST
 
+/* audit.retentionDays: 0 (keep every event) unless set; 0..36500 from the file or the environment. */
+START_TEST(test_audit_retention)
+{
+	set_required_env();
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg->audit_retention_days, 0);
+	ck_assert_int_eq(load_yaml("audit:\n  retentionDays: 90\n"), 0);
+	ck_assert_int_eq(cfg->audit_retention_days, 90);
+	ck_assert_int_eq(load_yaml("audit:\n  retentionDays: 36500\n"), 0);
+	ck_assert_int_eq(cfg->audit_retention_days, 36500);
+	expect_error("audit:\n  retentionDays: 36501\n",
+		     "cmf.yaml:2: audit.retentionDays: expected an integer from 0 to 36500, found '36501'");
+	expect_error("audit:\n  retentionDays: -1\n",
+		     "cmf.yaml:2: audit.retentionDays: expected an integer from 0 to 36500, found '-1'");
+	expect_error("audit:\n  retentionDays: 7d\n",
+		     "cmf.yaml:2: audit.retentionDays: expected an integer from 0 to 36500, found '7d'");
+	setenv("CMF_AUDIT_RETENTION_DAYS", "7", 1);
+	ck_assert_int_eq(load_yaml("audit:\n  retentionDays: 90\n"), 0);
+	ck_assert_int_eq(cfg->audit_retention_days, 7);
+	setenv("CMF_AUDIT_RETENTION_DAYS", "forever", 1);
+	cmf_config_free(cfg);
+	cfg = NULL;
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "environment CMF_AUDIT_RETENTION_DAYS: expected an integer from 0 to 36500, found 'forever'");
+}
+END_TEST
+
 static const struct cmf_check_opts config_opts = { .setup = setup, .teardown = teardown };
 
 CMF_CHECK_SUITE_WITH("config", &config_opts, test_defaults_without_file, test_full_file,
 	test_env_overrides_file, test_env_type_errors, test_env_error_wins_over_valid_file, test_unknown_keys,
 	test_integer_errors, test_boolean_errors, test_shape_errors, test_yaml_syntax_error,
 	test_strings_never_echoed, test_required_settings, test_listen, test_log_level, test_file_errors,
-	test_empty_files, test_flow_style_and_quoting, test_free_null, test_auth_and_tls)
+	test_empty_files, test_flow_style_and_quoting, test_free_null, test_auth_and_tls, test_audit_retention)
