@@ -418,6 +418,13 @@ def test_extra_env_is_rendered_but_never_a_secret(helm):
     ("CMF_SERVER_TLS_CLIENT_CA_FILE", "tls.clientCa.secretName"),
     ("CMF_SERVER_MAX_CONNECTIONS", "server.maxConnections"),
     ("CMF_SERVER_MAX_HEADER_BYTES", "server.maxHeaderBytes"),
+    ("CMF_DATABASE_REQUEST_TIMEOUT_SECONDS", "database.requestTimeoutSeconds"),
+    ("CMF_SERVER_PROBE_LISTEN", "server.probePort"),
+    ("CMF_ENCRYPTION_KEY_ID", "encryption.key.id"),
+    ("CMF_AUDIT_RETENTION_DAYS", "audit.retentionDays"),
+    ("CMF_AUDIT_QUEUE_CAPACITY", "audit.queueCapacity"),
+    ("CMF_CACHE_ENABLED", "cache.enabled"),
+    ("CMF_DATABASE_LISTEN_URL", "database.listen.host"),
 ])
 def test_extra_env_cannot_override_the_new_settings(helm, name, value):
     err = template_fails(helm, *REQUIRED, "--set", f"extraEnv[0].name={name}", "--set-string", "extraEnv[0].value=x")
