@@ -91,24 +91,32 @@ def test_same_key_remounted_is_not_a_transition(cmf_factory, workdir):
     assert "encryption key unavailable" not in c.log()
 
 
-def scan_memory(pid, needles):
-    """Search every readable mapping of process `pid` for any of `needles`; return those found."""
-    found = set()
-    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
-        for line in maps:
-            addr, perms = line.split()[:2]
+def readable_mappings(pid):
+    """Each readable mapping of process `pid` as ((lo, hi), VmFlags from smaps, its bytes)."""
+    spans, current = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if ":" not in head[0] and "-" in head[0]:
+                current = [tuple(int(x, 16) for x in head[0].split("-")), head[1], []]
+                spans.append(current)
+            elif line.startswith("VmFlags:") and current is not None:
+                current[2] = line.split()[1:]
+    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for (lo, hi), perms, vmflags in spans:
             if not perms.startswith("r"):
                 continue
-            lo, hi = (int(x, 16) for x in addr.split("-"))
             try:
                 mem.seek(lo)
                 chunk = mem.read(hi - lo)
             except (OSError, ValueError, OverflowError):
                 continue
-            for n in needles:
-                if n in chunk:
-                    found.add(n)
-    return found
+            yield (lo, hi), vmflags, chunk
+
+
+def scan_memory(pid, needles):
+    """Search every readable mapping of process `pid` for any of `needles`; return those found."""
+    return {n for _, _, chunk in readable_mappings(pid) for n in needles if n in chunk}
 
 
 def test_master_key_not_left_in_memory(cmf_factory, workdir):
@@ -175,26 +183,6 @@ def test_key_material_only_in_the_secure_heap_and_no_core_dumps(cmf_factory, wor
     term, wrapped_hex = pg.psql("SELECT term, encode(wrapped, 'hex') FROM cmf_deks", db).split("|")
     dek = _unwrap_dek(master, int(term), bytes.fromhex(wrapped_hex))
     # Where the data key is: every readable mapping scanned, with its VmFlags from smaps.
-    flags, where = {}, []
-    with open("/proc/%d/smaps" % pid) as f:
-        current = None
-        for line in f:
-            head = line.split()
-            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
-                lo, hi = (int(x, 16) for x in head[0].split("-"))
-                current = (lo, hi, head[1])
-            elif line.startswith("VmFlags:") and current is not None:
-                flags[current] = line.split()[1:]
-    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
-        for (lo, hi, perms), vmflags in flags.items():
-            if not perms.startswith("r") or hi - lo > 1 << 30:
-                continue
-            try:
-                mem.seek(lo)
-                chunk = mem.read(hi - lo)
-            except (OSError, ValueError, OverflowError):
-                continue
-            if dek in chunk:
-                where.append(((lo, hi), vmflags))
+    where = [(span, vmflags) for span, vmflags, chunk in readable_mappings(pid) if dek in chunk]
     assert where, "the data key was not found at all (the test would prove nothing)"
     assert all("dd" in f and "lo" in f for _, f in where), where
