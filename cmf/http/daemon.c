@@ -173,7 +173,8 @@ request_id(char out[33])
  * after another in the connection's read buffer (which grows in place), the blank line last. It stores
  * each value's size as strlen(), so a NUL inside a value silently ends it ("Bearer <token>\0junk" reads
  * as "Bearer <token>") and no lookup shows the rest. What does show it is the gap between a value's end
- * and the next line's name (or the end of the header block): a line end is 1 or 2 NULs, anything else
+ * and the next line's name (or the end of the header block, which MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE
+ * counts from the method, where the request line starts): a line end is 1 or 2 NULs, anything else
  * is bytes the client sent after a NUL (or a folded line, moved elsewhere: RFC 9112 §5.2 allows refusing
  * it). Trailing NULs right before a bare LF look like a CR LF and are not caught: they change nothing.
  */
@@ -251,9 +252,13 @@ request_framing(struct MHD_Connection *conn, struct req_ctx *ctx, uint64_t *body
 		const char *v = hs.content_length;
 		size_t i = 0;
 
-		/* libmicrohttpd already refused anything but digits; still, nothing unchecked decides framing. */
-		for (; i < hs.content_length_size && v[i] >= '0' && v[i] <= '9' && *body_len <= UINT64_MAX / 10; i++)
-			*body_len = *body_len * 10 + (uint64_t)(v[i] - '0');
+		/*
+		 * libmicrohttpd already refused anything but digits; still, nothing unchecked decides framing.
+		 * Only the comparison with the body limit matters, so a huge number saturates.
+		 */
+		for (; i < hs.content_length_size && v[i] >= '0' && v[i] <= '9'; i++)
+			*body_len = *body_len > (UINT64_MAX - 9) / 10 ? UINT64_MAX
+								       : *body_len * 10 + (uint64_t)(v[i] - '0');
 		if (i == 0 || i != hs.content_length_size)
 			cmf_reply_error(&ctx->resp, MHD_HTTP_BAD_REQUEST, "the Content-Length header is not a number");
 		else
@@ -580,7 +585,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (r == CRYPTO_OK)
 			r = crypto_buf_put(ctx->body, upload_data, n);
 		if (r == CRYPTO_ERR_TOO_LARGE) {
-			/* Chunked bodies have no declared length: stop keeping bytes once over the limit. */
+			/* Cannot happen (Content-Length was checked, Transfer-Encoding refused): kept as a backstop. */
 			ctx->too_large = 1;
 			crypto_buf_free(ctx->body);
 			ctx->body = NULL;
