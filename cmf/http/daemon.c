@@ -566,10 +566,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			return MHD_YES; /* let through: libmicrohttpd may now send "100 Continue" and read the body */
 		/*
 		 * Refused from the headers. With a body announced, answer now: its bytes are never read and the
-		 * connection closes. Without one, answer at the last callback, which keeps a keep-alive
-		 * connection open (libmicrohttpd closes any connection answered in the first callback).
+		 * connection closes. So with "Expect" (libmicrohttpd 0.9.75 sends "100 Continue" after this
+		 * callback whenever no reply is queued, even for an empty body). Otherwise answer at the last
+		 * callback, which keeps a keep-alive connection open (libmicrohttpd closes any connection
+		 * answered in the first callback).
 		 */
-		if (body_len > 0)
+		if (body_len > 0 || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) != NULL)
 			return send_response(conn, ctx, &ctx->resp);
 		ctx->refused = true;
 		return MHD_YES;
