@@ -1,4 +1,8 @@
-/* cmf HTTP: libmicrohttpd with a worker-thread pool; bodies capped, one access-log line per request. */
+/*
+ * cmf HTTP: libmicrohttpd with a worker-thread pool. A request is framed, routed, authenticated and
+ * authorized from its headers in the first callback, so a refused one never has a body byte read; bodies
+ * are capped; one access-log line per request.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -54,6 +58,10 @@ struct req_ctx {
 	size_t limit;
 	int too_large;
 	int responded;
+	/* Let through by the headers step, waiting for its body (cmf_dispatch_begin); NULL otherwise. */
+	struct cmf_call *call;
+	/* Refused from the headers of a request without a body: resp is complete, sent at the last callback. */
+	bool refused;
 	struct timespec start;
 	/*
 	 * A deferred call (its reply waits for the audit writer) completes on another thread: the connection
@@ -157,6 +165,124 @@ request_id(char out[33])
 		out[2 * i + 1] = "0123456789abcdef"[raw[i] & 15];
 	}
 	out[32] = '\0';
+}
+
+/*
+ * How a request's header lines look once libmicrohttpd 0.9.75 has parsed them in place: each line is
+ * "name\0 value" followed by its line end (CR LF, or a bare LF) overwritten with NULs, the lines one
+ * after another in the connection's read buffer (which grows in place), the blank line last. It stores
+ * each value's size as strlen(), so a NUL inside a value silently ends it ("Bearer <token>\0junk" reads
+ * as "Bearer <token>") and no lookup shows the rest. What does show it is the gap between a value's end
+ * and the next line's name (or the end of the header block, which MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE
+ * counts from the method, where the request line starts): a line end is 1 or 2 NULs, anything else
+ * is bytes the client sent after a NUL (or a folded line, moved elsewhere: RFC 9112 §5.2 allows refusing
+ * it). Trailing NULs right before a bare LF look like a CR LF and are not caught: they change nothing.
+ */
+struct header_scan {
+	const char *prev_end; /* where the previous value ended; NULL before the first header */
+	size_t content_lengths;
+	const char *content_length;
+	size_t content_length_size;
+	bool has_nul;
+	bool transfer_encoding;
+};
+
+/* Whether [from, to) is all NUL bytes and between min and max bytes long. */
+static bool
+nul_gap(const char *from, const char *to, size_t min, size_t max)
+{
+	if (to < from || (size_t)(to - from) < min || (size_t)(to - from) > max)
+		return false;
+	for (const char *p = from; p < to; p++)
+		if (*p != '\0')
+			return false;
+	return true;
+}
+
+static enum MHD_Result
+header_scan_one(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
+		size_t value_size)
+{
+	struct header_scan *hs = cls;
+
+	(void)kind;
+	if (hs->prev_end != NULL && !nul_gap(hs->prev_end, key, 1, 2))
+		hs->has_nul = true;
+	hs->prev_end = value + value_size;
+	if (key_size == strlen(MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+	    strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		hs->transfer_encoding = true;
+	if (key_size == strlen(MHD_HTTP_HEADER_CONTENT_LENGTH) &&
+	    strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		hs->content_lengths++;
+		hs->content_length = value;
+		hs->content_length_size = value_size;
+	}
+	return MHD_YES;
+}
+
+/*
+ * RFC 9112 §6.1 and §6.3 from the headers, before routing: a header value holding a NUL is 400; any
+ * Transfer-Encoding is 411 (this API's clients send Content-Length; a chunked body could only reach
+ * libmicrohttpd's own chunk parser, whose errors are not CMF's); more than one Content-Length, or one
+ * that is not a plain decimal number, is 400. Each refusal closes the connection: its framing cannot be
+ * trusted. Returns 0 with *body_len the declared body length (0 when none), or -1 with ctx->resp set.
+ */
+static int
+request_framing(struct MHD_Connection *conn, struct req_ctx *ctx, uint64_t *body_len)
+{
+	struct header_scan hs = { 0 };
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+
+	*body_len = 0;
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, header_scan_one, &hs);
+	/* The last line's end and the blank line: 2 to 4 NULs up to the end of the header block. */
+	if (hs.prev_end != NULL &&
+	    (ci == NULL || !nul_gap(hs.prev_end, ctx->req.method + ci->header_size, 2, 4)))
+		hs.has_nul = true;
+	if (hs.has_nul) {
+		cmf_reply_error(&ctx->resp, MHD_HTTP_BAD_REQUEST,
+				"a request header holds a NUL byte (or is folded over lines): refused");
+	} else if (hs.transfer_encoding) {
+		cmf_reply_error(&ctx->resp, MHD_HTTP_LENGTH_REQUIRED,
+				"Transfer-Encoding is not accepted on requests: send the body with Content-Length");
+	} else if (hs.content_lengths > 1) {
+		cmf_reply_error(&ctx->resp, MHD_HTTP_BAD_REQUEST, "more than one Content-Length header");
+	} else if (hs.content_lengths == 1) {
+		const char *v = hs.content_length;
+		size_t i = 0;
+
+		/*
+		 * libmicrohttpd already refused anything but digits; still, nothing unchecked decides framing.
+		 * Only the comparison with the body limit matters, so a huge number saturates.
+		 */
+		for (; i < hs.content_length_size && v[i] >= '0' && v[i] <= '9'; i++)
+			*body_len = *body_len > (UINT64_MAX - 9) / 10 ? UINT64_MAX
+								       : *body_len * 10 + (uint64_t)(v[i] - '0');
+		if (i == 0 || i != hs.content_length_size)
+			cmf_reply_error(&ctx->resp, MHD_HTTP_BAD_REQUEST, "the Content-Length header is not a number");
+		else
+			return 0;
+	} else {
+		return 0;
+	}
+	cmf_response_header(&ctx->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	return -1;
+}
+
+/* Header values that carry credentials: wiped in libmicrohttpd's connection memory when a request ends. */
+static enum MHD_Result
+header_wipe_one(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
+		size_t value_size)
+{
+	(void)cls;
+	(void)kind;
+	(void)key_size;
+	if (value != NULL && value_size > 0 &&
+	    (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0 ||
+	     strcasecmp(key, MHD_HTTP_HEADER_PROXY_AUTHORIZATION) == 0))
+		OPENSSL_cleanse((void *)(uintptr_t)value, value_size); /* libmicrohttpd's own buffer, in place */
+	return MHD_YES;
 }
 
 static enum MHD_Result
@@ -357,6 +483,8 @@ ctx_new(struct cmf_app *app, struct MHD_Connection *conn, const char *url, const
 }
 
 static enum MHD_Result dispatch_reply(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url);
+static int dispatch_headers(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url);
+static enum MHD_Result dispatch_body(struct MHD_Connection *conn, struct req_ctx *ctx);
 
 /*
  * server.probeListen: /healthz and /readyz only, plain HTTP, a thread per connection, so a probe never
@@ -400,11 +528,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
 	(void)version;
 	if (ctx == NULL) {
-		const char *cl;
+		uint64_t body_len;
 
 		if ((ctx = ctx_new(app, conn, url, method)) == NULL)
 			return MHD_NO;
 		*con_cls = ctx;
+		/*
+		 * A response queued here, in the first callback, makes libmicrohttpd skip the body unread, send
+		 * no "100 Continue" and close the connection after the reply.
+		 */
+		if (request_framing(conn, ctx, &body_len) != 0)
+			return send_response(conn, ctx, &ctx->resp);
 		/* Mutual TLS: a request without a verified client certificate never reaches the router. */
 		if (tls_client_required(app->cfg) &&
 		    tls_client_verify(conn, ctx->req.client_cert, sizeof(ctx->req.client_cert)) != 0) {
@@ -421,12 +555,25 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			return send_response(conn, ctx, &ctx->resp);
 		}
 		/* A declared length over the limit is refused before a byte of the body is read. */
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL && strtoull(cl, NULL, 10) > ctx->limit) {
+		if (body_len > ctx->limit) {
 			cmf_reply_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes",
 					ctx->limit);
 			return send_response(conn, ctx, &ctx->resp);
 		}
+		if (dispatch_headers(conn, ctx, url) != 0)
+			return MHD_NO;
+		if (ctx->call != NULL)
+			return MHD_YES; /* let through: libmicrohttpd may now send "100 Continue" and read the body */
+		/*
+		 * Refused from the headers. With a body announced, answer now: its bytes are never read and the
+		 * connection closes. So with "Expect" (libmicrohttpd 0.9.75 sends "100 Continue" after this
+		 * callback whenever no reply is queued, even for an empty body). Otherwise answer at the last
+		 * callback, which keeps a keep-alive connection open (libmicrohttpd closes any connection
+		 * answered in the first callback).
+		 */
+		if (body_len > 0 || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) != NULL)
+			return send_response(conn, ctx, &ctx->resp);
+		ctx->refused = true;
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -434,13 +581,13 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		int r;
 
 		*upload_data_size = 0;
-		if (ctx->too_large || ctx->responded)
+		if (ctx->too_large || ctx->responded || ctx->call == NULL)
 			return MHD_YES;
 		r = ctx->body != NULL ? CRYPTO_OK : crypto_buf_new(ctx->limit, &ctx->body);
 		if (r == CRYPTO_OK)
 			r = crypto_buf_put(ctx->body, upload_data, n);
 		if (r == CRYPTO_ERR_TOO_LARGE) {
-			/* Chunked bodies have no declared length: stop keeping bytes once over the limit. */
+			/* Cannot happen (Content-Length was checked, Transfer-Encoding refused): kept as a backstop. */
 			ctx->too_large = 1;
 			crypto_buf_free(ctx->body);
 			ctx->body = NULL;
@@ -453,29 +600,50 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		cmf_metrics_gauge_add(CMF_G_SUSPENDED_CONNECTIONS, -1);
 		return send_response(conn, ctx, &ctx->resp); /* resumed: the reply is complete */
 	}
+	if (ctx->refused)
+		return send_response(conn, ctx, &ctx->resp);
 	if (ctx->too_large) {
+		cmf_dispatch_abandon(ctx->call);
+		ctx->call = NULL;
 		cmf_reply_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes", ctx->limit);
 		return send_response(conn, ctx, &ctx->resp);
 	}
-	return dispatch_reply(conn, ctx, url);
+	return dispatch_body(conn, ctx);
 }
 
-/* The request is complete: route it and answer (or suspend the connection until its call completes). */
-static enum MHD_Result
-dispatch_reply(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url)
+/* The request line and headers of `url`, as the dispatcher reads them. 0, or -1 when out of memory. */
+static int
+request_headers(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url)
 {
-	size_t nroutes;
-	const struct cmf_route *routes;
-
 	ctx->path = strdup(url);
 	if (ctx->path == NULL)
-		return MHD_NO;
+		return -1;
 	cmf_request_split(&ctx->req, ctx->path);
 	ctx->req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	ctx->req.body = (const char *)crypto_buf_ptr(ctx->body);
-	ctx->req.body_len = crypto_buf_len(ctx->body);
-	routes = cmf_api_routes(&nroutes);
-	if (cmf_dispatch(&ctx->req, &ctx->resp, routes, nroutes, call_done, ctx) == 1) {
+	return 0;
+}
+
+/*
+ * The headers are in (first callback): route, authenticate and authorize. Either ctx->call is set (go
+ * on to the body) or ctx->resp holds the refusal. 0, or -1 when out of memory.
+ */
+static int
+dispatch_headers(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url)
+{
+	size_t nroutes;
+	const struct cmf_route *routes = cmf_api_routes(&nroutes);
+
+	if (request_headers(conn, ctx, url) != 0)
+		return -1;
+	cmf_dispatch_begin(&ctx->req, &ctx->resp, routes, nroutes, call_done, ctx, &ctx->call);
+	return 0;
+}
+
+/* Answer now, or suspend the connection until the call (1 from the dispatcher: deferred) completes. */
+static enum MHD_Result
+reply_or_wait(struct MHD_Connection *conn, struct req_ctx *ctx, int dispatched)
+{
+	if (dispatched == 1) {
 		bool wait;
 
 		pthread_mutex_lock(&ctx->mu);
@@ -493,16 +661,45 @@ dispatch_reply(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url
 	return send_response(conn, ctx, &ctx->resp);
 }
 
+/* The body is in: run the handler of the call the headers let through. */
+static enum MHD_Result
+dispatch_body(struct MHD_Connection *conn, struct req_ctx *ctx)
+{
+	struct cmf_call *call = ctx->call;
+
+	ctx->call = NULL; /* taken over by the dispatcher */
+	ctx->req.body = (const char *)crypto_buf_ptr(ctx->body);
+	ctx->req.body_len = crypto_buf_len(ctx->body);
+	return reply_or_wait(conn, ctx, cmf_dispatch_run(call));
+}
+
+/* A complete request of the probe listener (no body is kept): route it and answer. */
+static enum MHD_Result
+dispatch_reply(struct MHD_Connection *conn, struct req_ctx *ctx, const char *url)
+{
+	size_t nroutes;
+	const struct cmf_route *routes = cmf_api_routes(&nroutes);
+
+	if (request_headers(conn, ctx, url) != 0)
+		return MHD_NO;
+	return reply_or_wait(conn, ctx, cmf_dispatch(&ctx->req, &ctx->resp, routes, nroutes, call_done, ctx));
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct req_ctx *ctx = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	/*
+	 * The bearer token is still in libmicrohttpd's connection memory, which it frees unwiped when the
+	 * connection closes: wipe it where it lies, before the request's memory is reused or freed.
+	 */
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, header_wipe_one, NULL);
 	if (ctx == NULL)
 		return;
+	cmf_dispatch_abandon(ctx->call); /* the request ended before its body */
 	crypto_buf_free(ctx->body);
 	cmf_response_clear(&ctx->resp);
 	free(ctx->path);

@@ -1,4 +1,7 @@
-/* cmf dispatch: route, authenticate, authorize, run the handler, audit, release — in that order, once. */
+/*
+ * cmf dispatch: route, authenticate, authorize, run the handler, audit, release — in that order, once. The
+ * first three happen from the headers alone (cmf_dispatch_begin), before the transport reads a body byte.
+ */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -242,8 +245,8 @@ refuse(struct cmf_call *call, unsigned status, const char *action, const char *m
 }
 
 int
-cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cmf_route *routes, size_t n,
-	     void (*on_complete)(struct cmf_call *call, void *cls), void *cls)
+cmf_dispatch_begin(struct cmf_request *req, struct cmf_response *resp, const struct cmf_route *routes, size_t n,
+		   void (*on_complete)(struct cmf_call *call, void *cls), void *cls, struct cmf_call **out)
 {
 	struct cmf_call *call = calloc(1, sizeof(*call));
 	char allow[CMF_ROUTE_ALLOW_MAX];
@@ -251,6 +254,7 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 	unsigned status;
 	int r;
 
+	*out = NULL;
 	if (call == NULL) {
 		cmf_reply_error(resp, 500, "internal error");
 		return 0;
@@ -287,6 +291,16 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 		cmf_call_complete(call);
 		return 0;
 	}
+	*out = call;
+	return 1;
+}
+
+int
+cmf_dispatch_run(struct cmf_call *call)
+{
+	struct cmf_request *req = call->req;
+	int r;
+
 	/*
 	 * A token checked against what was kept while PostgreSQL is away grants a 304 of the resolution (the
 	 * one CMF_PERM_ENV_READ route; its handler refuses anything else) and nothing more.
@@ -305,4 +319,24 @@ cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cm
 	r = call->deferred ? 1 : 0;
 	cmf_call_complete(call); /* a deferred call: only the handler's hold; `call` may be gone now */
 	return r;
+}
+
+void
+cmf_dispatch_abandon(struct cmf_call *call)
+{
+	if (call == NULL)
+		return;
+	cmf_principal_clear(&call->req->principal);
+	free(call);
+}
+
+int
+cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cmf_route *routes, size_t n,
+	     void (*on_complete)(struct cmf_call *call, void *cls), void *cls)
+{
+	struct cmf_call *call;
+
+	if (cmf_dispatch_begin(req, resp, routes, n, on_complete, cls, &call) == 0)
+		return 0;
+	return cmf_dispatch_run(call);
 }

@@ -39,13 +39,39 @@ struct cmf_call {
 };
 
 /*
- * Serve `req` against `routes` (n entries) into `resp`. Returns 0 when the reply is complete; 1 when the
- * handler deferred it (cmf_call_defer): then `on_complete(call, cls)` runs once the handler calls
- * cmf_call_complete, from whichever thread does, with `resp` filled; `req` and `resp` must live until
- * then. `on_complete` may be NULL for a transport that never lets handlers defer.
+ * Serve `req` against `routes` (n entries) into `resp`: cmf_dispatch_begin, then cmf_dispatch_run. Returns
+ * 0 when the reply is complete; 1 when the handler deferred it (cmf_call_defer): then `on_complete(call,
+ * cls)` runs once the handler calls cmf_call_complete, from whichever thread does, with `resp` filled;
+ * `req` and `resp` must live until then. `on_complete` may be NULL for a transport that never lets
+ * handlers defer. For a transport that has the whole request (body included) at once.
  */
 int cmf_dispatch(struct cmf_request *req, struct cmf_response *resp, const struct cmf_route *routes, size_t n,
 		 void (*on_complete)(struct cmf_call *call, void *cls), void *cls);
+
+/*
+ * The headers step, for a transport that has the request line and headers but no body yet (req->body
+ * is not read): route (404/405), authenticate, authorize, and build the audit event. Returns 0 when the
+ * reply in `resp` is complete (a refusal, audited as one; `on_complete` has run), *out NULL: the body
+ * must not be read. Returns 1 when the request may go on: *out is the call (owned by the transport),
+ * to be given to cmf_dispatch_run once req->body holds the body, or to cmf_dispatch_abandon when the
+ * request ends before that. `req`, `resp`, `on_complete` and `cls` as for cmf_dispatch.
+ */
+int cmf_dispatch_begin(struct cmf_request *req, struct cmf_response *resp, const struct cmf_route *routes,
+		       size_t n, void (*on_complete)(struct cmf_call *call, void *cls), void *cls,
+		       struct cmf_call **out);
+
+/*
+ * The handler step of a call cmf_dispatch_begin let through (taken over: do not use `call` after this).
+ * Returns as cmf_dispatch does: 0, the reply is complete; 1, deferred (on_complete runs later).
+ */
+int cmf_dispatch_run(struct cmf_call *call);
+
+/*
+ * Drop a call cmf_dispatch_begin let through whose request ended before its body (the client went
+ * away, the body was over the limit): no handler runs and nothing is audited, as for any request cut
+ * off before it is complete. The principal is released; `call` is freed. NULL is a no-op.
+ */
+void cmf_dispatch_abandon(struct cmf_call *call);
 
 /* The calling thread's database connection (see cmf_app_conn). */
 struct db_conn *cmf_call_conn(struct cmf_call *call);
