@@ -341,7 +341,9 @@ tls_client_required(const struct cmf_config *cfg)
  * when the certificate lists purposes), then copies the first certificate's subject DN (RFC 4514 text)
  * into `subject` (size `len`); a DN that does not fit, is empty, or holds control bytes or invalid UTF-8
  * is refused, never truncated or altered. Returns 0 when verified; -1 otherwise, with the reason logged
- * at WARN (the subject DN is the only part of a certificate that is ever logged), and `subject` "".
+ * at WARN (the subject DN is the only part of a certificate that is ever logged), and `subject`
+ * "unverified: " followed by a short, sanitized excerpt of the presented DN (for the audit trail), or ""
+ * when none was read.
  */
 static int
 tls_client_verify(struct MHD_Connection *conn, char *subject, size_t len)
@@ -430,7 +432,10 @@ tls_client_verify(struct MHD_Connection *conn, char *subject, size_t len)
 	cmf_debug("client certificate '%s' verified (client %s)", shown, addr);
 	ret = 0;
 out:
-	if (ret != 0)
+	/* A refused certificate is still named in the audit trail, by what it claims, marked as such. */
+	if (ret != 0 && shown[0] != '\0')
+		snprintf(subject, len, "unverified: %s", shown);
+	else if (ret != 0)
 		subject[0] = '\0';
 	free(copy);
 	gnutls_free(dn.data);
@@ -545,8 +550,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			struct db_audit a;
 			char res[300];
 
-			/* A failed authentication like any other: audited. */
-			ctx->req.client_cert[0] = '\0';
+			/* A failed authentication like any other: audited, with the subject it presented. */
 			cmf_audit_init(&a, &ctx->req, "authenticate", "denied", MHD_HTTP_UNAUTHORIZED, res, sizeof(res),
 				       "%s", url);
 			cmf_audit_record(&ctx->req, &a);

@@ -233,6 +233,10 @@ def test_mtls_with_a_certificate_from_another_ca_is_401(cmf_factory, pki):
     assert_denied(r, c)
     assert "client certificate '%s' refused" % CLIENT_DN in c.log()
     assert "signer" in c.log() or "issuer" in c.log()
+    # The audit event names what the refused certificate presented, marked unverified (issue 13 item 10).
+    events = c.request("GET", "/cmf/api/v1/audit-events?principal=anonymous").json()["items"]
+    assert [(e["action"], e["status"], e["clientCertificate"]) for e in events] == [
+        ("authenticate", 401, "unverified: " + CLIENT_DN)], events
 
 
 def test_mtls_with_a_server_only_certificate_is_401(cmf_factory, pki):
