@@ -183,6 +183,7 @@ kind_get_version(struct cmf_call *call, const struct cmf_kind *k, const char *co
 		return;
 	}
 	kind_what(k, keys, what, sizeof(what));
+	cmf_call_resource(call, "%s/%s/versions/%lld", k->audit, keys[0], version);
 	r = db_resource_get_version(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, version, &row, &missing);
 	if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_REF)
 		cmf_reply_error(call->resp, 404, "%s has no version %lld", what, version);

@@ -195,6 +195,8 @@ cmf_api_secret_rollback(struct cmf_call *call)
 			break;
 	}
 	cmf_call_stored(call, r);
+	if (r == DB_ERR_PRECONDITION && client_match == NULL)
+		r = DB_ERR_BUSY; /* writes kept getting in between: the client's If-Match was not what failed */
 	if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_REF)
 		cmf_reply_error(call->resp, 404, "secret '%s' has no version %lld", keys[0], from);
 	else if (r == DB_ERR_GONE)
