@@ -116,6 +116,14 @@ static const struct cfg_setting cfg_settings[] = {
 	/* Empty: off. A second listener for /healthz and /readyz only, a thread per connection (plain HTTP). */
 	{ "server.probeListen", "CMF_SERVER_PROBE_LISTEN", CFG_STRING, 0, 0, "", 0, CFG_OFF(probe_listen) },
 	{ "encryption.key.id", "CMF_ENCRYPTION_KEY_ID", CFG_STRING, 0, 0, "", 0, CFG_OFF(encryption_key_id) },
+	/*
+	 * Versions of a secret kept, the current one included (Vault KV v2's max_versions, default 10); older
+	 * ones are destroyed (data removed, metadata kept). 1 keeps no history; 1,000 bounds the table.
+	 */
+	{ "secrets.maxVersions", "CMF_SECRETS_MAX_VERSIONS", CFG_INT, 1, 1000, NULL, 10, CFG_OFF(secrets_max_versions) },
+	/* Check-and-set made mandatory: a secret's PUT, DELETE or rollback without If-Match is 428. */
+	{ "secrets.requireIfMatch", "CMF_SECRETS_REQUIRE_IF_MATCH", CFG_BOOL, 0, 1, NULL, 0,
+	  CFG_OFF(secrets_require_if_match) },
 };
 
 #define CFG_NSETTINGS (sizeof(cfg_settings) / sizeof(cfg_settings[0]))

@@ -36,6 +36,8 @@
  *   encryption.key.id              CMF_ENCRYPTION_KEY_ID          ""  (pin: 16 hex digits; another key is refused)
  *   database.requestTimeoutSeconds CMF_DATABASE_REQUEST_TIMEOUT_SECONDS 5 (1..600; a call's deadline)
  *   server.probeListen             CMF_SERVER_PROBE_LISTEN        ""  (host:port: /healthz and /readyz only)
+ *   secrets.maxVersions            CMF_SECRETS_MAX_VERSIONS       10    (1..1000; versions kept, the current one included)
+ *   secrets.requireIfMatch         CMF_SECRETS_REQUIRE_IF_MATCH   false (PUT, DELETE and rollback of a secret need If-Match)
  *
  * Unknown keys are refused. Types are strict: integers are YAML plain scalars of digits within the
  * range, booleans are exactly true/false (YAML plain scalars, or the env strings "true"/"false"),
@@ -70,6 +72,8 @@ struct cmf_config {
 	char *encryption_key_id;
 	int database_request_timeout_seconds;
 	char *probe_listen;
+	int secrets_max_versions;
+	bool secrets_require_if_match;
 };
 
 /*

@@ -34,6 +34,8 @@ enum {
 	DB_ERR_OUTCOME_UNKNOWN = -16,  /* the connection was lost during COMMIT: applied or not, unknown */
 	DB_ERR_UNMAPPED = -17,         /* a connectionSecretId has no secret mapping in the environment */
 	DB_ERR_INCONSISTENT = -18,     /* (init) secrets or data keys exist but no encryption state does */
+	DB_ERR_PRECONDITION = -19,     /* a write's expected ETag (struct db_match) is not the row's */
+	DB_ERR_GONE = -20,             /* a secret version that was destroyed (its metadata kept, its data not) */
 };
 
 const char *db_strerror(int err);
@@ -126,13 +128,13 @@ struct db_sealer;
 
 /* What db_reseal did. */
 struct db_reseal_result {
-	long long resealed;   /* secrets moved to the database's ciphertext version */
-	long long unreadable; /* secrets below it that do not open (logged; they stay as they are) */
+	long long resealed;   /* ciphertexts (secrets and their kept versions) moved to the database's version */
+	long long unreadable; /* ciphertexts below it that do not open (logged; they stay as they are) */
 	bool older_refused;   /* the database opens no version below the one it writes (none stayed behind) */
 };
 
 /*
- * Move every sealed secret below the database's ciphertext version to it (open, seal again; the
+ * Move every sealed secret and every kept version of one below the database's ciphertext version to it (open, seal again; the
  * resource's version and times unchanged), in transactions of at most 64 secrets, each under the
  * initialization lock; then, if none stayed behind (res->unreadable 0), raise the lowest version the
  * database opens to it, so an older ciphertext put back later is refused. Run at start, after db_init,
@@ -239,6 +241,14 @@ struct db_kind;
 
 /* Secret: version (number), environments (names mapping it, sorted), data (decrypted strings: plaintext). */
 extern const struct db_kind db_kind_secret;
+/*
+ * A secret's versions (parent: the secret), listable only (db_resource_list), newest first: metadata, never
+ * data: {version, creationTimestamp, createdBy ("" when written before versions were kept), destroyed,
+ * destroyTimestamp (null unless destroyed)}. Every write of a secret keeps the version it writes, up to
+ * doc.maxVersions counting the current one (older ones destroyed: data removed, metadata kept), naming
+ * doc.writer; deleting the secret deletes every version.
+ */
+extern const struct db_kind db_kind_secret_version;
 /* Environment: kubernetesNamespace, defaults (object), secrets (connectionSecretId → secret name). */
 extern const struct db_kind db_kind_environment;
 /* EnvironmentSecretMapping (parent: the environment): environment, secretName. */
@@ -272,6 +282,31 @@ int db_resource_fetch(struct db_conn *c, const struct db_kind *k, const char *co
 int db_row_decode(const struct db_row *row, const struct db_kind *k, const struct db_sealer *sl, json_t **out);
 void db_row_free(struct db_row *row);
 
+/*
+ * The row of `keys` as it was at `version`, for a kind that keeps versions (a Secret): as db_resource_get,
+ * with `version` that version (its data opened under that version's AAD) and `currentVersion` the current
+ * one (the uid is the row's). DB_ERR_NOT_FOUND with *missing SELF when the row does not exist, REF when
+ * the version does not; DB_ERR_GONE when the version was destroyed.
+ */
+int db_resource_get_version(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl,
+			    const char *const *keys, long long version, json_t **row, enum db_missing *missing);
+
+/*
+ * Check-and-set. A row's ETag, quoted, from its uid and version (`"<uid>.<version>"`, at most
+ * DB_ETAG_MAX bytes with the NUL): what a kind that keeps versions returns and what `if_match` names.
+ */
+#define DB_ETAG_MAX 64
+void db_resource_etag(const char *uid, long long version, char *buf, size_t len);
+
+/*
+ * A write's or delete's precondition (If-Match): `if_match` is one ETag or "*" (any existing row). Under the
+ * row's lock, a row whose ETag is not it is DB_ERR_PRECONDITION, with `current` (out) its version.
+ */
+struct db_match {
+	const char *if_match;
+	long long current;
+};
+
 /* A list takes at most this many filters (the audit trail's principal, resource, since, until). */
 #define DB_LIST_MAX_FILTERS 4
 
@@ -303,21 +338,22 @@ enum db_write { DB_WRITE_CREATE, DB_WRITE_UPDATE, DB_WRITE_PUT };
  * (PARENT, SELF or REF); DB_ERR_NONCE_BUDGET, DB_ERR_TOO_LARGE for sealed data. On success *row is the
  * stored row and *created (may be NULL) says whether it was inserted. DB_ERR_CONFLICT also when the doc
  * contradicts other rows of a kind that checks it (a CsfleConfig's KEK with another KMS key): *clash
- * (when not NULL) is then a new array naming them, sorted; it is NULL on every other return.
+ * (when not NULL) is then a new array naming them, sorted; it is NULL on every other return. `match` (may be
+ * NULL) is the update's precondition: DB_ERR_PRECONDITION when it fails.
  */
 int db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, enum db_write how,
 		      const char *const *keys, json_t *doc, const struct db_audit *audit, const char *update_action,
-		      json_t **row, bool *created, json_t **clash, enum db_missing *missing);
+		      struct db_match *match, json_t **row, bool *created, json_t **clash, enum db_missing *missing);
 
 /*
  * Delete the row of `keys` (a token is revoked instead: its row stays for the audit trail, with `actor`),
  * recording `audit` in the same transaction. DB_ERR_NOT_FOUND with *missing; DB_ERR_CONFLICT while
  * other rows still refer to it: *users (when not NULL) is then a new array naming them, sorted (empty if
  * only the foreign key caught one made concurrently), and nothing is deleted. *users is NULL on every
- * other return.
+ * other return. `match` (may be NULL; a kind with del_lock only) is the delete's precondition.
  */
 int db_resource_delete(struct db_conn *c, const struct db_kind *k, const char *const *keys, const char *actor,
-		       const struct db_audit *audit, json_t **users, enum db_missing *missing);
+		       const struct db_audit *audit, struct db_match *match, json_t **users, enum db_missing *missing);
 
 /* ---- API tokens: authentication ----------------------------------------------------------------- */
 

@@ -99,6 +99,8 @@ struct db_kind {
 	const char *name;                        /* in logs: "secret" */
 	int nkeys;                               /* 1 or 2 */
 	const struct db_statement *get;          /* keys → the row */
+	const struct db_statement *get_version;  /* kept versions: keys, version → the row at that version
+						  * (its data NULL when destroyed); NULL: no versions */
 	const struct db_statement *count;        /* the parent key, if nested → count(*) */
 	const struct db_statement *list;         /* the parent key, if nested, LIMIT, OFFSET → rows by name */
 	const struct db_statement *parent;       /* nested: the parent key → a row when the parent exists */

@@ -169,7 +169,9 @@ struct res_tx {
 	const char *doc_text; /* doc as stored (a sealed kind's data left out) */
 	const struct db_audit *audit;
 	const char *update_action;
+	struct db_match *match;
 	bool created;
+	long long version; /* get_version */
 	/* delete */
 	const char *actor;
 	json_t *users;
@@ -235,6 +237,79 @@ db_resource_get(struct db_conn *c, const struct db_kind *k, const struct db_seal
 		t.row = NULL;
 	}
 	return tx_end(&t, r, missing);
+}
+
+void
+db_resource_etag(const char *uid, long long version, char *buf, size_t len)
+{
+	snprintf(buf, len, "\"%s.%lld\"", uid, version);
+}
+
+static int
+get_version_body(struct db_conn *c, void *cls)
+{
+	struct res_tx *t = cls;
+	char version_s[24];
+	struct db_param p[] = { { t->keys[0], 0, 0 }, { version_s, 0, 0 } };
+	PGresult *res = NULL;
+	int r;
+
+	tx_reset(t);
+	snprintf(version_s, sizeof(version_s), "%lld", t->version);
+	r = db_exec_stmt(c, t->k->get_version, p, 2, &res);
+	if (r == DB_OK && PQntuples(res) == 1 && PQgetisnull(res, 0, 2))
+		r = DB_ERR_GONE;
+	else if (r == DB_OK && PQntuples(res) == 1)
+		r = row_decode(t->k, t->sl, res, 0, &t->row);
+	else if (r == DB_OK) {
+		/* Which is missing: the row, or only that version of it. */
+		r = db_rows_exists(c, t->k->get, p, 1);
+		t->missing = r == 0 ? DB_MISSING_SELF : DB_MISSING_REF;
+		r = r < 0 ? r : DB_ERR_NOT_FOUND;
+	}
+	PQclear(res);
+	return r;
+}
+
+int
+db_resource_get_version(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl,
+			const char *const *keys, long long version, json_t **row, enum db_missing *missing)
+{
+	struct res_tx t = { .k = k, .sl = sl, .keys = keys, .version = version };
+	int r;
+
+	*row = NULL;
+	if (k->get_version == NULL || k->nkeys != 1)
+		return tx_end(&t, DB_ERR_INTERNAL, missing);
+	if (key_unavailable(k, sl))
+		return tx_end(&t, DB_ERR_KEY_UNAVAILABLE, missing);
+	/* Like a GET: one statement, a snapshot by itself; only a missing one takes a second. */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, get_version_body, &t);
+	if (r == DB_OK) {
+		*row = t.row;
+		t.row = NULL;
+	}
+	return tx_end(&t, r, missing);
+}
+
+/*
+ * The precondition of a write or delete on the row held (`locked`, with its uid and version): "*" wants
+ * a row, an ETag wants that row's.
+ */
+static int
+match_check(struct db_match *m, bool locked, const char *uid, long long version)
+{
+	char etag[DB_ETAG_MAX];
+
+	if (m == NULL || m->if_match == NULL)
+		return DB_OK;
+	m->current = locked ? version : 0;
+	if (!locked)
+		return DB_ERR_PRECONDITION;
+	if (strcmp(m->if_match, "*") == 0)
+		return DB_OK;
+	db_resource_etag(uid, version, etag, sizeof(etag));
+	return strcmp(m->if_match, etag) == 0 ? DB_OK : DB_ERR_PRECONDITION;
 }
 
 static int
@@ -410,6 +485,8 @@ write_body(struct db_conn *c, void *cls)
 			t->missing = DB_MISSING_SELF;
 			r = DB_ERR_NOT_FOUND;
 		}
+		if (r == DB_OK)
+			r = match_check(t->match, locked, uid, version);
 	}
 	if (r == DB_OK && ref != NULL)
 		r = need(c, k->ref_share, ref, DB_MISSING_REF, &t->missing);
@@ -442,10 +519,10 @@ write_body(struct db_conn *c, void *cls)
 int
 db_resource_write(struct db_conn *c, const struct db_kind *k, const struct db_sealer *sl, enum db_write how,
 		  const char *const *keys, json_t *doc, const struct db_audit *audit, const char *update_action,
-		  json_t **row, bool *created, json_t **clash, enum db_missing *missing)
+		  struct db_match *match, json_t **row, bool *created, json_t **clash, enum db_missing *missing)
 {
 	struct res_tx t = { .k = k, .sl = sl, .keys = keys, .how = how, .doc = doc, .audit = audit,
-			    .update_action = update_action };
+			    .update_action = update_action, .match = match };
 	json_t *stored = json_copy(doc); /* shallow: the sealed data is left out, never copied */
 	char *text = NULL;
 	int r = DB_ERR_ALLOC;
@@ -501,6 +578,20 @@ delete_body(struct db_conn *c, void *cls)
 
 	tx_reset(t);
 	key_params(k, t->keys, p);
+	if (t->match != NULL && t->match->if_match != NULL) {
+		/* The precondition, on the row held: the lock returns its uid and version. */
+		if (k->del_lock == NULL)
+			return DB_ERR_INTERNAL;
+		r = db_exec_stmt(c, k->del_lock, p, k->nkeys, &res);
+		if (r == DB_OK && PQntuples(res) == 0)
+			r = DB_ERR_NOT_FOUND;
+		if (r == DB_OK)
+			r = match_check(t->match, true, PQgetvalue(res, 0, 0), strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+		PQclear(res);
+		res = NULL;
+		if (r != DB_OK)
+			return r;
+	}
 	if (k->users != NULL) {
 		/* Hold the row first: a referrer being created waits for this transaction, then finds it gone. */
 		r = db_rows_exists(c, k->del_lock, p, k->nkeys);
@@ -529,9 +620,9 @@ delete_body(struct db_conn *c, void *cls)
 
 int
 db_resource_delete(struct db_conn *c, const struct db_kind *k, const char *const *keys, const char *actor,
-		   const struct db_audit *audit, json_t **users, enum db_missing *missing)
+		   const struct db_audit *audit, struct db_match *match, json_t **users, enum db_missing *missing)
 {
-	struct res_tx t = { .k = k, .keys = keys, .actor = actor, .audit = audit };
+	struct res_tx t = { .k = k, .keys = keys, .actor = actor, .audit = audit, .match = match };
 	int r;
 
 	if (users != NULL)

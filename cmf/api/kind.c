@@ -1,10 +1,14 @@
 /* cmf API kinds: the generic get/list/create/update/delete handlers every resource kind is served by. */
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmf/api/kind.h"
+#include "cmf/app.h"
 #include "cmf/cache.h"
+#include "cmf/config.h"
 #include "cmf/api/resource.h"
 #include "cmf/http/reply.h"
 #include "cmf/log.h"
@@ -63,14 +67,22 @@ item_keys(struct cmf_call *call, const struct cmf_kind *k, const char **keys)
 	return 0;
 }
 
-/* The reply for a failed store call on the row of `keys` (`in`: the write's input, or NULL). */
+/* The reply for a failed store call on the row of `keys` (`in`: the write's input, or NULL; `m`: its precondition). */
 static void
 kind_error(struct cmf_call *call, const struct cmf_kind *k, int r, enum db_missing missing, const char *const *keys,
-	   const struct cmf_kind_input *in)
+	   const struct cmf_kind_input *in, const struct db_match *m)
 {
 	char what[KIND_WHAT_MAX];
 
-	if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_PARENT) {
+	if (r == DB_ERR_PRECONDITION && m != NULL) {
+		kind_what(k, keys, what, sizeof(what));
+		if (m->current > 0)
+			cmf_reply_error(call->resp, 412,
+					"%s is at version %lld: If-Match does not name it; read it again (its ETag) and retry",
+					what, m->current);
+		else
+			cmf_reply_error(call->resp, 412, "%s does not exist: If-Match needs an existing %s", what, k->what);
+	} else if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_PARENT) {
 		cmf_reply_error(call->resp, 404, "%s '%s' not found", k->parent_what, keys[0]);
 	} else if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_REF && in != NULL) {
 		cmf_reply_error(call->resp, 404, "%s '%s' not found: %s", k->ref_what,
@@ -103,8 +115,88 @@ cmf_kind_read(struct cmf_call *call, const struct cmf_kind *k, const char *const
 		return 0;
 	if (r == DB_ERR_NOT_FOUND)
 		return 1;
-	kind_error(call, k, r, missing, keys, NULL);
+	kind_error(call, k, r, missing, keys, NULL, NULL);
 	return -1;
+}
+
+void
+cmf_kind_error(struct cmf_call *call, const struct cmf_kind *k, int r, enum db_missing missing, const char *const *keys,
+	       const struct db_match *m)
+{
+	kind_error(call, k, r, missing, keys, NULL, m);
+}
+
+void
+cmf_kind_etag(struct cmf_call *call, const struct cmf_kind *k, json_t *row)
+{
+	json_t *v = json_object_get(row, "currentVersion");
+	char etag[DB_ETAG_MAX];
+
+	if (!k->cas)
+		return;
+	if (v == NULL)
+		v = json_object_get(row, "version");
+	db_resource_etag(json_string_value(json_object_get(row, "uid")), (long long)json_integer_value(v), etag,
+			 sizeof(etag));
+	cmf_response_header(call->resp, "ETag", etag);
+}
+
+int
+cmf_kind_precondition(struct cmf_call *call, const struct cmf_kind *k, struct db_match *m)
+{
+	const char *v;
+
+	memset(m, 0, sizeof(*m));
+	if (!k->cas)
+		return 0;
+	v = cmf_request_header(call->req, "If-Match");
+	if (v == NULL && call->req->app->cfg->secrets_require_if_match) {
+		cmf_reply_error(call->resp, 428,
+				"If-Match is required to change a %s (secrets.requireIfMatch): send the ETag of the "
+				"version read",
+				k->what);
+		return -1;
+	}
+	/* One ETag or "*": a list would let a writer overwrite whichever of several versions it finds. */
+	if (v != NULL && (strchr(v, ',') != NULL || cmf_request_header_count(call->req, "If-Match") > 1)) {
+		cmf_reply_error(call->resp, 400, "If-Match: give one ETag (or *)");
+		return -1;
+	}
+	m->if_match = v;
+	return 0;
+}
+
+/* GET ?version=N of a check-and-set kind: that kept version, masked like any read. */
+static void
+kind_get_version(struct cmf_call *call, const struct cmf_kind *k, const char *const *keys, const char *v)
+{
+	enum db_missing missing = DB_MISSING_NONE;
+	char *end = NULL, what[KIND_WHAT_MAX];
+	json_t *row = NULL;
+	long long version;
+	int r;
+
+	errno = 0;
+	version = strtoll(v, &end, 10);
+	if (v[0] < '1' || v[0] > '9' || *end != '\0' || errno != 0) {
+		cmf_reply_error(call->resp, 400, "version must be a positive integer");
+		return;
+	}
+	kind_what(k, keys, what, sizeof(what));
+	cmf_call_resource(call, "%s/%s/versions/%lld", k->audit, keys[0], version);
+	r = db_resource_get_version(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, version, &row, &missing);
+	if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_REF)
+		cmf_reply_error(call->resp, 404, "%s has no version %lld", what, version);
+	else if (r == DB_ERR_GONE)
+		cmf_reply_error(call->resp, 410, "%s version %lld was destroyed (beyond secrets.maxVersions): its "
+				"metadata is kept, its data is not", what, version);
+	else if (r != DB_OK)
+		kind_error(call, k, r, missing, keys, NULL, NULL);
+	else {
+		cmf_kind_etag(call, k, row);
+		cmf_reply_json(call->resp, 200, k->to_json(row, NULL));
+	}
+	json_decref(row);
 }
 
 json_t *
@@ -135,6 +227,11 @@ kind_get(struct cmf_call *call)
 
 	if (item_keys(call, k, keys) != 0)
 		return;
+	/* A kept version: always from the database (the cache holds current rows only). */
+	if (k->cas && cmf_request_query(call->req, "version") != NULL) {
+		kind_get_version(call, k, keys, cmf_request_query(call->req, "version"));
+		return;
+	}
 	/*
 	 * A GET: from memory when cached (kept current as resolutions are, cmf/cache.h). Not a token: its row
 	 * says whether it has expired, which changes with the clock, not with a write.
@@ -144,9 +241,10 @@ kind_get(struct cmf_call *call)
 	else
 		r = cmf_cache_resource_get(cmf_call_conn(call), k->store, cmf_call_sealer(call), keys, &row, &missing);
 	if (r != DB_OK) {
-		kind_error(call, k, r, missing, keys, NULL);
+		kind_error(call, k, r, missing, keys, NULL, NULL);
 		return;
 	}
+	cmf_kind_etag(call, k, row);
 	cmf_reply_json(call->resp, 200, k->to_json(row, NULL));
 	json_decref(row);
 }
@@ -254,22 +352,27 @@ kind_write(struct cmf_call *call, bool update)
 	enum db_write how = update ? DB_WRITE_UPDATE : k->create;
 	enum db_missing missing = DB_MISSING_NONE;
 	struct cmf_kind_input in;
-	const char *keys[2];
+	struct db_match m;
+	const char *keys[2], *inm = NULL;
 	json_t *row = NULL, *clash = NULL;
 	char what[KIND_WHAT_MAX], names[CMF_NAMES_JOIN_MAX];
 	bool created = false;
 	int r, last = k->parent_what != NULL ? 1 : 0;
 
 	memset(&in, 0, sizeof(in));
-	if (path_keys(call, k, update, keys) != 0 || kind_input(call, k, update ? keys[last] : NULL, &in) != 0 ||
+	memset(&m, 0, sizeof(m));
+	if (path_keys(call, k, update, keys) != 0 || (update && cmf_kind_precondition(call, k, &m) != 0) ||
+	    kind_input(call, k, update ? keys[last] : NULL, &in) != 0 ||
 	    name_matches(call, k, in.name, update ? keys[last] : NULL) != 0)
 		goto out;
+	if (k->cas && !update)
+		inm = cmf_request_header(call->req, "If-None-Match");
 	keys[last] = in.name;
 	if (k->prepare != NULL && k->prepare(call, keys, update, &in) != 0)
 		goto out;
 	name_resource(call, k, keys);
 	r = db_resource_write(cmf_call_conn(call), k->store, cmf_call_sealer(call), how, keys, in.doc,
-			      cmf_call_audit(call, 200, NULL), k->actions[CMF_OP_UPDATE], &row, &created, &clash,
+			      cmf_call_audit(call, 200, NULL), k->actions[CMF_OP_UPDATE], &m, &row, &created, &clash,
 			      &missing);
 	if (r == DB_OK && how == DB_WRITE_PUT && !created)
 		cmf_call_audit(call, 200, k->actions[CMF_OP_UPDATE]); /* what the store recorded */
@@ -281,10 +384,17 @@ kind_write(struct cmf_call *call, bool update)
 				names, k->clash_advice);
 		goto out;
 	}
-	if (r != DB_OK) {
-		kind_error(call, k, r, missing, keys, &in);
+	if (r == DB_ERR_CONFLICT && inm != NULL && strcmp(inm, "*") == 0) {
+		/* Create only if absent (If-None-Match: *): the precondition failed rather than a plain conflict. */
+		kind_what(k, keys, what, sizeof(what));
+		cmf_reply_error(call->resp, 412, "%s already exists (If-None-Match: *)", what);
 		goto out;
 	}
+	if (r != DB_OK) {
+		kind_error(call, k, r, missing, keys, &in, &m);
+		goto out;
+	}
+	cmf_kind_etag(call, k, row);
 	cmf_info("%s %s%s%s %s (uid %s)", k->what, last ? keys[0] : "", last ? "/" : "", keys[last],
 		 created ? "created" : "updated", json_string_value(json_object_get(row, "uid")));
 	cmf_reply_json(call->resp, 200, k->to_json(row, &in));
@@ -313,13 +423,14 @@ kind_delete(struct cmf_call *call)
 	enum db_missing missing = DB_MISSING_NONE;
 	char what[KIND_WHAT_MAX], names[CMF_NAMES_JOIN_MAX];
 	const char *keys[2];
+	struct db_match m;
 	json_t *users = NULL;
 	int r;
 
-	if (item_keys(call, k, keys) != 0)
+	if (item_keys(call, k, keys) != 0 || cmf_kind_precondition(call, k, &m) != 0)
 		return;
 	r = db_resource_delete(cmf_call_conn(call), k->store, keys, call->req->principal.name,
-			       cmf_call_audit(call, 204, NULL), &users, &missing);
+			       cmf_call_audit(call, 204, NULL), &m, &users, &missing);
 	cmf_call_stored(call, r);
 	if (r == DB_ERR_CONFLICT && users != NULL && k->users != NULL) {
 		kind_what(k, keys, what, sizeof(what));
@@ -330,7 +441,7 @@ kind_delete(struct cmf_call *call)
 		else
 			cmf_reply_error(call->resp, 409, "%s %s: %s", what, k->users_none, k->users_advice);
 	} else if (r != DB_OK) {
-		kind_error(call, k, r, missing, keys, NULL);
+		kind_error(call, k, r, missing, keys, NULL, &m);
 	} else {
 		cmf_info("%s %s%s%s deleted", k->what, k->parent_what != NULL ? keys[0] : "",
 			 k->parent_what != NULL ? "/" : "", keys[k->parent_what != NULL ? 1 : 0]);

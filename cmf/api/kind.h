@@ -61,6 +61,13 @@ struct cmf_kind {
 	bool exists_in_parent; /* 409 for a create: "<what> '<name>' already exists in <parent> '<p>'" */
 	bool name_first;       /* a PUT naming another resource is refused before the spec is read */
 	bool no_labels;        /* metadata.labels and annotations are refused (not stored), before the spec */
+	/*
+	 * Check-and-set (a kind whose store keeps versions): each item's response carries an ETag from its uid
+	 * and current version; PUT and DELETE honour If-Match (412 naming the current version), POST
+	 * If-None-Match: * (412 when it exists), and secrets.requireIfMatch makes If-Match mandatory (428);
+	 * GET ?version=N reads a kept version.
+	 */
+	bool cas;
 };
 
 /* Set in->doc's member `key` to `value` (a new reference is taken); 0, or -1 with a 500 replied. */
@@ -68,7 +75,10 @@ int cmf_kind_set(struct cmf_call *call, struct cmf_kind_input *in, const char *k
 
 /* The kinds cmf serves (cmf/api/<kind>.c). */
 extern const struct cmf_kind cmf_kind_secret, cmf_kind_token, cmf_kind_environment, cmf_kind_secret_mapping,
-	cmf_kind_csfle_config, cmf_kind_kafka_catalog, cmf_kind_kafka_database;
+	cmf_kind_csfle_config, cmf_kind_kafka_catalog, cmf_kind_kafka_database, cmf_kind_secret_version;
+
+/* POST /cmf/api/v1/secrets/{name}/rollback {"version": N}: version N's data as a new current version. */
+void cmf_api_secret_rollback(struct cmf_call *call);
 
 /*
  * Append the routes of `k`'s operations to `out` (room for `max`): list and create on the collection,
@@ -82,6 +92,19 @@ json_t *cmf_kind_metadata(json_t *row);
 
 /* {apiVersion, kind, metadata, spec, status} for `row` of `k` (spec and status stolen; status may be NULL). */
 json_t *cmf_kind_envelope(const struct cmf_kind *k, json_t *row, json_t *spec, json_t *status);
+
+/*
+ * A check-and-set kind's precondition for a PUT, DELETE (or rollback): m->if_match is the request's If-Match
+ * (NULL when absent). 0, or -1 replied: 428 when secrets.requireIfMatch wants one, 400 for a list of ETags.
+ */
+int cmf_kind_precondition(struct cmf_call *call, const struct cmf_kind *k, struct db_match *m);
+
+/* The ETag header of `row` (its uid and currentVersion, else version) for a check-and-set kind. */
+void cmf_kind_etag(struct cmf_call *call, const struct cmf_kind *k, json_t *row);
+
+/* The reply for a failed store call on the row of `keys` (`m`: the precondition given, or NULL). */
+void cmf_kind_error(struct cmf_call *call, const struct cmf_kind *k, int r, enum db_missing missing,
+		    const char *const *keys, const struct db_match *m);
 
 /* The row of `k` at `keys`, read for a hook's check: 0 with *row, 1 when there is none, or -1 replied. */
 int cmf_kind_read(struct cmf_call *call, const struct cmf_kind *k, const char *const *keys, json_t **row);

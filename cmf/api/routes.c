@@ -22,6 +22,10 @@ static const struct {
 	/* Scraped every few seconds and read-only: not audited. */
 	{ NULL, { "GET", { "metrics", NULL }, CMF_PERM_METRICS, NULL, cmf_api_metrics, NULL, 0 } },
 	{ &cmf_kind_secret, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
+	{ &cmf_kind_secret_version, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
+	{ NULL,
+	  { "POST", { API, "secrets", "*", "rollback", NULL }, CMF_PERM_ADMIN, "secret.rollback", cmf_api_secret_rollback,
+	    NULL, 0 } },
 	{ &cmf_kind_token, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
 	{ NULL, { "GET", { API, "audit-events", NULL }, CMF_PERM_ADMIN, NULL, cmf_api_audit_list, NULL, 0 } },
 	{ &cmf_kind_environment, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },

@@ -67,6 +67,8 @@ MATRIX = {
     "GET /cmf/api/v1/secrets/*": (API + "/secrets/matrix-secret", None, 200),
     "PUT /cmf/api/v1/secrets/*": (API + "/secrets/matrix-secret", secret_body("matrix-secret", {"a": "c"}), 200),
     "DELETE /cmf/api/v1/secrets/*": (API + "/secrets/matrix-absent", None, 404),
+    "GET /cmf/api/v1/secrets/*/versions": (API + "/secrets/matrix-secret/versions", None, 200),
+    "POST /cmf/api/v1/secrets/*/rollback": (API + "/secrets/matrix-absent/rollback", {"version": 1}, 404),
     "GET /cmf/api/v1/tokens": (API + "/tokens", None, 200),
     "POST /cmf/api/v1/tokens": (API + "/tokens", token_body("matrix-new-token", "admin"), 200),
     "GET /cmf/api/v1/tokens/*": (API + "/tokens/matrix-reader", None, 200),

@@ -171,6 +171,8 @@ rendering with a message naming the value to set.
   "CMF_AUDIT_QUEUE_CAPACITY" "audit.queueCapacity"
   "CMF_AUDIT_RETENTION_DAYS" "audit.retentionDays"
   "CMF_CACHE_ENABLED" "cache.enabled"
+  "CMF_SECRETS_MAX_VERSIONS" "secrets.maxVersions"
+  "CMF_SECRETS_REQUIRE_IF_MATCH" "secrets.requireIfMatch"
   "CMF_ENCRYPTION_ENABLED" "encryption.enabled"
   "CMF_ENCRYPTION_KEY_FILE" "encryption.key.kubernetesSecretName and encryption.key.kubernetesSecretProperty"
   "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS" "encryption.key.reloadIntervalSeconds"

@@ -32,6 +32,8 @@ static const char *const all_env[] = {
 	"CMF_AUTH_ADMIN_TOKEN_FILE",
 	"CMF_LOG_LEVEL",
 	"CMF_AUDIT_RETENTION_DAYS",
+	"CMF_SECRETS_MAX_VERSIONS",
+	"CMF_SECRETS_REQUIRE_IF_MATCH",
 };
 
 /* Each test runs inside a fresh temporary directory, so messages name "cmf.yaml" as given. */
@@ -550,10 +552,33 @@ START_TEST(test_audit_retention)
 }
 END_TEST
 
+/* secrets.maxVersions (1..1000, default 10) and secrets.requireIfMatch (default false). */
+START_TEST(test_secret_versions)
+{
+	set_required_env();
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg->secrets_max_versions, 10);
+	ck_assert(!cfg->secrets_require_if_match);
+	ck_assert_int_eq(load_yaml("secrets:\n  maxVersions: 1\n  requireIfMatch: true\n"), 0);
+	ck_assert_int_eq(cfg->secrets_max_versions, 1);
+	ck_assert(cfg->secrets_require_if_match);
+	expect_error("secrets:\n  maxVersions: 0\n",
+		     "cmf.yaml:2: secrets.maxVersions: expected an integer from 1 to 1000, found '0'");
+	expect_error("secrets:\n  maxVersions: 1001\n",
+		     "cmf.yaml:2: secrets.maxVersions: expected an integer from 1 to 1000, found '1001'");
+	setenv("CMF_SECRETS_MAX_VERSIONS", "25", 1);
+	setenv("CMF_SECRETS_REQUIRE_IF_MATCH", "false", 1);
+	ck_assert_int_eq(load_yaml("secrets:\n  maxVersions: 3\n  requireIfMatch: true\n"), 0);
+	ck_assert_int_eq(cfg->secrets_max_versions, 25);
+	ck_assert(!cfg->secrets_require_if_match);
+}
+END_TEST
+
 static const struct cmf_check_opts config_opts = { .setup = setup, .teardown = teardown };
 
 CMF_CHECK_SUITE_WITH("config", &config_opts, test_defaults_without_file, test_full_file,
 	test_env_overrides_file, test_env_type_errors, test_env_error_wins_over_valid_file, test_unknown_keys,
 	test_integer_errors, test_boolean_errors, test_shape_errors, test_yaml_syntax_error,
 	test_strings_never_echoed, test_required_settings, test_listen, test_log_level, test_file_errors,
-	test_empty_files, test_flow_style_and_quoting, test_free_null, test_auth_and_tls, test_audit_retention)
+	test_empty_files, test_flow_style_and_quoting, test_free_null, test_auth_and_tls, test_audit_retention,
+	test_secret_versions)

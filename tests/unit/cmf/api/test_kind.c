@@ -118,7 +118,7 @@ START_TEST(test_real_table_from_kinds)
 	static const struct cmf_kind *const kinds[] = { &cmf_kind_secret,	  &cmf_kind_token,
 							&cmf_kind_environment,	  &cmf_kind_secret_mapping,
 							&cmf_kind_csfle_config,	  &cmf_kind_kafka_catalog,
-							&cmf_kind_kafka_database };
+							&cmf_kind_kafka_database, &cmf_kind_secret_version };
 	size_t n, served = 0, from_kinds = 0;
 	const struct cmf_route *routes = cmf_api_routes(&n);
 
@@ -127,13 +127,16 @@ START_TEST(test_real_table_from_kinds)
 			served += (kinds[k]->ops & CMF_OP_BIT(op)) != 0;
 		ck_assert_ptr_nonnull(kinds[k]->store);
 		ck_assert_ptr_nonnull(kinds[k]->to_json);
-		ck_assert_ptr_nonnull(kinds[k]->input);
+		/* A kind that is written parses its bodies; one only listed (a secret's versions) has none. */
+		if (kinds[k]->ops & (CMF_OP_BIT(CMF_OP_CREATE) | CMF_OP_BIT(CMF_OP_UPDATE)))
+			ck_assert_ptr_nonnull(kinds[k]->input);
 	}
 	for (size_t i = 0; i < n; i++)
 		from_kinds += routes[i].target != NULL;
-	/* Every kind's operations, and six routes of their own (probes, audit trail, ruleSet, resolution, metrics). */
+	/* Every kind's operations, and seven routes of their own (probes, audit trail, ruleSet, resolution, metrics,
+	 * a secret's rollback). */
 	ck_assert_uint_eq(from_kinds, served);
-	ck_assert_uint_eq(n, served + 6);
+	ck_assert_uint_eq(n, served + 7);
 }
 END_TEST
 
