@@ -11,11 +11,15 @@ LOG="$ROOT/build/image-build.log"
 start=$(date +%s)
 mkdir -p "$ROOT/build"
 
+if ! $PODMAN info >"$LOG" 2>&1; then
+	echo "make image: podman does not work here: $(grep . "$LOG" | tail -n 1)" >&2
+	exit 1
+fi
 sh "$ROOT/tests/image/base.sh"
 
 # The smallest container there is, on the base just made: if this fails, no build or test can run.
 if ! $PODMAN run --rm --network=host --pull=never docker.io/library/debian:bookworm-slim true >"$LOG" 2>&1; then
-	echo "make image: the container runtime cannot start a container (podman, runc, store .cache/podman): $(grep . "$LOG" | tail -n 1)" >&2
+	echo "make image: the container runtime cannot start a container (podman, runc, storage driver ${CMF_PODMAN_STORAGE_DRIVER:-overlay}): $(grep . "$LOG" | tail -n 1)" >&2
 	exit 1
 fi
 

@@ -32,5 +32,8 @@ events_logger = "file"
 CONF
 mv -f "$RUN/containers.conf.$$" "$RUN/containers.conf"
 export CONTAINERS_CONF="$RUN/containers.conf"
-exec podman --root "$STORE/storage" --runroot "$RUN/storage" --tmpdir "$RUN/libpod" \
-	--storage-driver "${CMF_PODMAN_STORAGE_DRIVER:-overlay}" "$@"
+# One store per storage driver (podman cannot switch a store's driver): overlay by default, vfs where
+# the kernel's overlayfs cannot be used (CMF_PODMAN_STORAGE_DRIVER=vfs: slower, every layer a full copy).
+DRIVER=${CMF_PODMAN_STORAGE_DRIVER:-overlay}
+exec podman --root "$STORE/$DRIVER" --runroot "$RUN/$DRIVER" --tmpdir "$RUN/libpod-$DRIVER" \
+	--storage-driver "$DRIVER" "$@"
