@@ -18,6 +18,7 @@ mkdir -p "$ROOT/.cache/podman"
 STORE=$(cd "$ROOT/.cache/podman" && pwd -P)
 RUN="${TMPDIR:-/tmp}/cmf-podman-$(id -u)-$(printf '%s' "$STORE" | cksum | cut -d' ' -f1)"
 mkdir -p "$RUN"
+# shellcheck disable=SC3045 # dash, bash and busybox sh all know ulimit -H
 nofile=$(ulimit -Hn)
 case "$nofile" in unlimited) nofile=1048576 ;; esac
 [ "$nofile" -gt 1048576 ] && nofile=1048576
