@@ -1,8 +1,9 @@
 # cmf container image: build on debian:bookworm, run on debian:bookworm-slim as a non-root user.
 #   docker build -t cmf:0.1.0 .
-# No container engine runs on the development machines, so this build is not exercised by `make test`;
-# tests/chart/test_image.py checks instead that the runtime stage installs a package for every shared
-# library build/cmf links.
+# `make image` builds it with podman (Debian base images made from Debian's packages where no registry is
+# reachable) and `make test` runs it in the chart's pod shape (make image-test, tests/image/);
+# tests/chart/test_image.py checks that the runtime stage installs a package for every shared library
+# build/cmf links.
 
 FROM debian:bookworm AS build
 RUN apt-get update \

@@ -24,7 +24,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
 HEADERS := $(wildcard cmf/*.h cmf/*/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h tests/fuzz/*.h)
 
-.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check include-check
+.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check include-check image image-test
 
 all: build/cmf
 
@@ -84,6 +84,20 @@ include-check:
 test: deps
 	@$(MAKE) --no-print-directory include-check all clang-check unit unit-san fuzz-replay
 	@sh tests/run-api.sh
+	@$(MAKE) --no-print-directory image-test
+
+# The container image, cmf:<the chart's appVersion> (IMAGE=... for another name), built with podman from
+# the unchanged Dockerfile in the project's own store, .cache/podman, on Debian base images made from
+# Debian's packages (mmdebstrap) when missing: tests/image/build.sh. Where a registry is reachable,
+# `docker build -t cmf:0.1.0 .` builds the same Dockerfile on the real Debian images.
+IMAGE ?= cmf:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' helm/cmf/Chart.yaml)
+
+image: deps
+	@sh tests/image/build.sh '$(IMAGE)'
+
+# The image run by podman in the pod shape `helm template` renders, against a throwaway PostgreSQL.
+image-test: image
+	@CMF_IMAGE='$(IMAGE)' /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/image
 
 # cmf for development on 127.0.0.1:PORT (default 8080) with a throwaway PostgreSQL: make run [PORT=8081].
 run: deps
