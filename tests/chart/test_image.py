@@ -1,6 +1,6 @@
 """The Dockerfile's runtime stage installs what build/cmf needs, and nothing it does not.
 
-No container engine runs on these machines, so the image build itself cannot be tested here. Instead:
+The image itself is built and run by `make image-test` (tests/image/). This check is the quick one:
 every shared library `ldd build/cmf` resolves on this (Debian bookworm) host is mapped to its Debian
 package with `dpkg -S`, and that package must be installed by the Dockerfile's last stage: listed in its
 `apt-get install`, pulled in by their dependencies (the closure is computed offline from the installed
