@@ -295,12 +295,40 @@ cmf_dispatch_begin(struct cmf_request *req, struct cmf_response *resp, const str
 	return 1;
 }
 
+/*
+ * The credential checked again once the body is in: a body can take as long as the client likes to
+ * arrive, and a token revoked (or expired) meanwhile must not finish its write. Returns 0, or -1 with
+ * the refusal recorded and answered. A request without a body is checked once, at its first callback.
+ */
+static int
+recheck(struct cmf_call *call)
+{
+	struct cmf_request *req = call->req;
+	const char *message, *action;
+	unsigned status;
+	int r;
+
+	if (req->body_len == 0 || call->route->perm == CMF_PERM_PUBLIC)
+		return 0;
+	r = cmf_auth_authenticate(req);
+	if (cmf_router_authorize(call->route, r, cmf_auth_enabled(), &req->principal, call->args, &status, &message,
+				 &action) == 0)
+		return 0;
+	refuse(call, status, action, message);
+	req->audited = true;
+	return -1;
+}
+
 int
 cmf_dispatch_run(struct cmf_call *call)
 {
 	struct cmf_request *req = call->req;
 	int r;
 
+	if (recheck(call) != 0) {
+		cmf_call_complete(call);
+		return 0;
+	}
 	/*
 	 * A token checked against what was kept while PostgreSQL is away grants a 304 of the resolution (the
 	 * one CMF_PERM_ENV_READ route; its handler refuses anything else) and nothing more.

@@ -269,3 +269,27 @@ def test_transfer_encoding_and_content_length_framing(cmf):
     # and a plain Content-Length body is served
     status, _, reply, _ = raw(cmf, head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
     assert status == 200, reply
+
+
+def test_a_token_revoked_while_its_body_arrives_does_not_finish_the_write(cmf):
+    """Authentication is decided before the body, and checked again once it is in: a token revoked (or
+    expired) while a slow body arrives cannot finish its write (here: mint a new admin token)."""
+    from test_auth import token_body
+    value = create_token(cmf, "slow-writer", "admin")
+    token_id = value.split("_")[1]
+    body = json.dumps(token_body("minted-after-revocation", "admin")).encode()
+    s = connect(cmf)
+    try:
+        s.sendall(b"POST /cmf/api/v1/tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n" % (len(body), value.encode()))
+        s.sendall(body[:10])
+        time.sleep(0.2)
+        assert cmf.request("DELETE", "/cmf/api/v1/tokens/slow-writer").status == 204
+        s.sendall(body[10:])
+        status, _, reply = read_reply(s)
+    finally:
+        s.close()
+    assert status == 401, (status, reply)
+    assert cmf.request("GET", "/cmf/api/v1/tokens/minted-after-revocation").status == 404
+    events = cmf.request("GET", "/cmf/api/v1/audit-events?principal=token:slow-writer/%s" % token_id).json()
+    assert [(e["action"], e["outcome"], e["status"]) for e in events["items"]] == [("authenticate", "denied", 401)]
