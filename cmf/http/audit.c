@@ -180,12 +180,25 @@ cmf_audit_log(const struct db_audit *a)
 	free(text);
 }
 
+/*
+ * The client certificate as part of the merge key. A refused one's subject ("unverified: ...") is chosen
+ * by the client, so it is left out: otherwise a new self-signed subject per handshake would be a new row
+ * each time. The merged row keeps the first one's subject.
+ */
+static const char *
+merge_cert(const struct db_audit *a)
+{
+	const char *c = or_empty(a->client_cert);
+
+	return strncmp(c, "unverified: ", 12) == 0 ? "unverified" : c;
+}
+
 /* FNV-1a over the merge key's fields, each with its terminating NUL. */
 static uint64_t
 merge_hash(const struct db_audit *a)
 {
 	const char *parts[] = { or_empty(a->client_address), or_empty(a->principal), or_empty(a->action),
-				or_empty(a->route),	     or_empty(a->outcome),   or_empty(a->client_cert) };
+				or_empty(a->route),	     or_empty(a->outcome),   merge_cert(a) };
 	uint64_t h = 1469598103934665603ULL;
 
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
@@ -203,7 +216,7 @@ merge_same(const struct db_audit *x, const struct db_audit *y)
 	return x->status == y->status && strcmp(x->client_address, or_empty(y->client_address)) == 0 &&
 	       strcmp(x->principal, or_empty(y->principal)) == 0 && strcmp(x->action, or_empty(y->action)) == 0 &&
 	       strcmp(x->route, or_empty(y->route)) == 0 && strcmp(x->outcome, or_empty(y->outcome)) == 0 &&
-	       strcmp(x->client_cert, or_empty(y->client_cert)) == 0;
+	       strcmp(merge_cert(x), merge_cert(y)) == 0;
 }
 
 /* Longest prefix of `s` of at most `max` bytes that ends on a UTF-8 character boundary. */

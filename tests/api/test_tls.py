@@ -239,6 +239,19 @@ def test_mtls_with_a_certificate_from_another_ca_is_401(cmf_factory, pki):
         ("authenticate", 401, "unverified: " + CLIENT_DN)], events
 
 
+def test_refused_certificates_with_made_up_subjects_merge_into_one_row(cmf_factory, pki):
+    """The subject of a refused certificate is the client's to choose: a new one per handshake must not be
+    a new audit row each time. They merge (the first one's subject kept) like any identical refusal."""
+    for i in range(3):
+        make_leaf(pki.dir, "made-up-%d" % i, "other-ca", "/CN=made-up-%d" % i, "extendedKeyUsage=clientAuth\n")
+    c = mtls(cmf_factory, pki)
+    for i in range(3):
+        assert_denied(c.request("GET", BASE, ssl_context=pki.context(client="made-up-%d" % i)), c)
+    events = c.request("GET", "/cmf/api/v1/audit-events?principal=anonymous").json()["items"]
+    assert [(e["status"], e["count"], e["clientCertificate"]) for e in events] == [
+        (401, 3, "unverified: CN=made-up-0")], events
+
+
 def test_mtls_with_a_server_only_certificate_is_401(cmf_factory, pki):
     # Signed by the client CA, but its key purpose is TLS server authentication only.
     c = mtls(cmf_factory, pki)
