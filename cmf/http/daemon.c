@@ -542,9 +542,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		 * A response queued here, in the first callback, makes libmicrohttpd skip the body unread, send
 		 * no "100 Continue" and close the connection after the reply.
 		 */
-		if (request_framing(conn, ctx, &body_len) != 0)
-			return send_response(conn, ctx, &ctx->resp);
-		/* Mutual TLS: a request without a verified client certificate never reaches the router. */
+		/*
+		 * Mutual TLS first: a request without a verified client certificate gets its audited 401 whatever
+		 * else is wrong with it, and never reaches the router.
+		 */
 		if (tls_client_required(app->cfg) &&
 		    tls_client_verify(conn, ctx->req.client_cert, sizeof(ctx->req.client_cert)) != 0) {
 			struct db_audit a;
@@ -558,6 +559,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 					"a client certificate signed by the configured client CA is required");
 			return send_response(conn, ctx, &ctx->resp);
 		}
+		if (request_framing(conn, ctx, &body_len) != 0)
+			return send_response(conn, ctx, &ctx->resp);
 		/* A declared length over the limit is refused before a byte of the body is read. */
 		if (body_len > ctx->limit) {
 			cmf_reply_error(&ctx->resp, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than %zu bytes",

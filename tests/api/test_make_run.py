@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -71,6 +72,9 @@ def test_free_port_prints_the_banner_once_ready_and_ctrl_c_stops_everything(devd
     p = subprocess.Popen(["make", "run", "PORT=%d" % port], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
+    # A silent hang must fail the test, not block it: a watchdog ends the run past the deadline.
+    watchdog = threading.Timer(120, lambda: os.killpg(p.pid, signal.SIGKILL))
+    watchdog.start()
     try:
         deadline = time.monotonic() + 120
         ready_at_banner = None
@@ -91,7 +95,11 @@ def test_free_port_prints_the_banner_once_ready_and_ctrl_c_stops_everything(devd
         assert "http://127.0.0.1:%d/cmf/api/v1/secrets" % port in out, out
         assert "8080" not in out.replace("127.0.0.1:%d" % port, ""), out
     finally:
-        os.killpg(p.pid, signal.SIGINT)
+        watchdog.cancel()
+        try:
+            os.killpg(p.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
         rest = p.communicate(timeout=60)[0]
     out = "".join(lines) + rest
     assert "stopped" in rest, out
