@@ -303,7 +303,9 @@ void db_resource_etag(const char *uid, long long version, char *buf, size_t len)
  * row's lock, a row whose ETag is not it is DB_ERR_PRECONDITION, with `current` (out) its version.
  */
 struct db_match {
-	const char *if_match;
+	const char *if_match;  /* one ETag, "*" (any existing row), or NULL */
+	char given[96];        /* the If-Match value as sent, trimmed (if_match may point here) */
+	bool none_match;       /* If-None-Match: * — only if there is no row */
 	long long current;
 };
 

@@ -301,9 +301,13 @@ match_check(struct db_match *m, bool locked, const char *uid, long long version)
 {
 	char etag[DB_ETAG_MAX];
 
-	if (m == NULL || m->if_match == NULL)
+	if (m == NULL || (m->if_match == NULL && !m->none_match))
 		return DB_OK;
 	m->current = locked ? version : 0;
+	if (m->none_match && locked)
+		return DB_ERR_PRECONDITION;
+	if (m->if_match == NULL)
+		return DB_OK;
 	if (!locked)
 		return DB_ERR_PRECONDITION;
 	if (strcmp(m->if_match, "*") == 0)
@@ -578,7 +582,7 @@ delete_body(struct db_conn *c, void *cls)
 
 	tx_reset(t);
 	key_params(k, t->keys, p);
-	if (t->match != NULL && t->match->if_match != NULL) {
+	if (t->match != NULL && (t->match->if_match != NULL || t->match->none_match)) {
 		/* The precondition, on the row held: the lock returns its uid and version. */
 		if (k->del_lock == NULL)
 			return DB_ERR_INTERNAL;

@@ -76,7 +76,10 @@ kind_error(struct cmf_call *call, const struct cmf_kind *k, int r, enum db_missi
 
 	if (r == DB_ERR_PRECONDITION && m != NULL) {
 		kind_what(k, keys, what, sizeof(what));
-		if (m->current > 0)
+		if (m->current > 0 && m->none_match)
+			cmf_reply_error(call->resp, 412, "%s exists (version %lld): If-None-Match: * wants none", what,
+					m->current);
+		else if (m->current > 0)
 			cmf_reply_error(call->resp, 412,
 					"%s is at version %lld: If-Match does not name it; read it again (its ETag) and retry",
 					what, m->current);
@@ -144,16 +147,20 @@ cmf_kind_etag(struct cmf_call *call, const struct cmf_kind *k, json_t *row)
 int
 cmf_kind_precondition(struct cmf_call *call, const struct cmf_kind *k, struct db_match *m)
 {
-	const char *v;
+	const char *v, *nm;
 
 	memset(m, 0, sizeof(*m));
 	if (!k->cas)
 		return 0;
 	v = cmf_request_header(call->req, "If-Match");
-	if (v == NULL && call->req->app->cfg->secrets_require_if_match) {
+	/* RFC 9110 §13.1.2: If-None-Match: * on a change means "only if there is none" (412 when there is). */
+	nm = cmf_request_header(call->req, "If-None-Match");
+	m->none_match = nm != NULL && strcmp(nm, "*") == 0;
+	/* "*" matches any version, so it does not show the writer has seen the one it changes. */
+	if ((v == NULL || strcmp(v, "*") == 0) && call->req->app->cfg->secrets_require_if_match) {
 		cmf_reply_error(call->resp, 428,
-				"If-Match is required to change a %s (secrets.requireIfMatch): send the ETag of the "
-				"version read",
+				"If-Match with the ETag of the version read is required to change a %s "
+				"(secrets.requireIfMatch; * is not enough)",
 				k->what);
 		return -1;
 	}
@@ -162,7 +169,22 @@ cmf_kind_precondition(struct cmf_call *call, const struct cmf_kind *k, struct db
 		cmf_reply_error(call->resp, 400, "If-Match: give one ETag (or *)");
 		return -1;
 	}
-	m->if_match = v;
+	if (v != NULL) {
+		/* Optional whitespace around a field value is not part of it (RFC 9110 §5.5). */
+		size_t n;
+
+		v += strspn(v, " \t");
+		n = strlen(v);
+		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			n--;
+		if (n >= sizeof(m->given)) {
+			cmf_reply_error(call->resp, 400, "If-Match: not an ETag this service gives");
+			return -1;
+		}
+		memcpy(m->given, v, n);
+		m->given[n] = '\0';
+		m->if_match = m->given;
+	}
 	return 0;
 }
 

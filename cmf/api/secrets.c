@@ -191,11 +191,11 @@ cmf_api_secret_rollback(struct cmf_call *call)
 		cmf_call_resource(call, "secret/%s/versions/%lld->%lld", keys[0], from, current + 1);
 		r = db_resource_write(cmf_call_conn(call), k->store, cmf_call_sealer(call), DB_WRITE_UPDATE, keys, doc,
 				      cmf_call_audit(call, 200, NULL), NULL, &m, &row, NULL, NULL, &missing);
-		if (client_match != NULL)
-			break;
+		if (client_match != NULL || m.none_match)
+			break; /* the client's own precondition: answered, never retried */
 	}
 	cmf_call_stored(call, r);
-	if (r == DB_ERR_PRECONDITION && client_match == NULL)
+	if (r == DB_ERR_PRECONDITION && client_match == NULL && !m.none_match)
 		r = DB_ERR_BUSY; /* writes kept getting in between: the client's If-Match was not what failed */
 	if (r == DB_ERR_NOT_FOUND && missing == DB_MISSING_REF)
 		cmf_reply_error(call->resp, 404, "secret '%s' has no version %lld", keys[0], from);

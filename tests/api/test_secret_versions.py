@@ -336,13 +336,34 @@ def test_require_if_match_makes_it_mandatory(cmf_factory):
     c = cmf_factory(env={"CMF_SECRETS_REQUIRE_IF_MATCH": "true"}).start()
     etag = ok(c.create_secret("strict", {"k": "a"})).headers["etag"]
     r = put(c, "strict", {"k": "b"})
-    assert r.status == 428 and "If-Match is required" in r.error(), r
+    assert r.status == 428 and "If-Match with the ETag of the version read is required" in r.error(), r
     assert c.request("DELETE", BASE + "/strict").status == 428
+    # "*" matches any version: it does not show the writer has seen the one it changes.
+    assert put(c, "strict", {"k": "b"}, "*").status == 428
+    assert c.request("DELETE", BASE + "/strict", headers={"If-Match": "*"}).status == 428
     assert c.request("POST", BASE + "/strict/rollback", {"version": 1}).status == 428
     etag = ok(put(c, "strict", {"k": "b"}, etag)).headers["etag"]
     assert put(c, "strict", {"k": "c"}, '"not-it"').status == 412
     ok(c.request("POST", BASE + "/strict/rollback", {"version": 1}, headers={"If-Match": etag}))
-    ok(c.request("DELETE", BASE + "/strict", headers={"If-Match": "*"}), 204)
+    # Optional whitespace around the ETag is not part of it (RFC 9110 §5.5).
+    ok(c.request("DELETE", BASE + "/strict", headers={"If-Match": " %s " % etag_of(c, "strict")}), 204)
+
+
+def etag_of(c, name):
+    return ok(c.get_secret(name)).headers["etag"]
+
+
+def test_if_none_match_star_on_a_change_wants_no_secret(cmf):
+    """RFC 9110 §13.1.2: If-None-Match: * on PUT, DELETE or rollback of an existing secret is 412."""
+    ok(cmf.create_secret("exists", {"k": "a"}))
+    star = {"If-None-Match": "*"}
+    r = cmf.request("PUT", BASE + "/exists", secret_body("exists", {"k": "b"}), headers=star)
+    assert r.status == 412 and "exists (version 1): If-None-Match: * wants none" in r.error(), r
+    assert cmf.request("DELETE", BASE + "/exists", headers=star).status == 412
+    assert cmf.request("POST", BASE + "/exists/rollback", {"version": 1}, headers=star).status == 412
+    assert str(ok(cmf.get_secret("exists")).json()["status"]["version"]) == "1"
+    # On a secret that does not exist, the PUT is the usual 404.
+    assert cmf.request("PUT", BASE + "/absent", secret_body("absent", {"k": "b"}), headers=star).status == 404
 
 
 def test_kept_versions_are_resealed_at_start(cmf_factory, pg, db):
