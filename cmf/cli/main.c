@@ -244,11 +244,13 @@ reseal(struct cmf_app *app, struct db_conn *conn)
 												    : EXIT_SOFTWARE;
 	}
 	if (res.resealed > 0)
-		cmf_info("re-sealed %lld secret(s) to ciphertext version %d, which binds each secret's name", res.resealed,
-			 CRYPTO_FORMAT_V2);
+		cmf_info("re-sealed %lld ciphertext(s) (secrets and their kept versions) to ciphertext version %d, which "
+			 "binds each secret's name",
+			 res.resealed, CRYPTO_FORMAT_V2);
 	if (res.unreadable > 0)
-		cmf_warn("%lld secret(s) below ciphertext version %d cannot be opened (corrupt, a data key missing, or "
-			 "put back after the re-seal) and were left as they are; each is listed with an integrity error%s",
+		cmf_warn("%lld ciphertext(s) (secrets or their kept versions) below ciphertext version %d cannot be "
+			 "opened (corrupt, a data key missing, or put back after the re-seal) and were left as they are; "
+			 "reading one answers an integrity error%s",
 			 res.unreadable, CRYPTO_FORMAT_V2,
 			 res.older_refused ? ""
 				    : ". Until they are repaired or deleted, older ciphertext versions are still accepted");

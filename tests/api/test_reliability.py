@@ -272,8 +272,8 @@ def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_afte
 
     c = cmf_factory().start()
     log = c.log()
-    assert "re-sealed 149 secret(s) to ciphertext version 2, which binds each secret's name" in log, log
-    assert "1 secret(s) below ciphertext version 2 cannot be opened" in log, log
+    assert "re-sealed 149 ciphertext(s) (secrets and their kept versions) to ciphertext version 2" in log, log
+    assert "1 ciphertext(s) (secrets or their kept versions) below ciphertext version 2 cannot be opened" in log, log
     assert "Until they are repaired or deleted, older ciphertext versions are still accepted" in log, log
     assert pg.psql("SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 0) = 2", db) == "149"
     assert pg.psql("SELECT min_open_version || '/' || seal_version FROM cmf_encryption_state", db) == "1/2"
@@ -287,7 +287,7 @@ def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_afte
     assert c.request("DELETE", "/cmf/api/v1/secrets/old-007").status == 204
     assert c.stop() == 0
     c = cmf_factory().start()
-    assert not re.search(r"re-sealed \d+ secret|cannot be opened", c.log()), c.log()
+    assert not re.search(r"re-sealed \d+ ciphertext|cannot be opened", c.log()), c.log()
     assert pg.psql("SELECT min_open_version || '/' || seal_version FROM cmf_encryption_state", db) == "2/2"
     # The plaintext came through: resolution reveals it.
     from test_hotpath import body, catalog, mapping
@@ -326,8 +326,8 @@ def test_version_1_rows_are_resealed_at_start_and_older_ciphertexts_refused_afte
     assert c.stop() == 0
     c = cmf_factory().start()
     # The put-back row is not laundered into version 2 by the next start's re-seal: it stays refused.
-    assert not re.search(r"re-sealed \d+ secret", c.log())
-    assert "1 secret(s) below ciphertext version 2 cannot be opened" in c.log()
+    assert not re.search(r"re-sealed \d+ ciphertext", c.log())
+    assert "1 ciphertext(s) (secrets or their kept versions) below ciphertext version 2 cannot be opened" in c.log()
     assert "older ciphertext versions are still accepted" not in c.log()
     assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secrets WHERE name = 'old-100'", db) == "1"
     assert c.get_secret("old-100").status == 500

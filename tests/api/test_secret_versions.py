@@ -388,7 +388,7 @@ def test_kept_versions_are_resealed_at_start(cmf_factory, pg, db):
     assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secret_versions WHERE name = 'history' AND version = 1",
                    db) == "1"
     c = cmf_factory().start()
-    assert "re-sealed 1 secret(s)" in c.log(), c.log()
+    assert "re-sealed 1 ciphertext(s)" in c.log(), c.log()
     assert pg.psql("SELECT get_byte(data, 0) FROM cmf_secret_versions WHERE name = 'history' AND version = 1",
                    db) == "2"
     assert pg.psql("SELECT min_open_version FROM cmf_encryption_state", db) == "2"
