@@ -13,7 +13,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN make build/cmf && strip --strip-debug build/cmf
+RUN make -j"$(nproc)" build/cmf && strip --strip-debug build/cmf
 
 FROM debian:bookworm-slim
 # Only the runtime libraries build/cmf links (their own dependencies come with them).

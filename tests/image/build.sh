@@ -19,7 +19,7 @@ sh "$ROOT/tests/image/base.sh"
 
 # The smallest container there is, on the base just made: if this fails, no build or test can run.
 if ! $PODMAN run --rm --network=host --pull=never docker.io/library/debian:bookworm-slim true >"$LOG" 2>&1; then
-	echo "make image: the container runtime cannot start a container (podman, runc, storage driver ${CMF_PODMAN_STORAGE_DRIVER:-overlay}): $(grep . "$LOG" | tail -n 1)" >&2
+	echo "make image: the container runtime cannot start a container (podman, runc, storage driver ${CMF_PODMAN_STORAGE_DRIVER:-overlay}): $(grep . "$LOG" | tail -n 1) (where overlayfs cannot be used, e.g. inside a container, set CMF_PODMAN_STORAGE_DRIVER=vfs)" >&2
 	exit 1
 fi
 

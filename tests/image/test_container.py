@@ -425,7 +425,12 @@ def test_sigterm_drains_and_exits_0_within_the_grace_period(pod, pg, world):
             out["r"] = e
     t = threading.Thread(target=resolve)
     t.start()
-    time.sleep(0.5)
+    # In flight for sure before SIGTERM: its audit batch is inside the slow trigger's pg_sleep.
+    end = time.monotonic() + 10
+    while pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                  "query LIKE '%%cmf_audit_events%%' AND wait_event = 'PgSleep'", world["db"]) == "0":
+        assert time.monotonic() < end, "the resolution's audit row never reached the slow trigger"
+        time.sleep(0.05)
     assert "r" not in out, "the resolution was answered before its audit row was committed"
     t0 = time.monotonic()
     stop = podman("stop", "-t", str(p.grace), p.name, timeout=p.grace + 30)
