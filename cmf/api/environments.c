@@ -1,5 +1,6 @@
 /* cmf Environments (/cmf/api/v1/environments): CMF's shapes; POST creates or replaces. */
 #include <stdio.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,6 +28,30 @@ static const char *const flink_secret_refs[] = { "kubernetes.secrets", "kubernet
 
 /* A path in an error message is cut here: enough to find the setting. */
 #define DEFAULTS_PATH_MAX 256
+/* A Flink configuration key is checked whole up to this length; a longer one is refused. */
+#define DEFAULTS_KEY_MAX 1024
+
+/*
+ * Flink's own credential settings the connectionConfig rule does not know (matched anywhere in the key,
+ * ignoring case): Azure's fs.azure.account.key.<account>..., metric reporters' API keys, S3's access key.
+ */
+static const char *const flink_credential_parts[] = { "account.key", "apikey", "api-key", "api.key", "access-key",
+						      NULL };
+
+static bool
+flink_credential_key(const char *key)
+{
+	char lower[DEFAULTS_KEY_MAX];
+	size_t n = 0;
+
+	for (; key[n] != '\0' && n < sizeof(lower) - 1; n++)
+		lower[n] = (char)tolower((unsigned char)key[n]);
+	lower[n] = '\0';
+	for (size_t i = 0; flink_credential_parts[i] != NULL; i++)
+		if (strstr(lower, flink_credential_parts[i]) != NULL)
+			return true;
+	return false;
+}
 
 static bool
 flink_secret_ref(const char *key)
@@ -49,20 +74,24 @@ config_map_check(json_t *map, const char *path, const char *prefix, json_t *bad)
 	json_t *v;
 
 	json_object_foreach (map, k, v) {
-		char key[DEFAULTS_PATH_MAX], where[2 * DEFAULTS_PATH_MAX];
+		char key[DEFAULTS_KEY_MAX], where[2 * DEFAULTS_PATH_MAX];
+		/* A key too long to hold whole is refused rather than checked cut (a cut could hide its end). */
+		bool whole = (size_t)snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", k) <
+			     sizeof(key);
 
-		snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", k);
-		if (json_is_object(v)) {
+		if (whole && json_is_object(v)) {
 			if (config_map_check(v, path, key, bad) != 0)
 				return -1;
 			continue;
 		}
-		if (flink_secret_ref(key))
+		if (whole && flink_secret_ref(key))
 			continue;
-		if (!cmf_resource_key_sensitive(key) && !cmf_csfle_credential_key(key) &&
+		if (whole && !cmf_resource_key_sensitive(key) && !cmf_csfle_credential_key(key) &&
+		    !flink_credential_key(key) &&
 		    !(json_is_string(v) && cmf_resource_url_has_credentials(json_string_value(v))))
 			continue;
-		snprintf(where, sizeof(where), "%s[%s]", path, key);
+		snprintf(where, sizeof(where), "%s[%.*s%s]", path, DEFAULTS_PATH_MAX, key,
+			 strlen(key) > DEFAULTS_PATH_MAX ? "..." : "");
 		cmf_utf8_sanitize(where); /* a cut may split a character */
 		if (json_array_append_new(bad, json_string(where)) != 0)
 			return -1;

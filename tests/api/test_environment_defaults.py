@@ -145,3 +145,26 @@ def test_outside_flink_configuration_keys_are_not_checked(cmf):
                                                                                             "/secrets/pw"]}}},
                statementDefaults={"detached": {"flinkConfiguration": {"state.backend.type": "rocksdb"}}})
     assert cmf.request("POST", ENVS, body).status == 200
+
+
+@pytest.mark.parametrize("key", [
+    "fs.azure.account.key.myaccount.blob.core.windows.net",  # Azure storage account key
+    "metrics.reporter.dghttp.apikey",                         # Datadog reporter API key
+    "metrics.reporter.x.api-key",
+    "s3.access-key",                                          # paired with s3.secret-key
+    "a" * 250 + ".password",                                  # checked whole, not cut at 256 bytes
+])
+def test_flink_credential_keys_and_long_keys_are_refused(cmf, key):
+    body = env(flinkApplicationDefaults={"spec": {"flinkConfiguration": {key: "value-that-is-secret"}}})
+    r = cmf.request("POST", ENVS, body)
+    assert r.status == 422 and "flinkApplicationDefaults.spec.flinkConfiguration[" in r.error(), r
+    assert "value-that-is-secret" not in r.error()
+
+
+def test_a_key_too_long_to_check_whole_is_refused_and_ordinary_ones_pass(cmf):
+    body = env(flinkApplicationDefaults={"spec": {"flinkConfiguration": {"x" * 1100: "v"}}})
+    assert cmf.request("POST", ENVS, body).status == 422
+    ok = env(flinkApplicationDefaults={"spec": {"flinkConfiguration": {"security.delegation.tokens.enabled": "false",
+                                                                      "s3.endpoint": "http://minio:9000",
+                                                                      "state.backend.type": "rocksdb"}}})
+    assert cmf.request("POST", ENVS, ok).status == 200
