@@ -116,12 +116,15 @@ replacement_check(const char *s, char *why, size_t whylen)
 	return 0;
 }
 
-/* Quote entry `start` (up to its end or the next comma after `from`) into `buf`. */
+/* Quote entry `start` (up to `end`, else the next comma after `from`) into `buf`. */
 static void
-echo_rule(const char *start, const char *from, char *buf, size_t len)
+echo_rule(const char *start, const char *from, const char *end, char *buf, size_t len)
 {
-	const char *end = strchr(from, ',');
-	size_t n = end != NULL ? (size_t)(end - start) : strlen(start);
+	size_t n;
+
+	if (end == NULL)
+		end = strchr(from, ',');
+	n = end != NULL ? (size_t)(end - start) : strlen(start);
 
 	while (n > 0 && isspace((unsigned char)start[n - 1]))
 		n--;
@@ -131,7 +134,10 @@ echo_rule(const char *start, const char *from, char *buf, size_t len)
 		snprintf(buf, len, "%.*s", (int)n, start);
 }
 
-/* One RULE entry at `p` (after "RULE:") into `rl`; *next past it. 0, or -1 with `why` (without the rule). */
+/*
+ * One RULE entry at `p` (after "RULE:") into `rl`; *next past it. 0, or -1 with `why` (without the rule) and
+ * *next past the rule when its two segments were found (NULL otherwise), so the message quotes it whole.
+ */
 static int
 rule_parse(const char *p, struct rule *rl, const char **next, char *why, size_t whylen)
 {
@@ -139,6 +145,7 @@ rule_parse(const char *p, struct rule *rl, const char **next, char *why, size_t 
 	char *pattern = NULL;
 	int r = -1, rc;
 
+	*next = NULL;
 	if (pend == NULL) {
 		snprintf(why, whylen, "expected RULE:pattern/replacement/ (with an optional L or U after it)");
 		goto out;
@@ -158,6 +165,7 @@ rule_parse(const char *p, struct rule *rl, const char **next, char *why, size_t 
 	rl->upper = *p == 'U';
 	if (rl->lower || rl->upper)
 		p++;
+	*next = p;
 	if ((bad = quantifier_unsupported(pattern)) != NULL) {
 		snprintf(why, whylen,
 			 "the pattern has %s, which POSIX regular expressions do not have (\"(.*?),\" is \"([^,]*),\" here)", bad);
@@ -178,7 +186,6 @@ rule_parse(const char *p, struct rule *rl, const char **next, char *why, size_t 
 		snprintf(why, whylen, "the pattern has more than %d groups", RULE_GROUPS_MAX - 1);
 		goto out;
 	}
-	*next = p;
 	r = 0;
 out:
 	free(pattern);
@@ -224,12 +231,12 @@ cmf_principal_rules_parse(const char *text, struct cmf_principal_rules **out, ch
 			p += 7;
 		} else if (strncmp(p, "RULE:", 5) == 0) {
 			if (rule_parse(p + 5, rl, &p, reason, sizeof(reason)) != 0) {
-				echo_rule(start, start, echo, sizeof(echo));
+				echo_rule(start, start, p, echo, sizeof(echo));
 				snprintf(why, whylen, "rule %zu `%s`: %s", rs->n + 1, echo, reason);
 				goto out;
 			}
 		} else {
-			echo_rule(start, start, echo, sizeof(echo));
+			echo_rule(start, start, NULL, echo, sizeof(echo));
 			snprintf(why, whylen, "rule %zu `%s`: expected RULE:pattern/replacement/[LU] or DEFAULT", rs->n + 1,
 				 echo);
 			goto out;
@@ -238,7 +245,7 @@ cmf_principal_rules_parse(const char *text, struct cmf_principal_rules **out, ch
 		while (isspace((unsigned char)*p))
 			p++;
 		if (*p != ',' && *p != '\0') {
-			echo_rule(start, p, echo, sizeof(echo));
+			echo_rule(start, p, NULL, echo, sizeof(echo));
 			snprintf(why, whylen, "rule %zu `%s`: unexpected text after the rule (rules are separated by commas)",
 				 rs->n, echo);
 			goto out;

@@ -94,6 +94,7 @@ END_TEST
 START_TEST(lazy_quantifiers_refused)
 {
 	parse_bad("RULE:^CN=(.*?),.*$/$1/", "a lazy quantifier");
+	parse_bad("RULE:^CN=(.*?),.*$/$1/", "rule 1 `RULE:^CN=(.*?),.*$/$1/`: the pattern has a lazy quantifier");
 	parse_bad("RULE:^CN=(.*?),.*$/$1/", "([^,]*)");
 	parse_bad("RULE:^CN=(.+?)$/$1/", "a lazy quantifier");
 	parse_bad("RULE:^CN=(a{1,2}?)$/$1/", "a lazy quantifier");
