@@ -715,7 +715,8 @@ binding_copy(const struct db_role_binding *b)
 {
 	struct db_role_binding *cp = calloc(1, sizeof(*cp));
 
-	if (cp == NULL || (cp->principal = strdup(b->principal)) == NULL || (cp->role = strdup(b->role)) == NULL) {
+	if (cp == NULL || (cp->name = strdup(b->name)) == NULL || (cp->principal = strdup(b->principal)) == NULL ||
+	    (cp->role = strdup(b->role)) == NULL) {
 		db_role_binding_free(cp);
 		return NULL;
 	}
@@ -727,7 +728,7 @@ int
 cmf_cache_binding(struct db_conn *c, const char *principal, struct db_role_binding **out)
 {
 	struct binding_set *bs = NULL;
-	struct db_role_binding key = { (char *)(uintptr_t)principal, NULL, NULL }, *kp = &key, **found;
+	struct db_role_binding key = { .principal = (char *)(uintptr_t)principal }, *kp = &key, **found;
 	int r;
 
 	*out = NULL;

@@ -386,6 +386,7 @@ int db_token_load_all(struct db_conn *c, int (*fn)(void *cls, struct db_token *t
 
 /* A role binding as authentication needs it. */
 struct db_role_binding {
+	char *name;
 	char *principal;      /* "cert:<mapped name>" */
 	char *role;           /* "admin", "environment-reader" or "metrics-reader" */
 	json_t *environments; /* array of environment names (environment-reader only) */

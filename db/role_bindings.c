@@ -13,10 +13,10 @@
 DB_KIND_STATEMENTS(binding, "cmf_role_bindings", BINDING_ROW, "TRUE", "0");
 DB_WRITES(binding, "cmf_role_bindings", BINDING_COLS);
 DB_STATEMENT(binding, lookup, 1,
-	     "SELECT principal, role, array_to_json(environments)::text FROM cmf_role_bindings WHERE principal = $1");
+	     "SELECT principal, role, array_to_json(environments)::text, name FROM cmf_role_bindings WHERE principal = $1");
 /* Every binding: what each process keeps in memory. */
-DB_STATEMENT(binding, all, 0, "SELECT principal, role, array_to_json(environments)::text FROM cmf_role_bindings");
-enum { BC_PRINCIPAL, BC_ROLE, BC_ENVS };
+DB_STATEMENT(binding, all, 0, "SELECT principal, role, array_to_json(environments)::text, name FROM cmf_role_bindings");
+enum { BC_PRINCIPAL, BC_ROLE, BC_ENVS, BC_NAME };
 
 const struct db_kind db_kind_role_binding = { DB_KIND(binding, "role binding") };
 
@@ -25,6 +25,7 @@ db_role_binding_free(struct db_role_binding *b)
 {
 	if (b == NULL)
 		return;
+	free(b->name);
 	free(b->principal);
 	free(b->role);
 	json_decref(b->environments);
@@ -41,7 +42,9 @@ binding_from_row(PGresult *res, int i, struct db_role_binding **out)
 	*out = NULL;
 	if (b == NULL)
 		return DB_ERR_ALLOC;
-	r = db_rows_str(res, i, BC_PRINCIPAL, false, &b->principal);
+	r = db_rows_str(res, i, BC_NAME, false, &b->name);
+	if (r == DB_OK)
+		r = db_rows_str(res, i, BC_PRINCIPAL, false, &b->principal);
 	if (r == DB_OK)
 		r = db_rows_str(res, i, BC_ROLE, false, &b->role);
 	if (r == DB_OK)

@@ -89,6 +89,34 @@ binding_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 	return envs != NULL ? cmf_kind_set(call, in, "environments", envs) : 0;
 }
 
+/*
+ * A principal has one binding: a write giving it a second one is 409 naming the one it has (the table's
+ * unique principal still decides a race, with the generic "already exists").
+ */
+static int
+binding_prepare(struct cmf_call *call, const char *const *keys, bool update, struct cmf_kind_input *in)
+{
+	const char *principal = json_string_value(json_object_get(in->doc, "principal"));
+	struct db_role_binding *b = NULL;
+	int r;
+
+	(void)update;
+	r = db_role_binding_lookup(cmf_call_conn(call), principal, &b);
+	if (r == DB_ERR_NOT_FOUND)
+		return 0;
+	if (r != DB_OK) {
+		cmf_reply_db_error(call->resp, r, NULL);
+		return -1;
+	}
+	r = strcmp(b->name, keys[0]) == 0 ? 0 : -1;
+	if (r != 0)
+		cmf_reply_error(call->resp, 409,
+				"principal '%s' already has role binding '%s': change that one (a principal has one role)",
+				principal, b->name);
+	db_role_binding_free(b);
+	return r;
+}
+
 static const char *const spec_keys[] = { "principal", "role", "environments", NULL };
 
 const struct cmf_kind cmf_kind_role_binding = {
@@ -98,5 +126,5 @@ const struct cmf_kind cmf_kind_role_binding = {
 		     [CMF_OP_DELETE] = "role-binding.delete" },
 	.create = DB_WRITE_CREATE, .store = &db_kind_role_binding, .spec_keys = spec_keys,
 	.spec_hint = " (spec.principal: cert:<name>; spec.role: admin, environment-reader or metrics-reader)",
-	.input = binding_input, .to_json = binding_json, .name_first = true,
+	.input = binding_input, .prepare = binding_prepare, .to_json = binding_json, .name_first = true,
 };

@@ -125,7 +125,7 @@ def test_environment_reader_binding_is_scoped_like_a_token(cmf_factory, certs):
             (binding("rb-r3", "cert:r3", "admin", ["prod"]), 422, "environment-reader role only"),
             (binding("rb-r4", "ops", "admin"), 400, "spec.principal must be"),
             (binding("rb-r5", "cert:r5", "owner"), 400, "spec.role must be"),
-            (binding("rb-r6", "cert:reader", "admin"), 409, "")):
+            (binding("rb-r6", "cert:reader", "admin"), 409, "principal 'cert:reader' already has role binding 'reader'")):
         r = c.request("POST", BINDINGS, body)
         assert r.status == status and msg in r.error(), (body, r)
 
