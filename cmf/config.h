@@ -27,6 +27,8 @@
  *   server.tls.clientCaFile        CMF_SERVER_TLS_CLIENT_CA_FILE  ""  (PEM CA: require client certificates)
  *   auth.enabled                   CMF_AUTH_ENABLED               true
  *   auth.adminTokenFile            CMF_AUTH_ADMIN_TOKEN_FILE      ""  (required when auth.enabled)
+ *   auth.mtls.principal            CMF_AUTH_MTLS_PRINCIPAL        false (a verified client certificate without a token is a principal; needs clientCaFile)
+ *   auth.mtls.principalMappingRules CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES "DEFAULT" (Kafka's ssl.principal.mapping.rules; cmf/http/principal.h)
  *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
  *   database.listenUrl             CMF_DATABASE_LISTEN_URL        ""  (LISTEN connection; "" = database.url)
  *   audit.queueCapacity            CMF_AUDIT_QUEUE_CAPACITY       65536 (1024..1048576 queued events)
@@ -64,6 +66,8 @@ struct cmf_config {
 	char *tls_client_ca_file;
 	bool auth_enabled;
 	char *auth_admin_token_file;
+	bool auth_mtls_principal;
+	char *auth_mtls_principal_mapping_rules;
 	char *database_listen_url;
 	int audit_queue_capacity;
 	int audit_retention_days;

@@ -262,6 +262,8 @@ extern const struct db_kind db_kind_csfle_config;
 /* ApiToken (live ones only; no labels, annotations or updated): id, role, environments, expires ("" when
  * never), createdBy, expired (boolean). */
 extern const struct db_kind db_kind_token;
+/* Role bindings: a principal that is not a token ("cert:<name>") and its role (migration 9). */
+extern const struct db_kind db_kind_role_binding;
 
 /*
  * Read the row of `keys` in one snapshot into *row (new reference). `sl` (borrowed) opens a sealed kind's
@@ -379,6 +381,27 @@ int db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bo
  * free) and returns 0 to go on or an error, which stops the load and is returned.
  */
 int db_token_load_all(struct db_conn *c, int (*fn)(void *cls, struct db_token *t, bool revoked), void *cls);
+
+/* ---- Role bindings: authorization of certificate principals ------------------------------------- */
+
+/* A role binding as authentication needs it. */
+struct db_role_binding {
+	char *name;
+	char *principal;      /* "cert:<mapped name>" */
+	char *role;           /* "admin", "environment-reader" or "metrics-reader" */
+	json_t *environments; /* array of environment names (environment-reader only) */
+};
+
+void db_role_binding_free(struct db_role_binding *b);
+
+/* The binding of `principal`. DB_ERR_NOT_FOUND if it has none. *out is the caller's to free. */
+int db_role_binding_lookup(struct db_conn *c, const char *principal, struct db_role_binding **out);
+
+/*
+ * Every binding, from one statement: fn(cls, b) takes each (b is the callee's to free) and returns 0 to go
+ * on or an error, which stops the load and is returned.
+ */
+int db_role_binding_load_all(struct db_conn *c, int (*fn)(void *cls, struct db_role_binding *b), void *cls);
 
 /* ---- Change notification ------------------------------------------------------------------------ */
 
