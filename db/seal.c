@@ -118,6 +118,23 @@ reserve_body(struct db_conn *c, void *cls)
 	return r;
 }
 
+enum advance { ADVANCE_NONE, ADVANCE_RELOAD, ADVANCE_ROTATE };
+
+/*
+ * After a reservation under `term` brought its count to `total`, with `newest` the highest term stored:
+ * load a newer term that exists, or ask for one once `total` reached `after` (0: never). A newer term
+ * always wins, so processes that cross the threshold after the rotation only reload.
+ */
+static enum advance
+advance_wanted(uint32_t term, uint32_t newest, uint64_t total, uint64_t after)
+{
+	if (newest > term)
+		return ADVANCE_RELOAD;
+	if (after > 0 && total >= after)
+		return ADVANCE_ROTATE;
+	return ADVANCE_NONE;
+}
+
 int
 db_seal_reserve(struct db_conn *c, const struct db_sealer *sl)
 {
@@ -156,12 +173,8 @@ db_seal_reserve(struct db_conn *c, const struct db_sealer *sl)
 	 * and requests that take it afterwards seal under the new term. Under refill_mutex, so this
 	 * process's other writers wait for the new term instead of reserving more of the old one.
 	 */
-	if (sl->hooks != NULL && sl->hooks->advance != NULL) {
-		if (t.newest > term)
-			sl->hooks->advance(sl->hooks_cls, c, term, false);
-		else if (after > 0 && t.total >= after)
-			sl->hooks->advance(sl->hooks_cls, c, term, true);
-	}
+	if (sl->hooks != NULL && sl->hooks->advance != NULL && advance_wanted(term, t.newest, t.total, after) != ADVANCE_NONE)
+		sl->hooks->advance(sl->hooks_cls, c, term, advance_wanted(term, t.newest, t.total, after) == ADVANCE_ROTATE);
 out:
 	pthread_mutex_unlock(&refill_mutex);
 	return r;
