@@ -257,10 +257,11 @@ hook_open_newer(void *cls, const uint8_t *ident, size_t identlen, const uint8_t 
 	*outlen = 0;
 	if ((r = crypto_aead_term(ct, ctlen, &term)) != CRYPTO_OK)
 		return r;
-	/* Only a term newer than the installed one can be news; an older unknown term stays an error. */
-	if (term <= current_term(app))
-		return CRYPTO_ERR_UNKNOWN_TERM;
-	if (cmf_app_keyring_reload(app, term, why, sizeof(why)) != 0) {
+	/*
+	 * Only a term newer than the installed keyring's is loaded from the database; the installed one may
+	 * already hold it (this request took an older keyring), and an older unknown term stays an error.
+	 */
+	if (term > current_term(app) && cmf_app_keyring_reload(app, term, why, sizeof(why)) != 0) {
 		cmf_warn("a secret is sealed under data key term %" PRIu32 ", which cannot be loaded: %s", term, why);
 		return CRYPTO_ERR_UNKNOWN_TERM;
 	}

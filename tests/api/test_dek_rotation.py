@@ -123,10 +123,17 @@ def test_new_term_ciphertext_loads_the_keyring_instead_of_failing(cmf_factory, p
     assert a.request("POST", ROTATE, {"target": "dek"}).status == 200
     assert loaded_term(b) == 1  # no listener: it cannot know yet
     assert a.create_secret("new-one", {"v": "2"}).status == 200
-    assert term_of(pg, db, "new-one") == 2
-    r = b.request("GET", "/cmf/api/v1/secrets/new-one")
+    assert a.create_secret("new-two", {"v": "2"}).status == 200
+    assert term_of(pg, db, "new-one") == 2 and term_of(pg, db, "new-two") == 2
+    # One request meets both: the first loads the keyring, the second opens with what was loaded.
+    r = b.request("GET", "/cmf/api/v1/secrets")
     assert r.status == 200, r
+    items = {i["metadata"]["name"]: i for i in r.json()["items"]}
+    assert sorted(items) == ["new-one", "new-two", "old-one"]
+    assert all("error" not in i.get("status", {}) for i in items.values()), items
+    assert all(list(i["spec"]["data"]) == ["v"] for i in items.values()), items
     assert loaded_term(b) == 2
+    assert b.request("GET", "/cmf/api/v1/secrets/new-one").status == 200
     # ... and from then on it seals under the new term too.
     assert b.create_secret("newer", {"v": "3"}).status == 200
     assert term_of(pg, db, "newer") == 2
