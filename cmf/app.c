@@ -7,6 +7,7 @@
 
 #include "cmf/app.h"
 #include "cmf/log.h"
+#include "cmf/metrics.h"
 
 struct cmf_keyring_ref {
 	struct crypto_keyring *kr;
@@ -273,7 +274,14 @@ hook_open_newer(void *cls, const uint8_t *ident, size_t identlen, const uint8_t 
 	return r;
 }
 
-static const struct db_keyring_hooks app_hooks = { hook_advance, hook_open_newer };
+static void
+hook_reserved(void *cls, uint32_t term, uint64_t encryptions)
+{
+	(void)cls;
+	cmf_metrics_dek_reserved(term, encryptions);
+}
+
+static const struct db_keyring_hooks app_hooks = { hook_advance, hook_open_newer, hook_reserved };
 
 void
 cmf_app_sealer_acquire(struct cmf_app *app, struct cmf_sealer_hold *hold)

@@ -239,6 +239,8 @@ struct db_keyring_hooks {
 	 */
 	int (*open_newer)(void *cls, const uint8_t *ident, size_t identlen, const uint8_t *ct, size_t ctlen,
 			  uint8_t **out, size_t *outlen);
+	/* A reservation under `term` brought the database's count to `encryptions` (for metrics). */
+	void (*reserved)(void *cls, uint32_t term, uint64_t encryptions);
 };
 
 struct db_sealer {

@@ -173,6 +173,8 @@ db_seal_reserve(struct db_conn *c, const struct db_sealer *sl)
 	 * and requests that take it afterwards seal under the new term. Under refill_mutex, so this
 	 * process's other writers wait for the new term instead of reserving more of the old one.
 	 */
+	if (sl->hooks != NULL && sl->hooks->reserved != NULL)
+		sl->hooks->reserved(sl->hooks_cls, term, t.total);
 	if (sl->hooks != NULL && sl->hooks->advance != NULL && advance_wanted(term, t.newest, t.total, after) != ADVANCE_NONE)
 		sl->hooks->advance(sl->hooks_cls, c, term, advance_wanted(term, t.newest, t.total, after) == ADVANCE_ROTATE);
 out:

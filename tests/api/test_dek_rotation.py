@@ -172,6 +172,21 @@ def test_status_matches_sql_and_check_prints_it(cmf_factory, pg, db):
     assert "data key term 1: created" in r.stdout and "2 secret(s), 3 version(s)" in r.stdout
 
 
+def test_metrics_show_the_current_term_and_reservations_per_term(cmf_factory, pg, db):
+    a = cmf_factory().start()
+    assert a.create_secret("m-one", {"v": "1"}).status == 200
+    assert a.request("POST", ROTATE, {"target": "dek"}).status == 200
+    wait_for(lambda: loaded_term(a) == 2, 10)
+    assert a.create_secret("m-two", {"v": "2"}).status == 200
+    text = a.request("GET", "/metrics").body.decode()
+    lines = dict(l.rsplit(" ", 1) for l in text.splitlines() if l.startswith("cmf_dek_"))
+    want = dict(tuple(map(int, l.split("|"))) for l in pg.psql("SELECT term, encryptions FROM cmf_deks", db).split())
+    assert want == {1: 1024, 2: 1024}  # one process: one block each (the SQL side is not trivially zero)
+    assert float(lines["cmf_dek_term"]) == 2
+    for term, n in want.items():
+        assert float(lines['cmf_dek_reserved_encryptions{term="%d"}' % term]) == n
+
+
 def test_rotate_after_bounds_and_rotate_usage(cmf_factory):
     c = cmf_factory(env={"CMF_ENCRYPTION_DEK_ROTATE_AFTER_ENCRYPTIONS": "16383"})
     r = c.run("check")
