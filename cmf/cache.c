@@ -94,6 +94,7 @@ static struct {
 	atomic_bool stop;
 	const char *url;      /* the LISTEN session's */
 	const char *main_url; /* the reloads' (database.url: may go through a pooler) */
+	struct cmf_app *app;  /* whose keyring a new data-key term reloads */
 } lis;
 
 static uint64_t
@@ -547,6 +548,19 @@ on_notify(void *cls, const char *table)
 		atomic_store(&tokens_reload_wanted, true);
 		return; /* token rows are never cached (kind.c), and snapshots hold none */
 	}
+	/*
+	 * A data-key term was added (a rotation by any process): load the keyring again, so this process
+	 * seals under the new term from its next reservation on. A failure leaves the old keyring in place:
+	 * its writes go on under the old term, and a ciphertext of the new one loads it on demand (app.c).
+	 */
+	if (strcmp(table, "cmf_deks") == 0) {
+		char why[512];
+
+		if (lis.app != NULL && lis.app->encryption_enabled && cmf_app_keyring_loaded(lis.app, NULL, 0) &&
+		    cmf_app_keyring_reload(lis.app, 0, why, sizeof(why)) != 0)
+			cmf_warn("change listener: the data keys changed but cannot be reloaded: %s", why);
+		return; /* the caches hold sealed values only: nothing in them depends on the keyring */
+	}
 	/* Bindings are reloaded whole; their rows (GET) are emptied with the others below. */
 	if (strcmp(table, "cmf_role_bindings") == 0)
 		atomic_store(&bindings_reload_wanted, true);
@@ -844,6 +858,7 @@ cmf_cache_start(struct cmf_app *app)
 		return 0;
 	}
 	lis.main_url = cfg->database_url;
+	lis.app = app;
 	lis.url = cfg->database_listen_url != NULL && cfg->database_listen_url[0] != '\0' ? cfg->database_listen_url
 											   : cfg->database_url;
 	atomic_store(&lis.stop, false);

@@ -97,6 +97,14 @@ static const struct cfg_setting cfg_settings[] = {
 	/* 1..60 s: how often the mounted key is re-checked; revocation is noticed within one interval. */
 	{ "encryption.key.reloadIntervalSeconds", "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS", CFG_INT, 1, 60, NULL, 2,
 	  CFG_OFF(encryption_key_reload_interval_seconds) },
+	/*
+	 * Encryptions reserved under one data key before a new term is made. The floor, 16 reservation blocks
+	 * of 1,024, keeps one reservation from crossing it twice, so rotations cannot cascade; the ceiling,
+	 * 1.5e9, leaves a quarter of the hard stop (CRYPTO_DEK_MAX_ENCRYPTIONS, 2^31) for replicas that have
+	 * not yet loaded the new term.
+	 */
+	{ "encryption.dek.rotateAfterEncryptions", "CMF_ENCRYPTION_DEK_ROTATE_AFTER_ENCRYPTIONS", CFG_LONG, 16384,
+	  1500000000L, NULL, 1000000000L, CFG_OFF(encryption_dek_rotate_after) },
 	{ "log.level", "CMF_LOG_LEVEL", CFG_STRING, 0, 0, "info", 0, CFG_OFF(log_level) },
 	/* LISTEN needs a session of its own: through a transaction-pooling proxy, point this past it. */
 	{ "database.listenUrl", "CMF_DATABASE_LISTEN_URL", CFG_STRING, 0, 0, "", 0, CFG_OFF(database_listen_url) },

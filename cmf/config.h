@@ -19,6 +19,8 @@
  *   encryption.enabled             CMF_ENCRYPTION_ENABLED         true
  *   encryption.key.file            CMF_ENCRYPTION_KEY_FILE        ""  (required when encryption.enabled)
  *   encryption.key.reloadIntervalSeconds CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS 2 (1..60)
+ *   encryption.dek.rotateAfterEncryptions CMF_ENCRYPTION_DEK_ROTATE_AFTER_ENCRYPTIONS 1000000000
+ *                                  (16384..1500000000; a new data-key term once the current one reserved this many)
  *   server.maxConnections          CMF_SERVER_MAX_CONNECTIONS     1000    (1..100000)
  *   server.maxConnectionsPerClient CMF_SERVER_MAX_CONNECTIONS_PER_CLIENT 100 (0..100000; 0: no cap)
  *   server.maxHeaderBytes          CMF_SERVER_MAX_HEADER_BYTES    32768   (4096..1048576; request line + headers)
@@ -57,6 +59,7 @@ struct cmf_config {
 	bool encryption_enabled;
 	char *encryption_key_file;
 	int encryption_key_reload_interval_seconds;
+	long encryption_dek_rotate_after;
 	char *log_level;
 	int max_connections;
 	int max_connections_per_client;

@@ -134,10 +134,10 @@ START_TEST(test_real_table_from_kinds)
 	}
 	for (size_t i = 0; i < n; i++)
 		from_kinds += routes[i].target != NULL;
-	/* Every kind's operations, and seven routes of their own (probes, audit trail, ruleSet, resolution, metrics,
-	 * a secret's rollback). */
+	/* Every kind's operations, and nine routes of their own (probes, audit trail, ruleSet, resolution, metrics,
+	 * a secret's rollback, the encryption status and its rotation). */
 	ck_assert_uint_eq(from_kinds, served);
-	ck_assert_uint_eq(n, served + 7);
+	ck_assert_uint_eq(n, served + 9);
 }
 END_TEST
 
