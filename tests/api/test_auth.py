@@ -77,6 +77,8 @@ MATRIX = {
     "GET /cmf/api/v1/tokens/*": (API + "/tokens/matrix-reader", None, 200),
     "DELETE /cmf/api/v1/tokens/*": (API + "/tokens/matrix-absent", None, 404),
     "GET /cmf/api/v1/audit-events": (API + "/audit-events", None, 200),
+    "GET /cmf/api/v1/encryption": (API + "/encryption", None, 200),
+    "POST /cmf/api/v1/encryption/rotate": (API + "/encryption/rotate", {"target": "dek"}, 200),
     "GET /cmf/api/v1/role-bindings": (API + "/role-bindings", None, 200),
     "POST /cmf/api/v1/role-bindings": (API + "/role-bindings", ROLE_BINDING, 200),
     "GET /cmf/api/v1/role-bindings/*": (API + "/role-bindings/matrix-binding", None, 200),
