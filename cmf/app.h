@@ -23,6 +23,10 @@ struct cmf_app {
 	pthread_mutex_t key_mutex;
 	struct cmf_keyring_ref *keyring;        /* NULL while the key is unavailable */
 	char key_unavailable_reason[512];       /* why, while keyring is NULL with encryption on */
+	/* The master key, kept (in the secure heap) while the keyring is loaded: new DEK terms are wrapped
+	 * by it and reloaded keyrings unwrapped. Wiped with the keyring on revocation. */
+	struct crypto_key *master;
+	pthread_mutex_t reload_mutex; /* one keyring reload at a time (not key_mutex: requests never wait) */
 };
 
 /* Initialize the app's lock and state (cfg borrowed). */
@@ -67,6 +71,24 @@ void cmf_app_keyring_set(struct cmf_app *app, struct crypto_keyring *kr);
  * and record `reason` for /readyz. Returns true if a keyring was loaded (a transition).
  */
 bool cmf_app_keyring_revoke(struct cmf_app *app, const char *reason);
+
+/* Keep a copy of `master` (borrowed) for rotations and reloads, replacing any kept one. 0, or -1 (logged). */
+int cmf_app_master_set(struct cmf_app *app, const struct crypto_key *master);
+
+/*
+ * Load the keyring again from the database with the kept master key, on a connection of its own, and
+ * install it, unless the loaded one already holds term `at_least` (0: reload anyway). 0 when the
+ * installed keyring holds `at_least`; -1 (why in `why`, size len; may be NULL) without a master key
+ * (revoked) or when the load fails: the installed keyring stays.
+ */
+int cmf_app_keyring_reload(struct cmf_app *app, uint32_t at_least, char *why, size_t len);
+
+/*
+ * Create a new DEK term with the kept master key (db_dek_rotate: `expect`, `audit`, *term,
+ * *created as there) on `c`, then load it. DB_ERR_KEY_UNAVAILABLE without a master key.
+ */
+int cmf_app_dek_rotate(struct cmf_app *app, struct db_conn *c, uint32_t expect, const struct db_audit *audit,
+		       uint32_t *term, bool *created, char *why, size_t len);
 
 /* Whether a keyring is loaded; when not, copy the reason into `reason` (size len). */
 bool cmf_app_keyring_loaded(struct cmf_app *app, char *reason, size_t len);

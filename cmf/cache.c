@@ -73,12 +73,28 @@ static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
 static double budget = CMF_CACHE_TOKEN_MISSES_PER_SECOND;
 static long long budget_ns;
 
+/*
+ * Role bindings: few (one per certificate principal), so every one is kept in one immutable set, sorted by
+ * principal, loaded whole and swapped in like the tokens (same listener, notification and generation rules).
+ * NULL while not loaded: then a lookup asks PostgreSQL. Readers hold the set they found.
+ */
+struct binding_set {
+	atomic_int refs;
+	size_t n;
+	struct db_role_binding **items;
+};
+static pthread_mutex_t bindings_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct binding_set *bindings_now;
+static atomic_ullong bindings_gen; /* bumped (under bindings_mu) by every emptying */
+static atomic_bool bindings_reload_wanted;
+
 static struct {
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
 	const char *url;      /* the LISTEN session's */
 	const char *main_url; /* the reloads' (database.url: may go through a pooler) */
+	struct cmf_app *app;  /* whose keyring a new data-key term reloads */
 } lis;
 
 static uint64_t
@@ -202,9 +218,36 @@ out:
 	pthread_rwlock_unlock(&t->lock);
 }
 
+static void
+binding_set_put(struct binding_set *bs)
+{
+	if (bs == NULL || atomic_fetch_sub(&bs->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < bs->n; i++)
+		db_role_binding_free(bs->items[i]);
+	free(bs->items);
+	free(bs);
+}
+
+/* Forget the bindings: lookups ask PostgreSQL until a reload installs them again. */
+static void
+bindings_clear(void)
+{
+	struct binding_set *old;
+
+	pthread_mutex_lock(&bindings_mu);
+	atomic_fetch_add(&bindings_gen, 1);
+	old = bindings_now;
+	bindings_now = NULL;
+	pthread_mutex_unlock(&bindings_mu);
+	binding_set_put(old);
+}
+
 void
 cmf_cache_invalidate(void)
 {
+	bindings_clear();
+	atomic_store(&bindings_reload_wanted, true);
 	table_clear(&tokens);
 	atomic_store(&tokens_reload_wanted, true);
 	table_clear(&snapshots);
@@ -212,6 +255,7 @@ cmf_cache_invalidate(void)
 }
 
 static bool tokens_reload(struct db_conn *c);
+static bool bindings_reload(struct db_conn *c);
 
 void
 cmf_cache_invalidate_write(struct db_conn *c, bool tokens_too)
@@ -228,6 +272,14 @@ cmf_cache_invalidate_write(struct db_conn *c, bool tokens_too)
 	if (tokens_too && !reloaded) {
 		table_clear(&tokens);
 		atomic_store(&tokens_reload_wanted, true);
+	}
+	/* Role bindings the same way: a binding deleted here refuses its principal's very next request. */
+	reloaded = false;
+	for (int i = 0; tokens_too && !reloaded && i < 3 && atomic_load(&live) && c != NULL; i++)
+		reloaded = bindings_reload(c);
+	if (tokens_too && !reloaded) {
+		bindings_clear();
+		atomic_store(&bindings_reload_wanted, true);
 	}
 	table_clear(&snapshots);
 	table_clear(&rows);
@@ -280,6 +332,7 @@ set_live(bool on)
 		cmf_metrics_gauge_set(CMF_G_CACHE_ENABLED, 0);
 		cmf_metrics_gauge_set(CMF_G_LISTENER_UP, 0);
 		table_clear(&rows);
+		bindings_clear(); /* never answered from memory while not listening: a binding grants, it never refuses */
 		atomic_store(&stale_since_ns, crypto_mono_ns());
 		atomic_store(&stale_kept, true);
 		return;
@@ -495,6 +548,22 @@ on_notify(void *cls, const char *table)
 		atomic_store(&tokens_reload_wanted, true);
 		return; /* token rows are never cached (kind.c), and snapshots hold none */
 	}
+	/*
+	 * A data-key term was added (a rotation by any process): load the keyring again, so this process
+	 * seals under the new term from its next reservation on. A failure leaves the old keyring in place:
+	 * its writes go on under the old term, and a ciphertext of the new one loads it on demand (app.c).
+	 */
+	if (strcmp(table, "cmf_deks") == 0) {
+		char why[512];
+
+		if (lis.app != NULL && lis.app->encryption_enabled && cmf_app_keyring_loaded(lis.app, NULL, 0) &&
+		    cmf_app_keyring_reload(lis.app, 0, why, sizeof(why)) != 0)
+			cmf_warn("change listener: the data keys changed but cannot be reloaded: %s", why);
+		return; /* the caches hold sealed values only: nothing in them depends on the keyring */
+	}
+	/* Bindings are reloaded whole; their rows (GET) are emptied with the others below. */
+	if (strcmp(table, "cmf_role_bindings") == 0)
+		atomic_store(&bindings_reload_wanted, true);
 	table_clear(&snapshots);
 	table_clear(&rows);
 }
@@ -577,6 +646,120 @@ tokens_reload(struct db_conn *c)
 	return installed;
 }
 
+struct binding_load {
+	struct db_role_binding **items;
+	size_t n, cap;
+};
+
+/* Principals are unique (the table says so); a cap on their number is not needed beyond memory. */
+static int
+binding_loaded(void *cls, struct db_role_binding *b)
+{
+	struct binding_load *bl = cls;
+
+	if (bl->n == bl->cap) {
+		size_t cap = bl->cap == 0 ? 16 : bl->cap * 2;
+		struct db_role_binding **items = realloc(bl->items, cap * sizeof(*items));
+
+		if (items == NULL) {
+			db_role_binding_free(b);
+			return DB_ERR_ALLOC;
+		}
+		bl->items = items;
+		bl->cap = cap;
+	}
+	bl->items[bl->n++] = b;
+	return DB_OK;
+}
+
+static int
+binding_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct db_role_binding *const *)a)->principal, (*(struct db_role_binding *const *)b)->principal);
+}
+
+/* Load every binding and swap them in at once, unless an emptying happened since the load began. */
+static bool
+bindings_reload(struct db_conn *c)
+{
+	static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+	struct binding_load bl = { NULL, 0, 0 };
+	struct binding_set *bs = NULL, *old = NULL;
+	unsigned long long gen;
+	bool installed = false;
+	int r;
+
+	pthread_mutex_lock(&reload_mu);
+	gen = atomic_load(&bindings_gen);
+	atomic_store(&bindings_reload_wanted, false);
+	r = db_role_binding_load_all(c, binding_loaded, &bl);
+	if (r == DB_OK && (bs = calloc(1, sizeof(*bs))) == NULL)
+		r = DB_ERR_ALLOC;
+	if (r == DB_OK) {
+		qsort(bl.items, bl.n, sizeof(*bl.items), binding_cmp);
+		atomic_init(&bs->refs, 1);
+		bs->n = bl.n;
+		bs->items = bl.items;
+		bl.items = NULL;
+		bl.n = 0;
+		pthread_mutex_lock(&bindings_mu);
+		if (atomic_load(&live) && atomic_load(&bindings_gen) == gen) {
+			old = bindings_now;
+			bindings_now = bs;
+			bs = NULL;
+			installed = true;
+		}
+		pthread_mutex_unlock(&bindings_mu);
+	}
+	binding_set_put(old);
+	binding_set_put(bs);
+	for (size_t i = 0; i < bl.n; i++)
+		db_role_binding_free(bl.items[i]);
+	free(bl.items);
+	/* A raced load is done again; a failed one leaves lookups to PostgreSQL until the listener retries. */
+	if (!installed && atomic_load(&live))
+		atomic_store(&bindings_reload_wanted, true);
+	pthread_mutex_unlock(&reload_mu);
+	return installed;
+}
+
+/* A copy of `b` (the caller's to free), or NULL when out of memory. */
+static struct db_role_binding *
+binding_copy(const struct db_role_binding *b)
+{
+	struct db_role_binding *cp = calloc(1, sizeof(*cp));
+
+	if (cp == NULL || (cp->name = strdup(b->name)) == NULL || (cp->principal = strdup(b->principal)) == NULL ||
+	    (cp->role = strdup(b->role)) == NULL) {
+		db_role_binding_free(cp);
+		return NULL;
+	}
+	cp->environments = json_incref(b->environments);
+	return cp;
+}
+
+int
+cmf_cache_binding(struct db_conn *c, const char *principal, struct db_role_binding **out)
+{
+	struct binding_set *bs = NULL;
+	struct db_role_binding key = { .principal = (char *)(uintptr_t)principal }, *kp = &key, **found;
+	int r;
+
+	*out = NULL;
+	if (atomic_load(&live)) {
+		pthread_mutex_lock(&bindings_mu);
+		if ((bs = bindings_now) != NULL)
+			atomic_fetch_add(&bs->refs, 1);
+		pthread_mutex_unlock(&bindings_mu);
+	}
+	if (bs == NULL)
+		return db_role_binding_lookup(c, principal, out);
+	found = bsearch(&kp, bs->items, bs->n, sizeof(*bs->items), binding_cmp);
+	r = found == NULL ? DB_ERR_NOT_FOUND : (*out = binding_copy(*found)) == NULL ? DB_ERR_ALLOC : DB_OK;
+	binding_set_put(bs);
+	return r;
+}
+
 static void
 nap_ms(int ms)
 {
@@ -620,6 +803,12 @@ listener(void *arg)
 			if (c != NULL)
 				tokens_reload(c);
 		}
+		if (atomic_load(&bindings_reload_wanted) && atomic_load(&live)) {
+			if (c == NULL && db_conn_open(lis.main_url, cmf_app_db_password(), &c) == DB_ERR_ALLOC)
+				c = NULL;
+			if (c != NULL)
+				bindings_reload(c);
+		}
 		now = crypto_mono_ns();
 		r = db_listen_poll(l, next_beat > now ? (int)((next_beat - now) / 1000000LL) + 1 : 0, on_notify, NULL,
 				   &beat);
@@ -646,6 +835,7 @@ listener(void *arg)
 			/* Resources are read again on demand; tokens are reloaded whole (below). */
 			cmf_cache_invalidate_write(NULL, false);
 			atomic_store(&tokens_reload_wanted, true);
+			atomic_store(&bindings_reload_wanted, true);
 			cmf_metrics_add(CMF_M_LISTENER_RESYNCS, 1);
 			last_resync = now;
 		}
@@ -668,6 +858,7 @@ cmf_cache_start(struct cmf_app *app)
 		return 0;
 	}
 	lis.main_url = cfg->database_url;
+	lis.app = app;
 	lis.url = cfg->database_listen_url != NULL && cfg->database_listen_url[0] != '\0' ? cfg->database_listen_url
 											   : cfg->database_url;
 	atomic_store(&lis.stop, false);

@@ -38,8 +38,8 @@ void cmf_cache_invalidate(void);
 
 /*
  * After a write of this process, before it is answered: empty the resolution snapshots and resource rows;
- * when `tokens_too` (a token was created or revoked), reload every token through `c` and swap them in
- * (emptied instead if that fails).
+ * when `tokens_too` (a token or a role binding was written), reload every token and every role binding
+ * through `c` and swap them in (emptied instead if that fails).
  */
 void cmf_cache_invalidate_write(struct db_conn *c, bool tokens_too);
 
@@ -70,6 +70,15 @@ struct cmf_cached_token {
 #define CMF_CACHE_TOKEN_MISSES_PER_SECOND 500
 int cmf_cache_token(struct db_conn *c, const char *id, const struct cmf_cached_token **out, bool *stale);
 void cmf_cache_token_release(const struct cmf_cached_token *t);
+
+/*
+ * The role binding of `principal` ("cert:<name>"): from the set in memory (every binding, loaded whole by
+ * the listener and swapped in on each change, like the tokens), else from PostgreSQL through `c` (while not
+ * listening, or before the first load). DB_OK with *out a copy (free with db_role_binding_free);
+ * DB_ERR_NOT_FOUND when it has none; another DB_ERR_* when PostgreSQL could not be asked. Never answered
+ * from what was kept while PostgreSQL is away: a binding grants, and may have been deleted meanwhile.
+ */
+int cmf_cache_binding(struct db_conn *c, const char *principal, struct db_role_binding **out);
 
 /* A resolution snapshot as read (a held, immutable entry). */
 struct cmf_cached_snapshot {

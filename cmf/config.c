@@ -1,5 +1,6 @@
 /* cmf configuration: one settings table drives defaults, the YAML file (libyaml events) and CMF_* environment overrides. */
 #include "cmf/config.h"
+#include "cmf/http/principal.h"
 #include "cmf/text.h"
 #include "crypto/crypto.h"
 
@@ -89,9 +90,21 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "auth.enabled", "CMF_AUTH_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(auth_enabled) },
 	{ "auth.adminTokenFile", "CMF_AUTH_ADMIN_TOKEN_FILE", CFG_STRING, 0, 0, "", 0,
 	  CFG_OFF(auth_admin_token_file) },
+	/* Off: a client certificate stays a second factor that grants nothing without a token. */
+	{ "auth.mtls.principal", "CMF_AUTH_MTLS_PRINCIPAL", CFG_BOOL, 0, 1, NULL, 0, CFG_OFF(auth_mtls_principal) },
+	{ "auth.mtls.principalMappingRules", "CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES", CFG_STRING, 0, 0, "DEFAULT", 0,
+	  CFG_OFF(auth_mtls_principal_mapping_rules) },
 	/* 1..60 s: how often the mounted key is re-checked; revocation is noticed within one interval. */
 	{ "encryption.key.reloadIntervalSeconds", "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS", CFG_INT, 1, 60, NULL, 2,
 	  CFG_OFF(encryption_key_reload_interval_seconds) },
+	/*
+	 * Encryptions reserved under one data key before a new term is made. The floor, 16 reservation blocks
+	 * of 1,024, keeps one reservation from crossing it twice, so rotations cannot cascade; the ceiling,
+	 * 1.5e9, leaves a quarter of the hard stop (CRYPTO_DEK_MAX_ENCRYPTIONS, 2^31) for replicas that have
+	 * not yet loaded the new term.
+	 */
+	{ "encryption.dek.rotateAfterEncryptions", "CMF_ENCRYPTION_DEK_ROTATE_AFTER_ENCRYPTIONS", CFG_LONG, 16384,
+	  1500000000L, NULL, 1000000000L, CFG_OFF(encryption_dek_rotate_after) },
 	{ "log.level", "CMF_LOG_LEVEL", CFG_STRING, 0, 0, "info", 0, CFG_OFF(log_level) },
 	/* LISTEN needs a session of its own: through a transaction-pooling proxy, point this past it. */
 	{ "database.listenUrl", "CMF_DATABASE_LISTEN_URL", CFG_STRING, 0, 0, "", 0, CFG_OFF(database_listen_url) },
@@ -784,6 +797,34 @@ cfg_validate(struct cfg_loader *ld)
 	if (cfg->tls_client_ca_file[0] != '\0' && cfg->tls_cert_file[0] == '\0') {
 		cfg_err(ld, "server.tls.clientCaFile needs TLS: set server.tls.certFile and server.tls.keyFile too");
 		return -1;
+	}
+	if (cfg->auth_mtls_principal && cfg->tls_client_ca_file[0] == '\0') {
+		cfg_err(ld, "auth.mtls.principal needs mutual TLS: set server.tls.clientCaFile (the CA that issues client "
+			    "certificates) too");
+		return -1;
+	}
+	if (cfg->auth_mtls_principal && !cfg->auth_enabled) {
+		cfg_err(ld, "auth.mtls.principal needs auth.enabled: with authentication off there are no principals");
+		return -1;
+	}
+	/* The rules are checked whether or not they are in use: a mistake shows before the day they are. */
+	{
+		struct cmf_principal_rules *rules = NULL;
+		char why[512];
+
+		if (cmf_principal_rules_parse(cfg->auth_mtls_principal_mapping_rules, &rules, why, sizeof(why)) != 0) {
+			cfg_where(ld, cfg_index("auth.mtls.principalMappingRules"), where, sizeof(where));
+			cfg_err(ld, "%s%s", where, why);
+			return -1;
+		}
+		if (cfg->auth_mtls_principal && cmf_principal_rules_count(rules) == 0) {
+			cmf_principal_rules_free(rules);
+			cfg_where(ld, cfg_index("auth.mtls.principalMappingRules"), where, sizeof(where));
+			cfg_err(ld, "%sno rule: every client certificate would be refused (DEFAULT takes the subject as it is)",
+				where);
+			return -1;
+		}
+		cmf_principal_rules_free(rules);
 	}
 	/* A key id is public (a fingerprint, not the key): the value found is echoed. */
 	if (cfg->encryption_key_id[0] != '\0') {

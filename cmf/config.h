@@ -19,6 +19,8 @@
  *   encryption.enabled             CMF_ENCRYPTION_ENABLED         true
  *   encryption.key.file            CMF_ENCRYPTION_KEY_FILE        ""  (required when encryption.enabled)
  *   encryption.key.reloadIntervalSeconds CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS 2 (1..60)
+ *   encryption.dek.rotateAfterEncryptions CMF_ENCRYPTION_DEK_ROTATE_AFTER_ENCRYPTIONS 1000000000
+ *                                  (16384..1500000000; a new data-key term once the current one reserved this many)
  *   server.maxConnections          CMF_SERVER_MAX_CONNECTIONS     1000    (1..100000)
  *   server.maxConnectionsPerClient CMF_SERVER_MAX_CONNECTIONS_PER_CLIENT 100 (0..100000; 0: no cap)
  *   server.maxHeaderBytes          CMF_SERVER_MAX_HEADER_BYTES    32768   (4096..1048576; request line + headers)
@@ -27,6 +29,8 @@
  *   server.tls.clientCaFile        CMF_SERVER_TLS_CLIENT_CA_FILE  ""  (PEM CA: require client certificates)
  *   auth.enabled                   CMF_AUTH_ENABLED               true
  *   auth.adminTokenFile            CMF_AUTH_ADMIN_TOKEN_FILE      ""  (required when auth.enabled)
+ *   auth.mtls.principal            CMF_AUTH_MTLS_PRINCIPAL        false (a verified client certificate without a token is a principal; needs clientCaFile)
+ *   auth.mtls.principalMappingRules CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES "DEFAULT" (Kafka's ssl.principal.mapping.rules; cmf/http/principal.h)
  *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
  *   database.listenUrl             CMF_DATABASE_LISTEN_URL        ""  (LISTEN connection; "" = database.url)
  *   audit.queueCapacity            CMF_AUDIT_QUEUE_CAPACITY       65536 (1024..1048576 queued events)
@@ -55,6 +59,7 @@ struct cmf_config {
 	bool encryption_enabled;
 	char *encryption_key_file;
 	int encryption_key_reload_interval_seconds;
+	long encryption_dek_rotate_after;
 	char *log_level;
 	int max_connections;
 	int max_connections_per_client;
@@ -64,6 +69,8 @@ struct cmf_config {
 	char *tls_client_ca_file;
 	bool auth_enabled;
 	char *auth_admin_token_file;
+	bool auth_mtls_principal;
+	char *auth_mtls_principal_mapping_rules;
 	char *database_listen_url;
 	int audit_queue_capacity;
 	int audit_retention_days;

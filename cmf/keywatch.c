@@ -45,6 +45,11 @@ restore(struct cmf_app *app, const struct crypto_key *master, struct db_conn **c
 		cmf_warn("%s; retrying", reason);
 		return -1;
 	}
+	/* The key first: a keyring loaded without it could not follow a rotation. */
+	if (cmf_app_master_set(app, master) != 0) {
+		crypto_keyring_free(kr);
+		return -1;
+	}
 	cmf_app_keyring_set(app, kr);
 	cmf_info("encryption key restored (key id %s): the keyring is loaded again and secrets are served", app->key_id);
 	return 0;

@@ -579,6 +579,56 @@ render_gauge(FILE *f, const char *name, const char *help, double v)
 	value(f, v);
 }
 
+static pthread_mutex_t dek_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint32_t term; /* 0: free */
+	uint64_t encryptions;
+} dek_reserved[CMF_METRICS_DEK_TERMS];
+
+void
+cmf_metrics_dek_reserved(uint32_t term, uint64_t encryptions)
+{
+	size_t slot = 0;
+
+	if (term == 0)
+		return;
+	pthread_mutex_lock(&dek_mutex);
+	/* The term's own slot, else the lowest term's (a free slot is term 0, the lowest of all). */
+	for (size_t i = 0; i < CMF_METRICS_DEK_TERMS; i++) {
+		if (dek_reserved[i].term == term) {
+			slot = i;
+			break;
+		}
+		if (dek_reserved[i].term < dek_reserved[slot].term)
+			slot = i;
+	}
+	if (dek_reserved[slot].term == term || term > dek_reserved[slot].term) {
+		dek_reserved[slot].term = term;
+		dek_reserved[slot].encryptions = encryptions;
+	}
+	pthread_mutex_unlock(&dek_mutex);
+}
+
+static void
+render_dek_reserved(FILE *f)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&dek_mutex);
+	for (size_t i = 0; i < CMF_METRICS_DEK_TERMS; i++) {
+		if (dek_reserved[i].term == 0)
+			continue;
+		if (!any)
+			family(f, "cmf_dek_reserved_encryptions", "gauge",
+			       "Encryptions reserved under a data key term by every process, as of this process's latest "
+			       "reservation under it (a new term is made at encryption.dek.rotateAfterEncryptions).");
+		any = true;
+		fprintf(f, "cmf_dek_reserved_encryptions{term=\"%" PRIu32 "\"}", dek_reserved[i].term);
+		value(f, (double)dek_reserved[i].encryptions);
+	}
+	pthread_mutex_unlock(&dek_mutex);
+}
+
 static void
 render_state(FILE *f, bool key_loaded, const char *key_id, unsigned dek_term, long long dek_encryptions)
 {
@@ -609,6 +659,7 @@ render_state(FILE *f, bool key_loaded, const char *key_id, unsigned dek_term, lo
 	if (dek_encryptions >= 0)
 		render_gauge(f, "cmf_dek_encryptions", "Encryptions counted under the current data key term.",
 			     (double)dek_encryptions);
+	render_dek_reserved(f);
 	if (rss >= 0)
 		render_gauge(f, "cmf_process_resident_memory_bytes", "Resident memory of the process in bytes.", rss);
 	pthread_once(&start_once, start_time_read);

@@ -88,6 +88,17 @@ enum cmf_gauge {
 void cmf_metrics_gauge_set(enum cmf_gauge g, double v);
 void cmf_metrics_gauge_add(enum cmf_gauge g, double delta);
 
+/* Data-key terms whose reservations are shown: a term rotates at 1e9 encryptions by default, so 8 covers years. */
+#define CMF_METRICS_DEK_TERMS 8
+
+/*
+ * Encryptions reserved under DEK `term` in the database (every process's), as this process read it at
+ * its latest reservation under that term: cmf_dek_reserved_encryptions{term}. The newest
+ * CMF_METRICS_DEK_TERMS terms are kept; a term appears once this process reserved under it. Rare (one
+ * call per 1,024 encryptions): takes a lock, unlike the counters.
+ */
+void cmf_metrics_dek_reserved(uint32_t term, uint64_t encryptions);
+
 /*
  * The exposition text (format 0.0.4): a new malloc'd string the caller frees, or NULL when memory is
  * exhausted. It holds no secret (free() is enough). The encryption key as the caller sees it now:

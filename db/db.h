@@ -219,10 +219,63 @@ extern const struct db_kind db_kind_audit_event;
  * How values are protected, decided at start (the mode lock) and shared read-only by all threads:
  * enabled with a keyring (NULL keyring while enabled → DB_ERR_KEY_UNAVAILABLE), or disabled (plaintext).
  */
+/*
+ * What a sealer's owner does when the keyring it lent falls behind the database (DEK rotation). Called
+ * from db/ only; any of them may be NULL.
+ */
+struct db_keyring_hooks {
+	/*
+	 * A reservation under `term` found the keyring behind: with `rotate`, `term` reached the rotation
+	 * threshold (db_seal_rotate_after_set) and the owner should call db_dek_rotate(c, master, term, ...)
+	 * (a no-op when another process rotated first) and load the new keyring; without, the database
+	 * already holds a newer term: load it. `c` is the caller's connection, outside any transaction.
+	 * Failures are the owner's to log: the write goes on under `term`.
+	 */
+	void (*advance)(void *cls, struct db_conn *c, uint32_t term, bool rotate);
+	/*
+	 * A ciphertext names a term this sealer's keyring does not hold: open it (as crypto_keyring_open)
+	 * with a keyring loaded anew, which the owner installs for later requests. Runs inside the caller's
+	 * transaction, so it must not use that connection.
+	 */
+	int (*open_newer)(void *cls, const uint8_t *ident, size_t identlen, const uint8_t *ct, size_t ctlen,
+			  uint8_t **out, size_t *outlen);
+	/* A reservation under `term` brought the database's count to `encryptions` (for metrics). */
+	void (*reserved)(void *cls, uint32_t term, uint64_t encryptions);
+};
+
 struct db_sealer {
 	bool enabled;
 	const struct crypto_keyring *keyring; /* borrowed */
+	const struct db_keyring_hooks *hooks; /* borrowed; NULL: a keyring that never changes */
+	void *hooks_cls;
 };
+
+/*
+ * Encryptions reserved under the current term after which a reservation asks for a new term
+ * (encryption.dek.rotateAfterEncryptions; 0: never). Process-wide; set once at start.
+ */
+void db_seal_rotate_after_set(uint64_t encryptions);
+
+/*
+ * Create the next DEK term, wrapped by `master` (borrowed; must be the database's key, else
+ * DB_ERR_KEY_MISMATCH), in one transaction under the initialization lock, with `audit` (borrowed; its
+ * action stored as "encryption.rotate", its resource as "dek/<term>"; NULL: none) when a term is made. With `expect` > 0 the term is made only while
+ * `expect` is still the highest: of several processes crossing the threshold together, exactly one
+ * creates it and the others find it (*created false). `expect` 0: always a new term (on demand).
+ * *term receives the highest term afterwards. DB_ERR_MODE_MISMATCH when encryption is disabled;
+ * `why` (may be NULL) receives a sentence on failure.
+ */
+struct db_audit;
+int db_dek_rotate(struct db_conn *c, const struct crypto_key *master, uint32_t expect, const struct db_audit *audit,
+		  uint32_t *term, bool *created, char *why, size_t whylen);
+
+/*
+ * The encryption status as stored (*out, new reference): {"enabled", "keyId", "sealVersion",
+ * "currentTerm", "deks": [{"term", "createdAt", "encryptions" (reserved), "secrets", "versions"}],
+ * "versionsUnderUnknownTerms"}; secrets and kept versions (current included, destroyed excluded) are
+ * counted by the term in their ciphertext header. DB_ERR_NOT_INITIALIZED before the first start.
+ */
+int db_encryption_status(struct db_conn *c, json_t **out);
 
 /*
  * Which resource a DB_ERR_NOT_FOUND of a nested resource's call is about, so the reply can name it:
@@ -262,6 +315,8 @@ extern const struct db_kind db_kind_csfle_config;
 /* ApiToken (live ones only; no labels, annotations or updated): id, role, environments, expires ("" when
  * never), createdBy, expired (boolean). */
 extern const struct db_kind db_kind_token;
+/* Role bindings: a principal that is not a token ("cert:<name>") and its role (migration 9). */
+extern const struct db_kind db_kind_role_binding;
 
 /*
  * Read the row of `keys` in one snapshot into *row (new reference). `sl` (borrowed) opens a sealed kind's
@@ -379,6 +434,27 @@ int db_token_lookup(struct db_conn *c, const char *id, struct db_token **out, bo
  * free) and returns 0 to go on or an error, which stops the load and is returned.
  */
 int db_token_load_all(struct db_conn *c, int (*fn)(void *cls, struct db_token *t, bool revoked), void *cls);
+
+/* ---- Role bindings: authorization of certificate principals ------------------------------------- */
+
+/* A role binding as authentication needs it. */
+struct db_role_binding {
+	char *name;
+	char *principal;      /* "cert:<mapped name>" */
+	char *role;           /* "admin", "environment-reader" or "metrics-reader" */
+	json_t *environments; /* array of environment names (environment-reader only) */
+};
+
+void db_role_binding_free(struct db_role_binding *b);
+
+/* The binding of `principal`. DB_ERR_NOT_FOUND if it has none. *out is the caller's to free. */
+int db_role_binding_lookup(struct db_conn *c, const char *principal, struct db_role_binding **out);
+
+/*
+ * Every binding, from one statement: fn(cls, b) takes each (b is the callee's to free) and returns 0 to go
+ * on or an error, which stops the load and is returned.
+ */
+int db_role_binding_load_all(struct db_conn *c, int (*fn)(void *cls, struct db_role_binding *b), void *cls);
 
 /* ---- Change notification ------------------------------------------------------------------------ */
 

@@ -12,7 +12,9 @@
 
 /* Counts a block of encryptions reserved under a DEK term; returns the term's total. */
 static const struct db_statement st_dek_count = {
-	"dek_count", "UPDATE cmf_deks SET encryptions = encryptions + $2::bigint WHERE term = $1::integer RETURNING encryptions",
+	"dek_count",
+	"UPDATE cmf_deks SET encryptions = encryptions + $2::bigint WHERE term = $1::integer "
+	"RETURNING encryptions, (SELECT max(term) FROM cmf_deks)",
 	2,
 };
 
@@ -27,8 +29,23 @@ static const struct db_statement st_dek_count = {
 static pthread_mutex_t budget_mutex = PTHREAD_MUTEX_INITIALIZER;
 /* One refill at a time per process: threads that ran dry together share the block one of them reserves. */
 static pthread_mutex_t refill_mutex = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t budget_term;
-static uint64_t budget_left;
+/*
+ * Reservations under two terms at most: across a rotation, requests still holding the old keyring and
+ * requests holding the new one write side by side for a moment; with one slot each would throw the
+ * other's block away on every refill, and writes would run out of attempts (resource.c).
+ */
+static struct {
+	uint32_t term;
+	uint64_t left;
+} budget[2];
+/* encryption.dek.rotateAfterEncryptions (0: never), set once at start. */
+static _Atomic uint64_t rotate_after;
+
+void
+db_seal_rotate_after_set(uint64_t encryptions)
+{
+	rotate_after = encryptions;
+}
 
 /* Take one encryption under `term` from this process's reservation; DB_ERR_NEED_BUDGET if none left. */
 static int
@@ -37,17 +54,44 @@ budget_take(uint32_t term)
 	int r = DB_ERR_NEED_BUDGET;
 
 	pthread_mutex_lock(&budget_mutex);
-	if (budget_term == term && budget_left > 0) {
-		budget_left--;
-		r = DB_OK;
+	for (size_t i = 0; i < 2; i++) {
+		if (budget[i].term == term && budget[i].left > 0) {
+			budget[i].left--;
+			r = DB_OK;
+			break;
+		}
 	}
 	pthread_mutex_unlock(&budget_mutex);
 	return r;
 }
 
+/* Whether encryptions under `term` are left (budget_mutex held). */
+static bool
+budget_has_locked(uint32_t term)
+{
+	for (size_t i = 0; i < 2; i++)
+		if (budget[i].term == term && budget[i].left > 0)
+			return true;
+	return false;
+}
+
+/* Add `n` encryptions under `term`, taking the slot of the lower term when it has none (budget_mutex held). */
+static void
+budget_add_locked(uint32_t term, uint64_t n)
+{
+	size_t i = budget[0].term == term ? 0 : budget[1].term == term ? 1 : budget[0].term <= budget[1].term ? 0 : 1;
+
+	if (budget[i].term != term) {
+		budget[i].term = term;
+		budget[i].left = 0;
+	}
+	budget[i].left += n;
+}
+
 struct reserve_tx {
 	uint32_t term;
 	uint64_t total; /* reserved under the term after this block */
+	uint32_t newest; /* the highest term the database holds */
 };
 
 static int
@@ -66,22 +110,42 @@ reserve_body(struct db_conn *c, void *cls)
 		crypto_log_error("data key term %" PRIu32 " is not in cmf_deks", t->term);
 		r = DB_ERR_CORRUPT;
 	}
-	if (r == DB_OK)
+	if (r == DB_OK) {
 		t->total = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		t->newest = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+	}
 	PQclear(res);
 	return r;
+}
+
+enum advance { ADVANCE_NONE, ADVANCE_RELOAD, ADVANCE_ROTATE };
+
+/*
+ * After a reservation under `term` brought its count to `total`, with `newest` the highest term stored:
+ * load a newer term that exists, or ask for one once `total` reached `after` (0: never). A newer term
+ * always wins, so processes that cross the threshold after the rotation only reload.
+ */
+static enum advance
+advance_wanted(uint32_t term, uint32_t newest, uint64_t total, uint64_t after)
+{
+	if (newest > term)
+		return ADVANCE_RELOAD;
+	if (after > 0 && total >= after)
+		return ADVANCE_ROTATE;
+	return ADVANCE_NONE;
 }
 
 int
 db_seal_reserve(struct db_conn *c, const struct db_sealer *sl)
 {
 	uint32_t term = crypto_keyring_current_term(sl->keyring);
-	struct reserve_tx t = { term, 0 };
+	struct reserve_tx t = { term, 0, 0 };
+	uint64_t after = rotate_after;
 	int r;
 
 	pthread_mutex_lock(&refill_mutex);
 	pthread_mutex_lock(&budget_mutex);
-	r = budget_term == term && budget_left > 0;
+	r = budget_has_locked(term);
 	pthread_mutex_unlock(&budget_mutex);
 	if (r) {
 		pthread_mutex_unlock(&refill_mutex);
@@ -101,12 +165,18 @@ db_seal_reserve(struct db_conn *c, const struct db_sealer *sl)
 		crypto_log_warn("data key term %" PRIu32 " has used %" PRIu64 " of %" PRIu64 " encryptions: plan a rotation",
 			 term, t.total, CRYPTO_DEK_MAX_ENCRYPTIONS);
 	pthread_mutex_lock(&budget_mutex);
-	if (budget_term != term) {
-		budget_term = term;
-		budget_left = 0;
-	}
-	budget_left += DB_ENCRYPTION_BLOCK;
+	budget_add_locked(term, DB_ENCRYPTION_BLOCK);
 	pthread_mutex_unlock(&budget_mutex);
+	/*
+	 * The keyring falls behind: a newer term exists (another process rotated), or this term reached the
+	 * threshold. This block is still used under `term` (writes go on); the owner moves the keyring on,
+	 * and requests that take it afterwards seal under the new term. Under refill_mutex, so this
+	 * process's other writers wait for the new term instead of reserving more of the old one.
+	 */
+	if (sl->hooks != NULL && sl->hooks->reserved != NULL)
+		sl->hooks->reserved(sl->hooks_cls, term, t.total);
+	if (sl->hooks != NULL && sl->hooks->advance != NULL && advance_wanted(term, t.newest, t.total, after) != ADVANCE_NONE)
+		sl->hooks->advance(sl->hooks_cls, c, term, advance_wanted(term, t.newest, t.total, after) == ADVANCE_ROTATE);
 out:
 	pthread_mutex_unlock(&refill_mutex);
 	return r;
@@ -232,6 +302,10 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 			secret_ident(ident, sizeof(ident), format, name, uid, version);
 			cr = crypto_keyring_open(sl->keyring, (const uint8_t *)ident, strlen(ident), raw, rawlen, &pt,
 						 &ptlen);
+			/* Sealed by a process that already holds a newer term than this request's keyring. */
+			if (cr == CRYPTO_ERR_UNKNOWN_TERM && sl->hooks != NULL && sl->hooks->open_newer != NULL)
+				cr = sl->hooks->open_newer(sl->hooks_cls, (const uint8_t *)ident, strlen(ident), raw,
+							   rawlen, &pt, &ptlen);
 		}
 		if (cr != CRYPTO_OK) {
 			crypto_log_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, name, uid, version,

@@ -75,7 +75,8 @@ int cmf_kind_set(struct cmf_call *call, struct cmf_kind_input *in, const char *k
 
 /* The kinds cmf serves (cmf/api/<kind>.c). */
 extern const struct cmf_kind cmf_kind_secret, cmf_kind_token, cmf_kind_environment, cmf_kind_secret_mapping,
-	cmf_kind_csfle_config, cmf_kind_kafka_catalog, cmf_kind_kafka_database, cmf_kind_secret_version;
+	cmf_kind_csfle_config, cmf_kind_kafka_catalog, cmf_kind_kafka_database, cmf_kind_secret_version,
+	cmf_kind_role_binding;
 
 /* POST /cmf/api/v1/secrets/{name}/rollback {"version": N}: version N's data as a new current version. */
 void cmf_api_secret_rollback(struct cmf_call *call);

@@ -27,7 +27,13 @@ static const struct {
 	  { "POST", { API, "secrets", "*", "rollback", NULL }, CMF_PERM_ADMIN, "secret.rollback", cmf_api_secret_rollback,
 	    NULL, 0 } },
 	{ &cmf_kind_token, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
+	{ &cmf_kind_role_binding, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
 	{ NULL, { "GET", { API, "audit-events", NULL }, CMF_PERM_ADMIN, NULL, cmf_api_audit_list, NULL, 0 } },
+	/* A status read of every ciphertext's term: admin only, not audited (as the trail itself). */
+	{ NULL, { "GET", { API, "encryption", NULL }, CMF_PERM_ADMIN, NULL, cmf_api_encryption_get, NULL, 0 } },
+	{ NULL,
+	  { "POST", { API, "encryption", "rotate", NULL }, CMF_PERM_ADMIN, "encryption.rotate",
+	    cmf_api_encryption_rotate, NULL, 0 } },
 	{ &cmf_kind_environment, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
 	{ &cmf_kind_secret_mapping, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },
 	{ &cmf_kind_csfle_config, { NULL, { NULL }, 0, NULL, NULL, NULL, 0 } },

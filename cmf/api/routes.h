@@ -17,6 +17,9 @@ void cmf_api_routes_print(FILE *f);
 void cmf_api_healthz(struct cmf_call *call);
 void cmf_api_readyz(struct cmf_call *call);
 void cmf_api_audit_list(struct cmf_call *call);
+/* GET /cmf/api/v1/encryption and POST .../encryption/rotate {"target": "dek"} (cmf/api/encryption.c). */
+void cmf_api_encryption_get(struct cmf_call *call);
+void cmf_api_encryption_rotate(struct cmf_call *call);
 void cmf_api_csfle_ruleset(struct cmf_call *call);
 void cmf_api_client_config_get(struct cmf_call *call);
 /* GET /metrics (cmf/api/metrics.c): 404 when metrics.enabled is false. */

@@ -61,6 +61,7 @@ usage(FILE *f)
 	fprintf(f, "usage: cmf serve [--config FILE]    run the API server\n"
 		   "       cmf init [--config FILE]     apply migrations and record the encryption mode, then exit\n"
 		   "       cmf check [--config FILE]    validate configuration, key and database; change nothing\n"
+		   "       cmf rotate dek [--config FILE]   create a new data-key term; running servers load it\n"
 		   "       cmf keygen --bits 128|256 --out FILE   write a new random AES key (raw bytes, mode 0600)\n"
 		   "       cmf routes                   print the API's routes and who may call them\n"
 		   "       cmf version\n"
@@ -257,6 +258,62 @@ reseal(struct cmf_app *app, struct db_conn *conn)
 	return EXIT_OK;
 }
 
+/* `cmf check`: the data-key terms as stored (db_encryption_status), one line each. */
+static void
+print_status(struct db_conn *conn)
+{
+	json_t *st = NULL, *d;
+	size_t i;
+
+	if (db_encryption_status(conn, &st) != DB_OK) {
+		printf("check: the encryption status cannot be read\n");
+		return;
+	}
+	printf("encryption: enabled, key id %s, ciphertext version %lld, current data key term %lld\n",
+	       json_string_value(json_object_get(st, "keyId")),
+	       (long long)json_integer_value(json_object_get(st, "sealVersion")),
+	       (long long)json_integer_value(json_object_get(st, "currentTerm")));
+	json_array_foreach (json_object_get(st, "deks"), i, d)
+		printf("  data key term %lld: created %s, %lld encryptions reserved, %lld secret(s), %lld version(s)\n",
+		       (long long)json_integer_value(json_object_get(d, "term")),
+		       json_string_value(json_object_get(d, "createdAt")),
+		       (long long)json_integer_value(json_object_get(d, "encryptions")),
+		       (long long)json_integer_value(json_object_get(d, "secrets")),
+		       (long long)json_integer_value(json_object_get(d, "versions")));
+	if (json_integer_value(json_object_get(st, "versionsUnderUnknownTerms")) > 0)
+		printf("  %lld version(s) sealed under a term this database does not hold\n",
+		       (long long)json_integer_value(json_object_get(st, "versionsUnderUnknownTerms")));
+	json_decref(st);
+}
+
+/* `cmf rotate dek`: one new term (the master key is checked against the database's first). */
+static int
+rotate_dek(struct db_conn *conn, const struct crypto_key *master)
+{
+	char why[512];
+	uint32_t term = 0;
+	bool created = false;
+	int r;
+	struct db_audit a = { .principal = "cmf rotate", .outcome = "success", .route = "" };
+
+	if (master == NULL) {
+		cmf_error("encryption is disabled: there is no data key to rotate");
+		return EXIT_CONFIG;
+	}
+	r = db_dek_rotate(conn, master, 0, &a, &term, &created, why, sizeof(why));
+	if (r != DB_OK) {
+		cmf_error("%s", why);
+		return r == DB_ERR_UNAVAILABLE || r == DB_ERR_OUTCOME_UNKNOWN || r == DB_ERR_BUSY ? EXIT_UNAVAILABLE
+		       : r == DB_ERR_KEY_MISMATCH || r == DB_ERR_MODE_MISMATCH || r == DB_ERR_NOT_INITIALIZED
+			       ? EXIT_CONFIG
+			       : EXIT_SOFTWARE;
+	}
+	printf("rotate: data key term %u created; new secrets are sealed under it (running servers load it on "
+	       "the change notification); older terms stay for reading\n",
+	       term);
+	return EXIT_OK;
+}
+
 /* Connect and initialize (or check), retrying while PostgreSQL is unreachable up to the timeout. */
 static int
 start_database(struct cmf_app *app, const struct crypto_key *master, int check_only, struct db_conn **conn,
@@ -336,11 +393,21 @@ cmd_run(const char *cmd, int argc, char **argv)
 	struct db_init_result res;
 	char err[1024];
 	char *password = NULL;
-	int check_only = strcmp(cmd, "check") == 0;
+	int check_only = strcmp(cmd, "check") == 0 || strcmp(cmd, "rotate") == 0;
 	int rc = EXIT_SOFTWARE, failed = 0;
 	sigset_t set;
 
 	memset(&app, 0, sizeof(app));
+	if (strcmp(cmd, "rotate") == 0) {
+		/* Only the data key for now; the target is named so more can follow without a new command. */
+		if (argc < 1 || strcmp(argv[0], "dek") != 0) {
+			fprintf(stderr, "cmf rotate: the target must be 'dek' (the only one supported)\n");
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		argc--;
+		argv++;
+	}
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			config_path = argv[++i];
@@ -411,9 +478,15 @@ cmd_run(const char *cmd, int argc, char **argv)
 	}
 	cmf_app_set_db_password(password);
 
+	db_seal_rotate_after_set((uint64_t)cfg->encryption_dek_rotate_after);
 	rc = start_database(&app, master, check_only, &conn, &res);
 	if (rc > 0)
 		goto out;
+	if (strcmp(cmd, "rotate") == 0) {
+		rc = rc < 0 ? (cmf_error("the database has not been initialized: run `cmf init` first"), EXIT_CONFIG)
+			    : rotate_dek(conn, master);
+		goto out;
+	}
 	if (check_only) {
 		if (rc < 0)
 			printf("check: configuration and key are valid; the database is not initialized yet: `cmf init` "
@@ -426,6 +499,8 @@ cmd_run(const char *cmd, int argc, char **argv)
 			       cfg->encryption_enabled ? "true" : "false", cfg->encryption_enabled ? ", key id " : "",
 			       cfg->encryption_enabled ? app.key_id : "", res.schema_version, res.migrations_pending,
 			       res.dek_count);
+		if (rc == 0 && cfg->encryption_enabled)
+			print_status(conn);
 		rc = EXIT_OK;
 		goto out;
 	}
@@ -437,7 +512,14 @@ cmd_run(const char *cmd, int argc, char **argv)
 		cmf_info("applied %d migration(s); schema version %d", res.migrations_applied, res.schema_version);
 	cmf_info("database ready: schema version %d, %zu data key(s), current term %u", res.schema_version,
 		 res.dek_count, res.dek_term);
-	/* The master key's job ends with unwrapping the keyring: wipe it now. */
+	/*
+	 * The server keeps a copy of the master key (secure heap, app.master) while the keyring is loaded:
+	 * it wraps new data-key terms and unwraps the keyring when another process rotated. This one goes.
+	 */
+	if (master != NULL && cmf_app_master_set(&app, master) != 0) {
+		rc = EXIT_SOFTWARE;
+		goto out;
+	}
 	crypto_key_free(master);
 	master = NULL;
 	if (cfg->encryption_enabled && (rc = reseal(&app, conn)) != EXIT_OK)
@@ -521,7 +603,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 2, argv + 2);
-	if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "init") == 0 || strcmp(argv[1], "check") == 0)
+	if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "init") == 0 || strcmp(argv[1], "check") == 0 ||
+	    strcmp(argv[1], "rotate") == 0)
 		return cmd_run(argv[1], argc - 2, argv + 2);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);

@@ -12,6 +12,7 @@
 #include "cmf/app.h"
 #include "cmf/cache.h"
 #include "cmf/http/auth.h"
+#include "cmf/http/principal.h"
 #include "cmf/log.h"
 #include "crypto/log.h"
 #include "db/db.h"
@@ -29,6 +30,8 @@ static bool auth_on;
 static pthread_mutex_t admin_mutex = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t admin_hash[32];
 static bool admin_valid; /* false while the file is missing or invalid: the bootstrap token is refused */
+/* auth.mtls.principal's mapping rules; NULL: a client certificate names no principal. Set before serving. */
+static struct cmf_principal_rules *cert_rules;
 
 bool
 cmf_auth_enabled(void)
@@ -97,8 +100,16 @@ cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen)
 	int loose = 0, r;
 
 	auth_on = cfg->auth_enabled;
+	cmf_principal_rules_free(cert_rules);
+	cert_rules = NULL;
 	if (!auth_on)
 		return 0;
+	/* Checked by cmf_config_load already; parsed again here to keep the compiled form. */
+	if (cfg->auth_mtls_principal &&
+	    cmf_principal_rules_parse(cfg->auth_mtls_principal_mapping_rules, &cert_rules, reason, sizeof(reason)) != 0) {
+		snprintf(why, whylen, "auth.mtls.principalMappingRules: %s", reason);
+		return -1;
+	}
 	if (k8s_secret_read_file(cfg->auth_admin_token_file, TOKEN_FILE_MAX, &buf, &len, &loose, reason,
 				 sizeof(reason)) != K8S_OK) {
 		snprintf(why, whylen, "cannot read the admin token (auth.adminTokenFile): %s", reason);
@@ -182,6 +193,37 @@ out:
 	return r;
 }
 
+/*
+ * The principal of a verified client certificate: its subject DN mapped by the rules, then its role from
+ * its binding. The DN is the client CA's word, so it is not rate-limited as made-up token ids are.
+ */
+static int
+cert_principal(struct cmf_request *req)
+{
+	/* The name and "cert:" fit struct cmf_principal's name. */
+	char name[sizeof(req->principal.name) - 5];
+	struct db_role_binding *b = NULL;
+	int r;
+
+	r = cmf_principal_rules_map(cert_rules, req->client_cert, name, sizeof(name));
+	if (r == CMF_PRINCIPAL_ERROR)
+		return CMF_AUTH_UNAVAILABLE;
+	if (r != CMF_PRINCIPAL_MAPPED)
+		return CMF_AUTH_UNMAPPED;
+	snprintf(req->principal.name, sizeof(req->principal.name), "cert:%s", name);
+	r = cmf_cache_binding(cmf_app_conn(req->app), req->principal.name, &b);
+	if (r == DB_ERR_NOT_FOUND)
+		return CMF_AUTH_OK; /* authenticated, with no role: refused by the router (403) */
+	if (r != DB_OK)
+		return CMF_AUTH_UNAVAILABLE;
+	req->principal.role = strcmp(b->role, "admin") == 0		 ? CMF_ROLE_ADMIN
+			      : strcmp(b->role, "metrics-reader") == 0 ? CMF_ROLE_METRICS_READER
+								    : CMF_ROLE_ENV_READER;
+	req->principal.environments = json_incref(b->environments);
+	db_role_binding_free(b);
+	return CMF_AUTH_OK;
+}
+
 int
 cmf_auth_authenticate(struct cmf_request *req)
 {
@@ -200,6 +242,9 @@ cmf_auth_authenticate(struct cmf_request *req)
 	/* One credential per request: a proxy reading another copy than we do would see another caller. */
 	if (cmf_request_header_count(req, "Authorization") > 1)
 		return CMF_AUTH_AMBIGUOUS;
+	/* No token: a verified client certificate may name the principal (auth.mtls.principal). */
+	if (h == NULL && cert_rules != NULL && req->client_cert_verified && req->client_cert[0] != '\0')
+		return cert_principal(req);
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
 		return CMF_AUTH_MISSING;
 	h += 7;

@@ -16,7 +16,8 @@
 /*
  * Read the bootstrap admin token (cfg->auth_admin_token_file, trailing whitespace stripped) and keep
  * only its SHA-256; the file content is wiped. It must be at least 43 characters (256 bits as
- * base64). No-op when authentication is disabled. Returns 0, or -1 with `why` naming the problem.
+ * base64). With auth.mtls.principal, compile the mapping rules (kept for the process's life; a second
+ * call replaces them). No-op when authentication is disabled. Returns 0, or -1 with `why` naming the problem.
  */
 int cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen);
 
@@ -39,12 +40,19 @@ enum {
 	CMF_AUTH_REVOKED = -4,
 	CMF_AUTH_UNAVAILABLE = -5, /* the database could not be asked */
 	CMF_AUTH_AMBIGUOUS = -6,   /* more than one Authorization header */
+	CMF_AUTH_UNMAPPED = -7,    /* no token, and the client certificate's subject maps to no principal */
 };
 
 /*
  * Authenticate `req` from its Authorization header into req->principal (environments owned by the
  * principal; free with cmf_principal_clear). Token copies are wiped; nothing is logged but the
  * outcome. With authentication disabled, every request is the principal "anonymous" with the admin role.
+ *
+ * With auth.mtls.principal, a request with no Authorization header and a verified client certificate
+ * (req->client_cert_verified) is the principal "cert:<name>", <name> being its subject DN mapped by
+ * auth.mtls.principalMappingRules: CMF_AUTH_UNMAPPED when no rule maps it; CMF_AUTH_OK otherwise, with the
+ * role of its binding (cmf_cache_binding), or CMF_ROLE_NONE when it has none (the router refuses it, 403).
+ * A bearer token, when sent, wins: the certificate is then only the transport's identity.
  */
 int cmf_auth_authenticate(struct cmf_request *req);
 

@@ -559,6 +559,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 					"a client certificate signed by the configured client CA is required");
 			return send_response(conn, ctx, &ctx->resp);
 		}
+		/* Past the check above, a required certificate is a verified one: it may name the principal. */
+		ctx->req.client_cert_verified = tls_client_required(app->cfg);
 		if (request_framing(conn, ctx, &body_len) != 0)
 			return send_response(conn, ctx, &ctx->resp);
 		/* A declared length over the limit is refused before a byte of the body is read. */

@@ -343,7 +343,8 @@ cmf_dispatch_run(struct cmf_call *call)
 	 */
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
 		cmf_cache_invalidate_write(cmf_call_conn(call), call->route->audit_action != NULL &&
-					   strncmp(call->route->audit_action, "token.", 6) == 0);
+					   (strncmp(call->route->audit_action, "token.", 6) == 0 ||
+					    strncmp(call->route->audit_action, "role-binding.", 13) == 0));
 	r = call->deferred ? 1 : 0;
 	cmf_call_complete(call); /* a deferred call: only the handler's hold; `call` may be gone now */
 	return r;

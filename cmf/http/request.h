@@ -22,8 +22,12 @@
 enum cmf_role { CMF_ROLE_NONE = 0, CMF_ROLE_ENV_READER = 1, CMF_ROLE_ADMIN = 2, CMF_ROLE_METRICS_READER = 3 };
 
 struct cmf_principal {
-	char name[300];       /* "admin" (bootstrap token), "token:<name>/<id>", "anonymous" (auth disabled) */
-	enum cmf_role role;
+	/*
+	 * "admin" (bootstrap token), "token:<name>/<id>", "cert:<mapped name>" (a client certificate, with
+	 * auth.mtls.principal), "anonymous" (auth disabled)
+	 */
+	char name[300];
+	enum cmf_role role; /* CMF_ROLE_NONE for an authenticated principal with no role binding */
 	json_t *environments; /* environment-reader scope: array of names (owned; NULL otherwise) */
 	/* Authenticated from the tokens kept while PostgreSQL is away (cmf_cache_token): good for a 304 only. */
 	bool stale;
@@ -61,6 +65,7 @@ struct cmf_request {
 	char request_id[33];
 	char client_addr[64];  /* peer IP address (text), for the audit trail */
 	char client_cert[256]; /* with mutual TLS: the verified client certificate's subject DN; else "" */
+	bool client_cert_verified; /* client_cert was verified against the client CA (it may name the principal) */
 	struct cmf_principal principal; /* set by the dispatcher before the handler runs */
 	bool audited;                   /* this request's audit event is recorded */
 	const struct cmf_request_io *io; /* installed by the transport; NULL: no headers, no query */

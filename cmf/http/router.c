@@ -116,6 +116,12 @@ cmf_router_authorize(const struct cmf_route *rt, int auth_result, bool auth_enab
 		*status = 400;
 		*message = "send exactly one Authorization header";
 		return -1;
+	case CMF_AUTH_UNMAPPED:
+		/* The action says why in the audit trail (the event also records the certificate's subject). */
+		*message = "the client certificate's subject maps to no principal (auth.mtls.principalMappingRules); "
+			   "send Authorization: Bearer <token>";
+		*action = "authenticate.unmapped-certificate";
+		break;
 	default:
 		*message = "invalid token";
 		break;
@@ -126,6 +132,12 @@ cmf_router_authorize(const struct cmf_route *rt, int auth_result, bool auth_enab
 	}
 	*action = "authorize";
 	*status = 403;
+	if (p->role == CMF_ROLE_NONE) {
+		/* Only a certificate principal is authenticated without a role: it has no binding. */
+		*message = "this principal has no role binding: an admin can create one at /cmf/api/v1/role-bindings";
+		*action = "authorize.no-role-binding";
+		return -1;
+	}
 	if (rt->perm == CMF_PERM_ENV_READ && !auth_enabled) {
 		/* Decrypted secrets leave only to an authenticated caller: never with authentication off. */
 		*message = "authentication is disabled (auth.enabled=false): decrypted secrets are never served without it";

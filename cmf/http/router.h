@@ -63,7 +63,8 @@ int cmf_router_match(const struct cmf_route *routes, size_t n, const struct cmf_
  * Whether a caller authenticated with outcome `auth_result` (a CMF_AUTH_* code, cmf/http/auth.h) as
  * `p` may call `route` with `args`. 0 when allowed; otherwise the refusal: *status (400, 401, 403 or
  * 503), *message for the client, and *action the audit action of the refusal ("authenticate",
- * "authorize"; NULL: not audited, as for 503 when the database could not be asked).
+ * "authorize"; "authenticate.unmapped-certificate" and "authorize.no-role-binding" say why a
+ * certificate principal was refused; NULL: not audited, as for 503 when the database could not be asked).
  */
 int cmf_router_authorize(const struct cmf_route *route, int auth_result, bool auth_enabled,
 			 const struct cmf_principal *p, const char *const *args, unsigned *status, const char **message,

@@ -53,6 +53,9 @@ CATALOG = {"apiVersion": "cmf.confluent.io/v1", "kind": "KafkaCatalog", "metadat
 DATABASE = {"apiVersion": "cmf.confluent.io/v1", "kind": "KafkaDatabase", "metadata": {"name": "matrix-db"},
             "spec": {"kafkaCluster": {"connectionConfig": {"bootstrap.servers": "kafka:9092"}}}}
 
+ROLE_BINDING = {"apiVersion": "cmf.confluent.io/v1", "kind": "RoleBinding", "metadata": {"name": "matrix-binding"},
+                "spec": {"principal": "cert:matrix", "role": "admin"}}
+
 CSFLE = {"apiVersion": "cmf.confluent.io/v1", "kind": "CsfleConfig", "metadata": {"name": "matrix-csfle"},
          "spec": {"kms": {"type": "local-kms", "keyId": "k"}, "kek": {"name": "kek"}, "latestCacheTtlSec": 60,
                   "rules": [{"name": "r", "tags": ["PII"]}]}}
@@ -74,6 +77,13 @@ MATRIX = {
     "GET /cmf/api/v1/tokens/*": (API + "/tokens/matrix-reader", None, 200),
     "DELETE /cmf/api/v1/tokens/*": (API + "/tokens/matrix-absent", None, 404),
     "GET /cmf/api/v1/audit-events": (API + "/audit-events", None, 200),
+    "GET /cmf/api/v1/encryption": (API + "/encryption", None, 200),
+    "POST /cmf/api/v1/encryption/rotate": (API + "/encryption/rotate", {"target": "dek"}, 200),
+    "GET /cmf/api/v1/role-bindings": (API + "/role-bindings", None, 200),
+    "POST /cmf/api/v1/role-bindings": (API + "/role-bindings", ROLE_BINDING, 200),
+    "GET /cmf/api/v1/role-bindings/*": (API + "/role-bindings/matrix-binding", None, 200),
+    "PUT /cmf/api/v1/role-bindings/*": (API + "/role-bindings/matrix-binding", ROLE_BINDING, 200),
+    "DELETE /cmf/api/v1/role-bindings/*": (API + "/role-bindings/matrix-absent", None, 404),
     # admin or metrics-reader: an environment-reader gets 403 like on any admin route
     "GET /metrics": ("/metrics", None, 200),
     # environment-reader route: the reader's scope is "prod"; nothing is defined there, so past

@@ -1,4 +1,4 @@
-/* links: cmf/config.c cmf/text.c crypto/util.c crypto/log.c */
+/* links: cmf/config.c cmf/http/principal.c cmf/text.c crypto/util.c crypto/log.c */
 /* libFuzzer harness for the YAML configuration: success xor a message, and an accepted configuration is within every range. */
 #include <assert.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* links: cmf/config.c cmf/text.c cmf/log.c crypto/util.c crypto/log.c */
+/* links: cmf/config.c cmf/http/principal.c cmf/text.c cmf/log.c crypto/util.c crypto/log.c */
 /* Tests for cmf/config.c: defaults, the YAML file, CMF_* overrides, and every error form with its file:line:key. */
 #include "cmf/config.h"
 
@@ -30,6 +30,8 @@ static const char *const all_env[] = {
 	"CMF_SERVER_TLS_CLIENT_CA_FILE",
 	"CMF_AUTH_ENABLED",
 	"CMF_AUTH_ADMIN_TOKEN_FILE",
+	"CMF_AUTH_MTLS_PRINCIPAL",
+	"CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES",
 	"CMF_LOG_LEVEL",
 	"CMF_AUDIT_RETENTION_DAYS",
 	"CMF_SECRETS_MAX_VERSIONS",
@@ -576,9 +578,43 @@ END_TEST
 
 static const struct cmf_check_opts config_opts = { .setup = setup, .teardown = teardown };
 
+/* auth.mtls.principal: off by default, needs mutual TLS and auth; its rules are checked at load, named. */
+START_TEST(test_mtls_principal)
+{
+	set_required_env();
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert(!cfg->auth_mtls_principal);
+	ck_assert_str_eq(cfg->auth_mtls_principal_mapping_rules, "DEFAULT");
+	cmf_config_free(cfg);
+	cfg = NULL;
+	setenv("CMF_AUTH_ADMIN_TOKEN_FILE", "/t", 1);
+	setenv("CMF_AUTH_MTLS_PRINCIPAL", "true", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "auth.mtls.principal needs mutual TLS: set server.tls.clientCaFile"));
+	setenv("CMF_SERVER_TLS_CERT_FILE", "/tls/tls.crt", 1);
+	setenv("CMF_SERVER_TLS_KEY_FILE", "/tls/tls.key", 1);
+	setenv("CMF_SERVER_TLS_CLIENT_CA_FILE", "/tls/ca.crt", 1);
+	setenv("CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES", "RULE:^CN=([^,]*),O=acme$/$1/L, DEFAULT", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert(cfg->auth_mtls_principal);
+	cmf_config_free(cfg);
+	cfg = NULL;
+	/* A bad rule is refused even while the setting is off: named, with its number. */
+	setenv("CMF_AUTH_MTLS_PRINCIPAL", "false", 1);
+	setenv("CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES", "DEFAULT, RULE:^CN=(.*?),.*$/$1/", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "environment CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES: rule 2 `RULE:^CN=(.*?),.*$/$1/`: the pattern has "
+			      "a lazy quantifier, which POSIX regular expressions do not have (\"(.*?),\" is \"([^,]*),\" here)");
+	setenv("CMF_AUTH_MTLS_PRINCIPAL", "true", 1);
+	setenv("CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES", " , ", 1);
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "no rule: every client certificate would be refused"));
+}
+END_TEST
+
 CMF_CHECK_SUITE_WITH("config", &config_opts, test_defaults_without_file, test_full_file,
 	test_env_overrides_file, test_env_type_errors, test_env_error_wins_over_valid_file, test_unknown_keys,
 	test_integer_errors, test_boolean_errors, test_shape_errors, test_yaml_syntax_error,
 	test_strings_never_echoed, test_required_settings, test_listen, test_log_level, test_file_errors,
 	test_empty_files, test_flow_style_and_quoting, test_free_null, test_auth_and_tls, test_audit_retention,
-	test_secret_versions)
+	test_secret_versions, test_mtls_principal)

@@ -29,6 +29,7 @@ reset(void)
 	memset(&audit_rows, 0, sizeof(audit_rows));
 	memset(&audit_commit, 0, sizeof(audit_commit));
 	atomic_store(&request_overflow, 0);
+	memset(dek_reserved, 0, sizeof(dek_reserved));
 }
 
 static char *
@@ -409,6 +410,35 @@ END_TEST
 
 static const struct cmf_check_opts opts = { reset, NULL, 30 };
 
-CMF_CHECK_SUITE_WITH("metrics", &opts, test_every_family_is_rendered, test_key_states, test_labels_are_escaped,
+/* Reservations by term: the newest terms kept, a term's latest count, an older term never evicting a newer one. */
+START_TEST(test_dek_reserved_by_term)
+{
+	char *text;
+
+	reset();
+	text = render();
+	ck_assert_ptr_null(strstr(text, "cmf_dek_reserved_encryptions"));
+	free(text);
+	cmf_metrics_dek_reserved(1, 1024);
+	cmf_metrics_dek_reserved(1, 3072);
+	cmf_metrics_dek_reserved(2, 1024);
+	text = render();
+	ck_assert(sample(text, "cmf_dek_reserved_encryptions{term=\"1\"}") == 3072);
+	ck_assert(sample(text, "cmf_dek_reserved_encryptions{term=\"2\"}") == 1024);
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE cmf_dek_reserved_encryptions gauge\n"));
+	free(text);
+	for (uint32_t t = 3; t <= CMF_METRICS_DEK_TERMS + 2; t++)
+		cmf_metrics_dek_reserved(t, t);
+	cmf_metrics_dek_reserved(1, 9999); /* older than every term kept: not taken back in */
+	text = render();
+	ck_assert(isnan(sample(text, "cmf_dek_reserved_encryptions{term=\"1\"}")));
+	ck_assert(isnan(sample(text, "cmf_dek_reserved_encryptions{term=\"2\"}")));
+	ck_assert(sample(text, "cmf_dek_reserved_encryptions{term=\"3\"}") == 3);
+	ck_assert(sample(text, "cmf_dek_reserved_encryptions{term=\"10\"}") == 10);
+	free(text);
+}
+END_TEST
+
+CMF_CHECK_SUITE_WITH("metrics", &opts, test_dek_reserved_by_term, test_every_family_is_rendered, test_key_states, test_labels_are_escaped,
 		     test_unmatched_and_other, test_routes_are_bounded, test_one_buffer_for_several_routes, test_histograms_are_cumulative_and_consistent,
 		     test_concurrent_updates_are_exact, test_route_patterns_and_permission)

@@ -118,7 +118,8 @@ START_TEST(test_real_table_from_kinds)
 	static const struct cmf_kind *const kinds[] = { &cmf_kind_secret,	  &cmf_kind_token,
 							&cmf_kind_environment,	  &cmf_kind_secret_mapping,
 							&cmf_kind_csfle_config,	  &cmf_kind_kafka_catalog,
-							&cmf_kind_kafka_database, &cmf_kind_secret_version };
+							&cmf_kind_kafka_database, &cmf_kind_secret_version,
+							&cmf_kind_role_binding };
 	size_t n, served = 0, from_kinds = 0;
 	const struct cmf_route *routes = cmf_api_routes(&n);
 
@@ -133,10 +134,10 @@ START_TEST(test_real_table_from_kinds)
 	}
 	for (size_t i = 0; i < n; i++)
 		from_kinds += routes[i].target != NULL;
-	/* Every kind's operations, and seven routes of their own (probes, audit trail, ruleSet, resolution, metrics,
-	 * a secret's rollback). */
+	/* Every kind's operations, and nine routes of their own (probes, audit trail, ruleSet, resolution, metrics,
+	 * a secret's rollback, the encryption status and its rotation). */
 	ck_assert_uint_eq(from_kinds, served);
-	ck_assert_uint_eq(n, served + 7);
+	ck_assert_uint_eq(n, served + 9);
 }
 END_TEST
 
