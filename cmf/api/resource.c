@@ -424,3 +424,31 @@ cmf_resource_url_has_credentials(const char *v)
 	}
 	return 0;
 }
+
+int
+cmf_resource_environments_check(json_t *envs, struct cmf_response *resp)
+{
+	char why[512];
+	size_t i;
+	json_t *v;
+
+	if (envs != NULL && !json_is_array(envs)) {
+		cmf_reply_error(resp, 400, "spec.environments must be an array of environment names");
+		return -1;
+	}
+	if (json_array_size(envs) > CMF_RESOURCE_MAX_ENVIRONMENTS) {
+		cmf_reply_error(resp, 400, "spec.environments: at most %d environments", CMF_RESOURCE_MAX_ENVIRONMENTS);
+		return -1;
+	}
+	json_array_foreach (envs, i, v) {
+		if (!json_is_string(v)) {
+			cmf_reply_error(resp, 400, "spec.environments[%zu] must be a string", i);
+			return -1;
+		}
+		if (cmf_resource_name_check("spec.environments[]", json_string_value(v), why, sizeof(why)) != 0) {
+			cmf_reply_error(resp, 400, "%s", why);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -31,6 +31,14 @@ int cmf_resource_body(struct cmf_request *req, struct cmf_response *resp, json_t
 int cmf_resource_name_check(const char *field, const char *name, char *why, size_t whylen);
 
 /*
+ * The environments an environment-reader scope names (a token's or a role binding's spec.environments):
+ * NULL or an array of at most CMF_RESOURCE_MAX_ENVIRONMENTS valid environment names. Returns 0, or -1
+ * with the 400 in `resp`.
+ */
+#define CMF_RESOURCE_MAX_ENVIRONMENTS 64
+int cmf_resource_environments_check(json_t *envs, struct cmf_response *resp);
+
+/*
  * The name in member `key` of `obj`, reported as `field` ("spec.secretName"). Absent (or null, unless
  * `required`): 0 with *out NULL, or with `required` 400 "<field> is required". A string that is a valid
  * name: 0 with *out (borrowed). Anything else replies 400 ("<field> must be <must_be>", or the name rule

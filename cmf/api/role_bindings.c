@@ -10,7 +10,6 @@
 #include "cmf/http/reply.h"
 
 /* An environment-reader's scope: as for tokens, 64 environments bound the row. */
-#define BINDING_MAX_ENVIRONMENTS 64
 
 static json_t *
 binding_json(json_t *row, const struct cmf_kind_input *in)
@@ -42,9 +41,7 @@ binding_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 {
 	struct cmf_response *resp = call->resp;
 	const char *role, *principal = json_string_value(json_object_get(spec, "principal"));
-	json_t *envs = json_object_get(spec, "environments"), *v;
-	char why[512];
-	size_t i;
+	json_t *envs = json_object_get(spec, "environments");
 
 	if (!principal_ok(principal)) {
 		cmf_reply_error(resp, 400,
@@ -59,24 +56,8 @@ binding_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 		cmf_reply_error(resp, 400, "spec.role must be \"admin\", \"environment-reader\" or \"metrics-reader\"");
 		return -1;
 	}
-	if (envs != NULL && !json_is_array(envs)) {
-		cmf_reply_error(resp, 400, "spec.environments must be an array of environment names");
+	if (cmf_resource_environments_check(envs, resp) != 0)
 		return -1;
-	}
-	if (json_array_size(envs) > BINDING_MAX_ENVIRONMENTS) {
-		cmf_reply_error(resp, 400, "spec.environments: at most %d environments", BINDING_MAX_ENVIRONMENTS);
-		return -1;
-	}
-	json_array_foreach (envs, i, v) {
-		if (!json_is_string(v)) {
-			cmf_reply_error(resp, 400, "spec.environments[%zu] must be a string", i);
-			return -1;
-		}
-		if (cmf_resource_name_check("spec.environments[]", json_string_value(v), why, sizeof(why)) != 0) {
-			cmf_reply_error(resp, 400, "%s", why);
-			return -1;
-		}
-	}
 	if ((strcmp(role, "environment-reader") == 0) != (json_array_size(envs) > 0)) {
 		cmf_reply_error(resp, 422, json_array_size(envs) > 0
 						   ? "spec.environments applies to the environment-reader role only"

@@ -14,7 +14,6 @@
 #include "cmf/http/reply.h"
 
 /* An environment-reader's scope: 64 environments is far more than one job needs; bounds the row. */
-#define TOKEN_MAX_ENVIRONMENTS 64
 
 /* A token as returned; the value itself (status.token) only in the create response. */
 static json_t *
@@ -42,8 +41,6 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 	struct cmf_response *resp = call->resp;
 	const char *role;
 	json_t *v, *envs;
-	char why[512];
-	size_t i;
 	long long exp;
 
 	v = json_object_get(spec, "role");
@@ -54,30 +51,14 @@ token_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 		return -1;
 	}
 	v = json_object_get(spec, "environments");
-	if (v != NULL && !json_is_array(v)) {
-		cmf_reply_error(resp, 400, "spec.environments must be an array of environment names");
+	if (cmf_resource_environments_check(v, resp) != 0)
 		return -1;
-	}
 	envs = v != NULL ? json_incref(v) : json_array();
 	if (cmf_kind_set(call, in, "environments", envs) != 0) {
 		json_decref(envs);
 		return -1;
 	}
 	json_decref(envs);
-	if (json_array_size(envs) > TOKEN_MAX_ENVIRONMENTS) {
-		cmf_reply_error(resp, 400, "spec.environments: at most %d environments", TOKEN_MAX_ENVIRONMENTS);
-		return -1;
-	}
-	json_array_foreach (envs, i, v) {
-		if (!json_is_string(v)) {
-			cmf_reply_error(resp, 400, "spec.environments[%zu] must be a string", i);
-			return -1;
-		}
-		if (cmf_resource_name_check("spec.environments[]", json_string_value(v), why, sizeof(why)) != 0) {
-			cmf_reply_error(resp, 400, "%s", why);
-			return -1;
-		}
-	}
 	if (strcmp(role, "environment-reader") == 0 && json_array_size(envs) == 0) {
 		cmf_reply_error(resp, 422, "an environment-reader token needs spec.environments (the environments it may read)");
 		return -1;
