@@ -549,17 +549,22 @@ on_notify(void *cls, const char *table)
 		return; /* token rows are never cached (kind.c), and snapshots hold none */
 	}
 	/*
-	 * A data-key term was added (a rotation by any process): load the keyring again, so this process
-	 * seals under the new term from its next reservation on. A failure leaves the old keyring in place:
-	 * its writes go on under the old term, and a ciphertext of the new one loads it on demand (app.c).
+	 * A data-key term was added (a rotation by any process) or retired: load the keyring again, so this
+	 * process seals under the new term from its next reservation on, and holds no retired key. A failure
+	 * leaves the old keyring in place: its writes go on under the old term, and a ciphertext of the new one
+	 * loads it on demand (app.c). The caches are emptied first: they hold sealed rows, and a rewrap moves
+	 * rows to the new term without notifying (cmf.quiet), so a cached row may still name a term being
+	 * retired; read again, it names the one it has now.
 	 */
 	if (strcmp(table, "cmf_deks") == 0) {
 		char why[512];
 
+		table_clear(&snapshots);
+		table_clear(&rows);
 		if (lis.app != NULL && lis.app->encryption_enabled && cmf_app_keyring_loaded(lis.app, NULL, 0) &&
 		    cmf_app_keyring_reload(lis.app, 0, why, sizeof(why)) != 0)
 			cmf_warn("change listener: the data keys changed but cannot be reloaded: %s", why);
-		return; /* the caches hold sealed values only: nothing in them depends on the keyring */
+		return;
 	}
 	/* Bindings are reloaded whole; their rows (GET) are emptied with the others below. */
 	if (strcmp(table, "cmf_role_bindings") == 0)

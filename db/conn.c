@@ -95,6 +95,8 @@ db_strerror(int err)
 		return "connectionSecretId not mapped in the environment";
 	case DB_ERR_INCONSISTENT:
 		return "the database holds data but no encryption state";
+	case DB_ERR_RETIRED:
+		return "sealed under a retired data key";
 	}
 	return "unknown database error";
 }

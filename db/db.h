@@ -36,6 +36,7 @@ enum {
 	DB_ERR_INCONSISTENT = -18,     /* (init) secrets or data keys exist but no encryption state does */
 	DB_ERR_PRECONDITION = -19,     /* a write's expected ETag (struct db_match) is not the row's */
 	DB_ERR_GONE = -20,             /* a secret version that was destroyed (its metadata kept, its data not) */
+	DB_ERR_RETIRED = -21,          /* a ciphertext under a retired data-key term: never decrypted */
 };
 
 const char *db_strerror(int err);
@@ -276,6 +277,38 @@ int db_dek_rotate(struct db_conn *c, const struct crypto_key *master, uint32_t e
  * counted by the term in their ciphertext header. DB_ERR_NOT_INITIALIZED before the first start.
  */
 int db_encryption_status(struct db_conn *c, json_t **out);
+
+/* A rewrap's progress: ciphertexts to move (counted at its start), moved, left because they do not open. */
+struct db_rewrap_progress {
+	long long total, done, unreadable;
+	uint32_t target; /* the data-key term they move to */
+};
+
+/*
+ * Move every stored ciphertext (secrets and every kept version) under a data-key term below the sealer's
+ * current one, or below the database's ciphertext version, to them: opened and sealed again in this
+ * process (no plaintext leaves it; versions and times unchanged), in transactions of 256 rows that lock only
+ * their rows, so writes go on and are never overwritten with stale data. One rewrap at a time across all
+ * replicas (a session advisory lock PostgreSQL frees when the holder dies): DB_ERR_CONFLICT, `why` naming
+ * who runs it. Progress is stored (cmf_rewrap, read by db_encryption_status) and `progress` (may be NULL)
+ * called after each committed batch. Killed anywhere, it is run again and goes on: rows moved stay moved.
+ * The start and the end (with counts) are audit events (`audit`'s principal and client; may be NULL).
+ * `started_by` is stored as is (e.g. "cmf rewrap", "token:ops"). 0 or a DB_ERR_* code with `why`.
+ */
+int db_rewrap(struct db_conn *c, const struct db_sealer *sl, const char *started_by, const struct db_audit *audit,
+	      void (*progress)(void *cls, const struct db_rewrap_progress *p), void *cls, struct db_rewrap_progress *out,
+	      char *why, size_t whylen);
+
+/*
+ * Retire (crypto-shred) every data-key term below the current one that no stored ciphertext uses (counting
+ * every kept version): delete their wrapped DEKs and record the lowest term still held, below which the
+ * write guard (migration 10) refuses any ciphertext and readers answer DB_ERR_RETIRED. Writers are
+ * held back for the count (the tables are locked in SHARE mode), so none slips in under a term being
+ * retired. *retired receives the number of terms destroyed, *min_term the lowest term held afterwards.
+ * An audit event "encryption.retire" (resource "dek/<terms>") when any is. 0 or a DB_ERR_* code (`why`).
+ */
+int db_dek_retire(struct db_conn *c, const struct db_audit *audit, int *retired, uint32_t *min_term, char *why,
+		  size_t whylen);
 
 /*
  * Which resource a DB_ERR_NOT_FOUND of a nested resource's call is about, so the reply can name it:

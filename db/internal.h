@@ -70,7 +70,7 @@ void db_seal_formats_set(int seal, int min);
 /*
  * Open a stored secret's data column (`data_escaped`: bytea as libpq returns it in text form) into a
  * JSON object of strings (*data, new reference; values are plaintext). `sealed` is the row's flag; it
- * must match the database's mode. DB_ERR_CORRUPT when it does not open (tampering, a ciphertext moved to
+ * must match the database's mode. DB_ERR_RETIRED under a retired data-key term; DB_ERR_CORRUPT when it does not open (tampering, a ciphertext moved to
  * another secret, a version below the database's lowest), DB_ERR_KEY_UNAVAILABLE without a keyring. The plaintext buffer is wiped.
  */
 int db_secret_data_open(const struct db_sealer *sl, const char *name, const char *uid, long long version,
@@ -88,6 +88,31 @@ int db_seal_data(const struct db_sealer *sl, const char *name, const char *uid, 
 
 /* Reserve a block of encryptions under the sealer's current DEK term, in a transaction of its own. */
 int db_seal_reserve(struct db_conn *c, const struct db_sealer *sl);
+
+/*
+ * How db_reseal_run moves stored ciphertexts forward (db/reseal.c): every sealed secret, then every kept
+ * version, below the database's ciphertext version or (below_term > 0) under a data-key term below
+ * below_term, opened and sealed again under the sealer's current term; `batch` rows per transaction
+ * (READ COMMITTED, rows locked FOR UPDATE, so writes go on beside it and are never overwritten).
+ */
+struct db_reseal_opts {
+	uint32_t below_term;
+	int batch;
+	/* First in each batch's transaction (NULL: the initialization lock); anything but DB_OK stops the run. */
+	int (*begin)(void *cls, struct db_conn *c);
+	/* Last in it: `moved` and `unreadable` of this batch, `last` when the run is complete. */
+	int (*end)(void *cls, struct db_conn *c, long long moved, long long unreadable, bool last);
+	/* After each committed batch: the run's totals so far. */
+	void (*progress)(void *cls, long long moved, long long unreadable);
+	void *cls;
+};
+
+/* As db_reseal, with `o`; a run stopped anywhere goes on when run again (rows moved stay moved). */
+int db_reseal_run(struct db_conn *c, const struct db_sealer *sl, const struct db_reseal_opts *o,
+		  struct db_reseal_result *res);
+
+/* The ciphertexts db_reseal_run with below_term would move, in one snapshot (*n). */
+int db_reseal_count(struct db_conn *c, uint32_t below_term, long long *n);
 
 /*
  * A stored resource kind, as the generic runners of db/resource.c see it: only its statements.

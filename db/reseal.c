@@ -1,6 +1,9 @@
 /*
- * db reseal: every stored secret, and every kept version of it, moved to the database's ciphertext version
- * at start, in bounded batches under the initialization lock, then the lowest version opened raised to it.
+ * db reseal: stored ciphertexts moved forward in bounded batches, one transaction each, with writes going on
+ * beside them: at start every secret (and kept version) below the database's ciphertext version, then the
+ * lowest version opened raised to it (db_reseal); the rewrap also moves every one under an older data-key
+ * term to the newest (db_rewrap, db/rewrap.c). Rows are opened and sealed again here, in the process: no
+ * plaintext leaves it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,21 +13,28 @@
 #include "db/internal.h"
 
 /*
- * Secrets per transaction: each is one UPDATE round trip, and the whole batch (its wait for the lock
- * included) must fit in one database.requestTimeoutSeconds, even 20 ms away from PostgreSQL.
+ * Secrets per transaction at start: each is one UPDATE round trip, and the whole batch (its wait for the
+ * lock included) must fit in one database.requestTimeoutSeconds, even 20 ms away from PostgreSQL.
  */
 #define RESEAL_BATCH 64
-#define RESEAL_STR_(x) #x
-#define RESEAL_STR(x) RESEAL_STR_(x)
 
-/* Keyset order by name: each row is visited once, even one that does not open and so stays behind. */
+/* The DEK term in a ciphertext's header (crypto.h: format(1) | term(4, big endian) | ...). */
+#define RESEAL_TERM_OF "((get_byte(data, 1)::bigint << 24) | (get_byte(data, 2) << 16) | (get_byte(data, 3) << 8) | get_byte(data, 4))"
+/* Behind: below the version written, or ($2/$3) under a term below the target (0: the version only). */
+#define RESEAL_BEHIND(term_param)                                                                                        \
+	"(length(data) < 5 OR get_byte(data, 0) < (SELECT seal_version FROM cmf_encryption_state WHERE id = 1) OR "    \
+	RESEAL_TERM_OF " < " term_param ")"
+
+/*
+ * Keyset order by name: each row is visited once, even one that does not open and so stays behind.
+ * FOR UPDATE: a write racing the batch either commits first (and the batch sees its new ciphertext, already
+ * under the newest term, or re-seals that) or waits for the batch; it is never overwritten with stale data.
+ */
 static const struct db_statement st_reseal_batch = {
 	"reseal_batch",
-	"SELECT name, uid::text, version, data FROM cmf_secrets WHERE sealed AND name > $1 AND "
-	"(CASE WHEN length(data) = 0 THEN 0 ELSE get_byte(data, 0) END) < "
-	"(SELECT seal_version FROM cmf_encryption_state WHERE id = 1) ORDER BY name LIMIT " RESEAL_STR(RESEAL_BATCH)
-	" FOR UPDATE",
-	1,
+	"SELECT name, uid::text, version, data FROM cmf_secrets WHERE sealed AND name > $1 AND " RESEAL_BEHIND("$2::bigint")
+	" ORDER BY name LIMIT $3::integer FOR UPDATE",
+	3,
 };
 static const struct db_statement st_reseal_update = {
 	"reseal_update", "UPDATE cmf_secrets SET data = $2::bytea WHERE name = $1", 2,
@@ -33,14 +43,19 @@ static const struct db_statement st_reseal_update = {
 static const struct db_statement st_reseal_versions_batch = {
 	"reseal_versions_batch",
 	"SELECT name, uid::text, version, data FROM cmf_secret_versions WHERE sealed AND data IS NOT NULL AND "
-	"(name, version) > ($1, $2::bigint) AND (CASE WHEN length(data) = 0 THEN 0 ELSE get_byte(data, 0) END) < "
-	"(SELECT seal_version FROM cmf_encryption_state WHERE id = 1) ORDER BY name, version LIMIT "
-	RESEAL_STR(RESEAL_BATCH) " FOR UPDATE",
-	2,
+	"(name, version) > ($1, $4::bigint) AND " RESEAL_BEHIND("$2::bigint") " ORDER BY name, version LIMIT $3::integer "
+	"FOR UPDATE",
+	4,
 };
 static const struct db_statement st_reseal_versions_update = {
 	"reseal_versions_update", "UPDATE cmf_secret_versions SET data = $3::bytea WHERE name = $1 AND version = $2::bigint",
 	3,
+};
+static const struct db_statement st_reseal_count = {
+	"reseal_count",
+	"SELECT (SELECT count(*) FROM cmf_secrets WHERE sealed AND " RESEAL_BEHIND("$1::bigint") ") + "
+	"(SELECT count(*) FROM cmf_secret_versions WHERE sealed AND data IS NOT NULL AND " RESEAL_BEHIND("$1::bigint") ")",
+	1,
 };
 static const struct db_statement st_formats_raise = {
 	"formats_raise", "UPDATE cmf_encryption_state SET min_open_version = seal_version WHERE id = 1", 0,
@@ -48,12 +63,16 @@ static const struct db_statement st_formats_raise = {
 static const struct db_statement st_formats_read = {
 	"formats_read", "SELECT seal_version, min_open_version FROM cmf_encryption_state WHERE id = 1", 0,
 };
+/* A re-seal changes ciphertexts, never what they hold: the replicas' caches stay (migration 10). */
+static const struct db_statement st_quiet = { "reseal_quiet", "SELECT set_config('cmf.quiet', 'on', true)", 0 };
 
 struct reseal_tx {
 	const struct db_sealer *sl;
+	const struct db_reseal_opts *o;
 	bool versions;                /* the secrets are done: the kept versions now */
 	char after[256];              /* the last name of the previous batch ("" at first; names ≤ 253) */
 	char after_version[24];       /* and, for versions, its version ("0" at first) */
+	char term[16], limit[16];     /* the target term and the batch size, as parameters */
 	long long unreadable_before;  /* in the batches before this one */
 	/* outputs of one attempt */
 	char last[256], last_version[24];
@@ -75,7 +94,7 @@ reseal_row(struct db_conn *c, struct reseal_tx *t, PGresult *rows, int i)
 	int r;
 
 	r = db_secret_data_open(t->sl, name, uid, version, true, PQgetvalue(rows, i, 3), &data);
-	if (r == DB_ERR_CORRUPT) {
+	if (r == DB_ERR_CORRUPT || r == DB_ERR_RETIRED) {
 		t->unreadable++;
 		return DB_OK;
 	}
@@ -98,43 +117,17 @@ reseal_row(struct db_conn *c, struct reseal_tx *t, PGresult *rows, int i)
 	return r;
 }
 
+/* The last batch: raise the lowest version opened if nothing stayed behind, and read both versions. */
 static int
-batch_body(struct db_conn *c, void *cls)
+reseal_finish(struct db_conn *c, struct reseal_tx *t)
 {
-	struct reseal_tx *t = cls;
-	struct db_param p[] = { { t->after, 0, 0 }, { t->after_version, 0, 0 } };
-	PGresult *rows = NULL, *res = NULL;
-	int n, r;
+	PGresult *res = NULL;
+	int r = DB_OK;
 
-	t->resealed = t->unreadable = 0;
-	t->phase_done = t->done = false;
-	snprintf(t->last, sizeof(t->last), "%s", t->after);
-	snprintf(t->last_version, sizeof(t->last_version), "%s", t->after_version);
-	r = db_exec_stmt(c, &db_st_init_lock, NULL, 0, &res);
-	PQclear(res);
-	if (r != DB_OK)
-		return r;
-	r = t->versions ? db_exec_stmt(c, &st_reseal_versions_batch, p, 2, &rows)
-			: db_exec_stmt(c, &st_reseal_batch, p, 1, &rows);
-	if (r != DB_OK)
-		return r;
-	n = PQntuples(rows);
-	for (int i = 0; i < n && r == DB_OK; i++)
-		r = reseal_row(c, t, rows, i);
-	if (r == DB_OK && n > 0) {
-		snprintf(t->last, sizeof(t->last), "%s", PQgetvalue(rows, n - 1, 0));
-		snprintf(t->last_version, sizeof(t->last_version), "%s", PQgetvalue(rows, n - 1, 2));
-	}
-	PQclear(rows);
-	if (r != DB_OK || n == RESEAL_BATCH)
-		return r;
-	t->phase_done = true;
-	if (!t->versions)
-		return r;
 	/*
-	 * The last batch: every secret that opens is in the database's version now. The lowest version opened
-	 * is raised only when none stayed behind: one that did not open (a data key missing after a partial
-	 * restore, a damaged row) could still be repaired and re-sealed, and raising it would refuse it for good.
+	 * Every secret that opens is in the database's version now. The lowest version opened is raised only
+	 * when none stayed behind: one that did not open (a data key missing after a partial restore, a
+	 * damaged row) could still be repaired and re-sealed, and raising it would refuse it for good.
 	 */
 	if (t->unreadable_before + t->unreadable == 0) {
 		r = db_exec_stmt(c, &st_formats_raise, NULL, 0, &res);
@@ -152,15 +145,65 @@ batch_body(struct db_conn *c, void *cls)
 	return r;
 }
 
-int
-db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result *res)
+static int
+batch_body(struct db_conn *c, void *cls)
 {
-	struct reseal_tx t = { .sl = sl, .after_version = "0" };
+	struct reseal_tx *t = cls;
+	struct db_param p[] = { { t->after, 0, 0 }, { t->term, 0, 0 }, { t->limit, 0, 0 }, { t->after_version, 0, 0 } };
+	PGresult *rows = NULL, *res = NULL;
+	int n, r;
+
+	t->resealed = t->unreadable = 0;
+	t->phase_done = t->done = false;
+	snprintf(t->last, sizeof(t->last), "%s", t->after);
+	snprintf(t->last_version, sizeof(t->last_version), "%s", t->after_version);
+	if (t->o->begin != NULL) {
+		r = t->o->begin(t->o->cls, c);
+	} else {
+		r = db_exec_stmt(c, &db_st_init_lock, NULL, 0, &res);
+		PQclear(res);
+		res = NULL;
+	}
+	if (r == DB_OK) {
+		r = db_exec_stmt(c, &st_quiet, NULL, 0, &res);
+		PQclear(res);
+	}
+	if (r != DB_OK)
+		return r;
+	r = t->versions ? db_exec_stmt(c, &st_reseal_versions_batch, p, 4, &rows)
+			: db_exec_stmt(c, &st_reseal_batch, p, 3, &rows);
+	if (r != DB_OK)
+		return r;
+	n = PQntuples(rows);
+	for (int i = 0; i < n && r == DB_OK; i++)
+		r = reseal_row(c, t, rows, i);
+	if (r == DB_OK && n > 0) {
+		snprintf(t->last, sizeof(t->last), "%s", PQgetvalue(rows, n - 1, 0));
+		snprintf(t->last_version, sizeof(t->last_version), "%s", PQgetvalue(rows, n - 1, 2));
+	}
+	PQclear(rows);
+	if (r != DB_OK)
+		return r;
+	t->phase_done = n < t->o->batch;
+	if (t->phase_done && t->versions)
+		r = reseal_finish(c, t);
+	if (r == DB_OK && t->o->end != NULL)
+		r = t->o->end(t->o->cls, c, t->resealed, t->unreadable, t->done);
+	return r;
+}
+
+int
+db_reseal_run(struct db_conn *c, const struct db_sealer *sl, const struct db_reseal_opts *o,
+	      struct db_reseal_result *res)
+{
+	struct reseal_tx t = { .sl = sl, .o = o, .after_version = "0" };
 	int r = DB_OK;
 
 	memset(res, 0, sizeof(*res));
 	if (!sl->enabled || sl->keyring == NULL)
 		return sl->enabled ? DB_ERR_KEY_UNAVAILABLE : DB_OK;
+	snprintf(t.term, sizeof(t.term), "%u", (unsigned)o->below_term);
+	snprintf(t.limit, sizeof(t.limit), "%d", o->batch);
 	while (!t.done) {
 		r = db_tx_run(c, DB_TX_LOCKED, batch_body, &t);
 		if (r == DB_ERR_NEED_BUDGET) {
@@ -175,6 +218,8 @@ db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result
 		res->resealed += t.resealed;
 		res->unreadable += t.unreadable;
 		t.unreadable_before += t.unreadable;
+		if (o->progress != NULL)
+			o->progress(o->cls, res->resealed, res->unreadable);
 		snprintf(t.after, sizeof(t.after), "%s", t.last);
 		snprintf(t.after_version, sizeof(t.after_version), "%s", t.last_version);
 		if (t.phase_done && !t.versions) {
@@ -187,5 +232,46 @@ db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result
 		res->older_refused = t.min >= t.seal;
 		db_seal_formats_set(t.seal, t.min);
 	}
+	return r;
+}
+
+int
+db_reseal(struct db_conn *c, const struct db_sealer *sl, struct db_reseal_result *res)
+{
+	const struct db_reseal_opts o = { .batch = RESEAL_BATCH };
+
+	return db_reseal_run(c, sl, &o, res);
+}
+
+struct count_tx {
+	const char *term;
+	long long n;
+};
+
+static int
+count_body(struct db_conn *c, void *cls)
+{
+	struct count_tx *t = cls;
+	struct db_param p[] = { { t->term, 0, 0 } };
+	PGresult *res = NULL;
+	int r;
+
+	r = db_exec_stmt(c, &st_reseal_count, p, 1, &res);
+	if (r == DB_OK)
+		t->n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return r;
+}
+
+int
+db_reseal_count(struct db_conn *c, uint32_t below_term, long long *n)
+{
+	char term[16];
+	struct count_tx t = { term, 0 };
+	int r;
+
+	snprintf(term, sizeof(term), "%u", (unsigned)below_term);
+	r = db_tx_run(c, DB_TX_READ, count_body, &t);
+	*n = r == DB_OK ? t.n : 0;
 	return r;
 }

@@ -361,13 +361,17 @@ list_body(struct db_conn *c, void *cls)
 		 * without data and marked (DB_LIST_INTEGRITY), so the others stay readable and the bad one
 		 * is named. A row whose own JSON is unreadable still fails the page.
 		 */
-		if (r == DB_ERR_CORRUPT && k->sealed && db_rows_json(res, i, 0, true, k->name, &row) == DB_OK) {
+		if ((r == DB_ERR_CORRUPT || r == DB_ERR_RETIRED) && k->sealed &&
+		    db_rows_json(res, i, 0, true, k->name, &row) == DB_OK) {
 			crypto_log_warn("%s '%s': stored data fails its integrity check; listed without it", k->name,
 					json_string_value(json_object_get(row, "name")));
 			r = json_object_set_new(row, DB_LIST_INTEGRITY,
-						json_string("the stored data fails its integrity check (tampered or "
-							    "damaged): restore this secret from a backup, or write it "
-							    "again")) == 0
+						json_string(r == DB_ERR_RETIRED
+								    ? "the stored data is sealed under a retired data key "
+								      "and can never be decrypted: write this secret again"
+								    : "the stored data fails its integrity check (tampered or "
+								      "damaged): restore this secret from a backup, or write it "
+								      "again")) == 0
 				    ? DB_OK
 				    : DB_ERR_ALLOC;
 		}

@@ -1,4 +1,5 @@
-/* db rotate: new data-key (DEK) terms, on demand or once the current term is used up, and the status. */
+/* db rotate: new data-key (DEK) terms, on demand or once the current term is used up; the retirement of
+ * unused ones (crypto-shredding); and the status. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,31 @@ static const struct db_statement st_rot_insert = {
 	"rot_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2,
 };
 static const struct db_statement st_status_state = {
-	"status_state", "SELECT enabled, coalesce(key_id, ''), seal_version FROM cmf_encryption_state WHERE id = 1", 0,
+	"status_state",
+	"SELECT enabled, coalesce(key_id, ''), seal_version, min_dek_term, coalesce(previous_key_id, ''), "
+	"coalesce(to_char(key_rotated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') "
+	"FROM cmf_encryption_state WHERE id = 1",
+	0,
+};
+/* The latest rewrap, and whether a session holds the rewrap's lock (db/rewrap.c) now. */
+static const struct db_statement st_status_rewrap = {
+	"status_rewrap",
+	"SELECT state, started_by, target_term, total, done, unreadable, batches, "
+	"to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), coalesce(error, ''), "
+	"EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = 6516071 AND "
+	"objsubid = 1), extract(epoch FROM now() - started_at) "
+	"FROM cmf_rewrap WHERE id = 1",
+	0,
+};
+static const struct db_statement st_retire_delete = {
+	"retire_delete",
+	"DELETE FROM cmf_deks WHERE term < $1::integer AND NOT (term = ANY ($2::integer[])) RETURNING term",
+	2,
+};
+static const struct db_statement st_retire_min = {
+	"retire_min", "UPDATE cmf_encryption_state SET min_dek_term = $1::integer WHERE id = 1", 1,
 };
 static const struct db_statement st_status_deks = {
 	"status_deks",
@@ -186,6 +211,134 @@ db_dek_rotate(struct db_conn *c, const struct crypto_key *master, uint32_t expec
 	return DB_OK;
 }
 
+struct retire_tx {
+	const struct db_audit *audit;
+	int retired;
+	uint32_t min_term;
+	char *why;
+	size_t whylen;
+};
+
+/*
+ * SERIALIZABLE, with the secret tables locked in SHARE mode first (before the snapshot): every write in
+ * flight has committed and is counted, and later ones wait for this commit, after which the write guard
+ * (migration 10) refuses anything under a retired term.
+ */
+static int
+retire_body(struct db_conn *c, void *cls)
+{
+	struct retire_tx *t = cls;
+	PGresult *res = NULL, *rows = NULL;
+	char used[2048], current_s[16], min_s[16], resource[256];
+	size_t ulen = 0, rlen = 0;
+	uint32_t current, min;
+	int r;
+
+	t->retired = 0;
+	t->min_term = 0;
+	r = db_exec_script(c, "lock the secret tables", "LOCK TABLE cmf_secrets, cmf_secret_versions IN SHARE MODE");
+	if (r != DB_OK)
+		return r;
+	r = db_exec_stmt(c, &db_st_init_lock, NULL, 0, &res);
+	PQclear(res);
+	res = NULL;
+	if (r != DB_OK || (r = db_exec_stmt(c, &st_rot_max, NULL, 0, &res)) != DB_OK)
+		return r;
+	current = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	res = NULL;
+	if (current == 0) {
+		snprintf(t->why, t->whylen, "the database holds no data key");
+		return DB_ERR_MODE_MISMATCH;
+	}
+	if ((r = db_exec_stmt(c, &st_status_rows, NULL, 0, &rows)) != DB_OK)
+		return r;
+	/* The terms in use, as an array literal; the lowest of them (or the current term) stays the minimum. */
+	min = current;
+	used[ulen++] = '{';
+	for (int i = 0; i < PQntuples(rows); i++) {
+		long long term = strtoll(PQgetvalue(rows, i, 0), NULL, 10);
+		int n;
+
+		if (term <= 0 || term > UINT32_MAX)
+			continue;
+		if ((uint32_t)term < min)
+			min = (uint32_t)term;
+		n = snprintf(used + ulen, sizeof(used) - ulen, "%s%lld", ulen > 1 ? "," : "", term);
+		if (n < 0 || (size_t)n >= sizeof(used) - ulen - 1) {
+			PQclear(rows);
+			snprintf(t->why, t->whylen, "too many data key terms in use to retire any: rewrap first");
+			return DB_ERR_INVALID;
+		}
+		ulen += (size_t)n;
+	}
+	PQclear(rows);
+	used[ulen++] = '}';
+	used[ulen] = '\0';
+	snprintf(current_s, sizeof(current_s), "%" PRIu32, current);
+	snprintf(min_s, sizeof(min_s), "%" PRIu32, min);
+	{
+		struct db_param p[] = { { current_s, 0, 0 }, { used, 0, 0 } };
+
+		r = db_exec_stmt(c, &st_retire_delete, p, 2, &res);
+	}
+	if (r != DB_OK)
+		return r;
+	t->retired = PQntuples(res);
+	rlen = (size_t)snprintf(resource, sizeof(resource), "dek/");
+	for (int i = 0; i < PQntuples(res) && rlen < sizeof(resource); i++)
+		rlen += (size_t)snprintf(resource + rlen, sizeof(resource) - rlen, "%s%s", i > 0 ? "," : "",
+					 PQgetvalue(res, i, 0));
+	PQclear(res);
+	res = NULL;
+	{
+		struct db_param p[] = { { min_s, 0, 0 } };
+
+		r = db_exec_stmt(c, &st_retire_min, p, 1, &res);
+		PQclear(res);
+	}
+	if (r == DB_OK && t->retired > 0 && t->audit != NULL) {
+		struct db_audit a = *t->audit;
+
+		a.action = "encryption.retire";
+		a.resource = resource;
+		a.resource_cut = rlen >= sizeof(resource);
+		r = db_audit_insert(c, &a);
+	}
+	if (r == DB_OK)
+		t->min_term = min;
+	return r;
+}
+
+int
+db_dek_retire(struct db_conn *c, const struct db_audit *audit, int *retired, uint32_t *min_term, char *why,
+	      size_t whylen)
+{
+	char scratch[8];
+	struct retire_tx t = {
+		.audit = audit,
+		.why = why != NULL ? why : scratch,
+		.whylen = why != NULL ? whylen : sizeof(scratch),
+	};
+	int r;
+
+	*retired = 0;
+	*min_term = 0;
+	t.why[0] = '\0';
+	r = db_tx_run(c, DB_TX_WRITE, retire_body, &t);
+	if (r != DB_OK) {
+		if (t.why[0] == '\0')
+			snprintf(t.why, t.whylen, "cannot retire data keys: %s", db_strerror(r));
+		return r;
+	}
+	*retired = t.retired;
+	*min_term = t.min_term;
+	if (t.retired > 0)
+		crypto_log_info("retired %d data key term(s) no ciphertext used; the lowest term held is %" PRIu32,
+				t.retired, t.min_term);
+	return DB_OK;
+}
+
 struct status_tx {
 	json_t *out;
 };
@@ -195,6 +348,51 @@ static json_t *
 int_of(PGresult *res, int row, int col)
 {
 	return json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10));
+}
+
+/*
+ * The latest rewrap ("rewrap": null before the first): its stored progress, with "running" from the lock,
+ * so a rewrap killed mid-way shows as "interrupted" (run it again) rather than running for ever.
+ */
+static int
+status_rewrap(struct db_conn *c, json_t *o)
+{
+	PGresult *res = NULL;
+	json_t *w = NULL;
+	const char *state;
+	bool held;
+	double elapsed, done, total;
+	int r;
+
+	r = db_exec_stmt(c, &st_status_rewrap, NULL, 0, &res);
+	if (r != DB_OK)
+		return r;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return json_object_set_new(o, "rewrap", json_null()) == 0 ? DB_OK : DB_ERR_ALLOC;
+	}
+	held = strcmp(PQgetvalue(res, 0, 11), "t") == 0;
+	state = PQgetvalue(res, 0, 0);
+	if (strcmp(state, "running") == 0 && !held)
+		state = "interrupted";
+	done = strtod(PQgetvalue(res, 0, 4), NULL);
+	total = strtod(PQgetvalue(res, 0, 3), NULL);
+	elapsed = strtod(PQgetvalue(res, 0, 12), NULL);
+	w = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:s*,s:s*}", "state", state, "startedBy",
+		      PQgetvalue(res, 0, 1), "targetTerm", int_of(res, 0, 2), "total", int_of(res, 0, 3), "done",
+		      int_of(res, 0, 4), "unreadable", int_of(res, 0, 5), "batches", int_of(res, 0, 6), "startedAt",
+		      PQgetvalue(res, 0, 7), "updatedAt", PQgetvalue(res, 0, 8), "finishedAt",
+		      PQgetvalue(res, 0, 9)[0] != '\0' ? PQgetvalue(res, 0, 9) : NULL, "error",
+		      PQgetvalue(res, 0, 10)[0] != '\0' ? PQgetvalue(res, 0, 10) : NULL);
+	/* Rate and the time left, for a rewrap running now. */
+	if (w != NULL && held && elapsed > 0 && done > 0) {
+		json_object_set_new(w, "rowsPerSecond", json_real(done / elapsed));
+		json_object_set_new(w, "secondsLeft", json_real(total > done ? (total - done) * elapsed / done : 0));
+	}
+	PQclear(res);
+	if (w == NULL || json_object_set_new(o, "rewrap", w) != 0)
+		return DB_ERR_ALLOC;
+	return DB_OK;
 }
 
 static int
@@ -214,9 +412,11 @@ status_body(struct db_conn *c, void *cls)
 		r = DB_ERR_NOT_INITIALIZED;
 		goto out;
 	}
-	o = json_pack("{s:b,s:s*,s:i}", "enabled", strcmp(PQgetvalue(res, 0, 0), "t") == 0, "keyId",
+	o = json_pack("{s:b,s:s*,s:i,s:I,s:s*,s:s*}", "enabled", strcmp(PQgetvalue(res, 0, 0), "t") == 0, "keyId",
 		      PQgetvalue(res, 0, 1)[0] != '\0' ? PQgetvalue(res, 0, 1) : NULL, "sealVersion",
-		      atoi(PQgetvalue(res, 0, 2)));
+		      atoi(PQgetvalue(res, 0, 2)), "minDecryptionTerm", (json_int_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10),
+		      "previousKeyId", PQgetvalue(res, 0, 4)[0] != '\0' ? PQgetvalue(res, 0, 4) : NULL, "keyRotatedAt",
+		      PQgetvalue(res, 0, 5)[0] != '\0' ? PQgetvalue(res, 0, 5) : NULL);
 	terms = json_array();
 	PQclear(res);
 	res = NULL;
@@ -266,6 +466,8 @@ status_body(struct db_conn *c, void *cls)
 			goto out;
 		}
 	}
+	if ((r = status_rewrap(c, o)) != DB_OK)
+		goto out;
 	if (json_object_set_new(o, "deks", terms) != 0) {
 		terms = NULL;
 		r = DB_ERR_ALLOC;

@@ -269,6 +269,7 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 	char ident[SECRET_IDENT_MAX];
 	unsigned char *raw = NULL;
 	uint8_t *pt = NULL, format = 0;
+	uint32_t term = 0;
 	size_t rawlen = 0, ptlen = 0;
 	json_error_t jerr;
 	int r = DB_OK, cr;
@@ -306,6 +307,20 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 			if (cr == CRYPTO_ERR_UNKNOWN_TERM && sl->hooks != NULL && sl->hooks->open_newer != NULL)
 				cr = sl->hooks->open_newer(sl->hooks_cls, (const uint8_t *)ident, strlen(ident), raw,
 							   rawlen, &pt, &ptlen);
+		}
+		/*
+		 * Terms are made one after another and only ever deleted by their retirement (db_dek_retire): a
+		 * term below the current one that the keyring lacks was retired, and its ciphertext (a row
+		 * restored from an old backup) can never be opened.
+		 */
+		if (cr == CRYPTO_ERR_UNKNOWN_TERM && crypto_aead_term(raw, rawlen, &term) == CRYPTO_OK &&
+		    term < crypto_keyring_current_term(sl->keyring)) {
+			crypto_log_error("%s: secret %s (uid %s, version %lld) is sealed under data key term %" PRIu32
+					 ", which was retired (its key destroyed; the current term is %" PRIu32
+					 "): it can never be decrypted; write the secret again",
+					 __func__, name, uid, version, term, crypto_keyring_current_term(sl->keyring));
+			r = DB_ERR_RETIRED;
+			goto out;
 		}
 		if (cr != CRYPTO_OK) {
 			crypto_log_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, name, uid, version,

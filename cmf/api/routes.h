@@ -20,6 +20,7 @@ void cmf_api_audit_list(struct cmf_call *call);
 /* GET /cmf/api/v1/encryption and POST .../encryption/rotate {"target": "dek"} (cmf/api/encryption.c). */
 void cmf_api_encryption_get(struct cmf_call *call);
 void cmf_api_encryption_rotate(struct cmf_call *call);
+void cmf_api_encryption_rewrap(struct cmf_call *call);
 void cmf_api_csfle_ruleset(struct cmf_call *call);
 void cmf_api_client_config_get(struct cmf_call *call);
 /* GET /metrics (cmf/api/metrics.c): 404 when metrics.enabled is false. */

@@ -62,6 +62,8 @@ usage(FILE *f)
 		   "       cmf init [--config FILE]     apply migrations and record the encryption mode, then exit\n"
 		   "       cmf check [--config FILE]    validate configuration, key and database; change nothing\n"
 		   "       cmf rotate dek [--config FILE]   create a new data-key term; running servers load it\n"
+		   "       cmf rewrap [--retire] [--config FILE]   move every stored secret to the newest data key\n"
+		   "       cmf retire-deks [--config FILE]  destroy the data keys no stored secret uses any more\n"
 		   "       cmf keygen --bits 128|256 --out FILE   write a new random AES key (raw bytes, mode 0600)\n"
 		   "       cmf routes                   print the API's routes and who may call them\n"
 		   "       cmf version\n"
@@ -280,6 +282,24 @@ print_status(struct db_conn *conn)
 		       (long long)json_integer_value(json_object_get(d, "encryptions")),
 		       (long long)json_integer_value(json_object_get(d, "secrets")),
 		       (long long)json_integer_value(json_object_get(d, "versions")));
+	printf("  lowest data key term held (minimum decryption term): %lld\n",
+	       (long long)json_integer_value(json_object_get(st, "minDecryptionTerm")));
+	if (json_is_string(json_object_get(st, "previousKeyId")))
+		printf("  previous master key still wrapping the data keys: key id %s\n",
+		       json_string_value(json_object_get(st, "previousKeyId")));
+	{
+		json_t *w = json_object_get(st, "rewrap");
+
+		if (json_is_object(w))
+			printf("  last rewrap: %s, to term %lld, %lld of %lld ciphertexts, %lld that do not open, started %s by %s\n",
+			       json_string_value(json_object_get(w, "state")),
+			       (long long)json_integer_value(json_object_get(w, "targetTerm")),
+			       (long long)json_integer_value(json_object_get(w, "done")),
+			       (long long)json_integer_value(json_object_get(w, "total")),
+			       (long long)json_integer_value(json_object_get(w, "unreadable")),
+			       json_string_value(json_object_get(w, "startedAt")),
+			       json_string_value(json_object_get(w, "startedBy")));
+	}
 	if (json_integer_value(json_object_get(st, "versionsUnderUnknownTerms")) > 0)
 		printf("  %lld version(s) sealed under a term this database does not hold\n",
 		       (long long)json_integer_value(json_object_get(st, "versionsUnderUnknownTerms")));
@@ -314,6 +334,105 @@ rotate_dek(struct db_conn *conn, const struct crypto_key *master)
 	return EXIT_OK;
 }
 
+/* Exit status for a failed maintenance command's DB_ERR_* code. */
+static int
+maintain_exit(int r)
+{
+	return r == DB_ERR_UNAVAILABLE || r == DB_ERR_OUTCOME_UNKNOWN || r == DB_ERR_BUSY ? EXIT_UNAVAILABLE
+	       : r == DB_ERR_KEY_MISMATCH || r == DB_ERR_MODE_MISMATCH || r == DB_ERR_NOT_INITIALIZED ||
+			 r == DB_ERR_KEY_UNAVAILABLE || r == DB_ERR_CONFLICT
+		       ? EXIT_CONFIG
+		       : EXIT_SOFTWARE;
+}
+
+struct rewrap_show {
+	bool tty;
+	struct timespec start;
+};
+
+/* Progress: one line rewritten in place on a terminal (rows, rate, ETA), a plain line per batch otherwise. */
+static void
+rewrap_progress(void *cls, const struct db_rewrap_progress *p)
+{
+	struct rewrap_show *sh = cls;
+	struct timespec now;
+	double elapsed, rate;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	elapsed = (double)(now.tv_sec - sh->start.tv_sec) + (double)(now.tv_nsec - sh->start.tv_nsec) / 1e9;
+	rate = elapsed > 0 ? (double)p->done / elapsed : 0;
+	fprintf(stderr, "%srewrap: %lld/%lld ciphertexts (%.1f%%), %.0f rows/s, ETA %.0f s%s%s", sh->tty ? "\r" : "",
+		p->done, p->total, p->total > 0 ? 100.0 * (double)p->done / (double)p->total : 100.0, rate,
+		rate > 0 && p->total > p->done ? (double)(p->total - p->done) / rate : 0.0,
+		p->unreadable > 0 ? ", some do not open" : "", sh->tty ? "   " : "\n");
+	fflush(stderr);
+}
+
+/*
+ * `cmf rewrap [--retire]` and `cmf retire-deks`: on an initialized database whose migrations are applied
+ * (they never initialize or migrate one themselves), with the configured key checked against it.
+ */
+static int
+maintain(struct cmf_app *app, struct db_conn *conn, const struct crypto_key *master, int started,
+	 const struct db_init_result *res, bool rewrap, bool retire)
+{
+	struct db_audit a = { .principal = rewrap ? "cmf rewrap" : "cmf retire-deks", .outcome = "success", .route = "" };
+	char why[512];
+	int r;
+
+	if (started < 0) {
+		cmf_error("the database has not been initialized: run `cmf init` first");
+		return EXIT_CONFIG;
+	}
+	if (master == NULL) {
+		cmf_error("encryption is disabled: there are no data keys to %s", rewrap ? "rewrap under" : "retire");
+		return EXIT_CONFIG;
+	}
+	if (res->migrations_pending > 0) {
+		cmf_error("the database has %d migration(s) to apply: run `cmf init` (or start the server) first",
+			  res->migrations_pending);
+		return EXIT_CONFIG;
+	}
+	if (cmf_app_master_set(app, master) != 0)
+		return EXIT_SOFTWARE;
+	if (rewrap) {
+		struct cmf_sealer_hold hold;
+		struct db_rewrap_progress p;
+		struct rewrap_show sh = { isatty(STDERR_FILENO) == 1, { 0, 0 } };
+
+		clock_gettime(CLOCK_MONOTONIC, &sh.start);
+		cmf_app_sealer_acquire(app, &hold);
+		r = db_rewrap(conn, &hold.sealer, "cmf rewrap", &a, rewrap_progress, &sh, &p, why, sizeof(why));
+		cmf_app_sealer_release(app, &hold);
+		if (sh.tty)
+			fputc('\n', stderr);
+		if (r != DB_OK) {
+			cmf_error("%s", why);
+			return maintain_exit(r);
+		}
+		printf("rewrap: %lld ciphertext(s) moved to data key term %u%s\n", p.done, p.target,
+		       p.unreadable > 0 ? "" : "; every stored secret is under it");
+		if (p.unreadable > 0)
+			printf("rewrap: %lld ciphertext(s) do not open and stayed where they are (see the log); the terms "
+			       "they use cannot be retired until they are repaired or deleted\n",
+			       p.unreadable);
+	}
+	if (retire) {
+		int retired = 0;
+		uint32_t min = 0;
+
+		r = db_dek_retire(conn, &a, &retired, &min, why, sizeof(why));
+		if (r != DB_OK) {
+			cmf_error("%s", why);
+			return maintain_exit(r);
+		}
+		printf("retire-deks: %d data key term(s) destroyed; the lowest term held is %u: a ciphertext under a "
+		       "lower one (an old backup) is refused, never decrypted\n",
+		       retired, min);
+	}
+	return EXIT_OK;
+}
+
 /* Connect and initialize (or check), retrying while PostgreSQL is unreachable up to the timeout. */
 static int
 start_database(struct cmf_app *app, const struct crypto_key *master, int check_only, struct db_conn **conn,
@@ -342,7 +461,7 @@ start_database(struct cmf_app *app, const struct crypto_key *master, int check_o
 		if (r != DB_ERR_UNAVAILABLE) {
 			cmf_error("%s", why);
 			return r == DB_ERR_MODE_MISMATCH || r == DB_ERR_KEY_MISMATCH || r == DB_ERR_SCHEMA_NEWER ||
-					       r == DB_ERR_CORRUPT || r == DB_ERR_INCONSISTENT
+					       r == DB_ERR_CORRUPT || r == DB_ERR_RETIRED || r == DB_ERR_INCONSISTENT
 				       ? EXIT_CONFIG
 				       : EXIT_SOFTWARE;
 		}
@@ -393,7 +512,10 @@ cmd_run(const char *cmd, int argc, char **argv)
 	struct db_init_result res;
 	char err[1024];
 	char *password = NULL;
-	int check_only = strcmp(cmd, "check") == 0 || strcmp(cmd, "rotate") == 0;
+	/* The maintenance commands never initialize a database: they need one that is. */
+	int check_only = strcmp(cmd, "check") == 0 || strcmp(cmd, "rotate") == 0 || strcmp(cmd, "rewrap") == 0 ||
+			 strcmp(cmd, "retire-deks") == 0;
+	bool retire = strcmp(cmd, "retire-deks") == 0;
 	int rc = EXIT_SOFTWARE, failed = 0;
 	sigset_t set;
 
@@ -411,6 +533,8 @@ cmd_run(const char *cmd, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			config_path = argv[++i];
+		} else if (strcmp(argv[i], "--retire") == 0 && strcmp(cmd, "rewrap") == 0) {
+			retire = true;
 		} else {
 			fprintf(stderr, "cmf %s: unexpected argument '%s'\n", cmd, argv[i]);
 			usage(stderr);
@@ -485,6 +609,10 @@ cmd_run(const char *cmd, int argc, char **argv)
 	if (strcmp(cmd, "rotate") == 0) {
 		rc = rc < 0 ? (cmf_error("the database has not been initialized: run `cmf init` first"), EXIT_CONFIG)
 			    : rotate_dek(conn, master);
+		goto out;
+	}
+	if (strcmp(cmd, "rewrap") == 0 || strcmp(cmd, "retire-deks") == 0) {
+		rc = maintain(&app, conn, master, rc, &res, strcmp(cmd, "rewrap") == 0, retire);
 		goto out;
 	}
 	if (check_only) {
@@ -604,7 +732,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 2, argv + 2);
 	if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "init") == 0 || strcmp(argv[1], "check") == 0 ||
-	    strcmp(argv[1], "rotate") == 0)
+	    strcmp(argv[1], "rotate") == 0 || strcmp(argv[1], "rewrap") == 0 || strcmp(argv[1], "retire-deks") == 0)
 		return cmd_run(argv[1], argc - 2, argv + 2);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);

@@ -139,6 +139,13 @@ cmf_reply_db_error(struct cmf_response *resp, int db_err, const char *what)
 	case DB_ERR_CORRUPT:
 		cmf_reply_error(resp, 500, "stored data for %s failed its integrity check; see the server log", what);
 		return;
+	case DB_ERR_RETIRED:
+		/* Crypto-shredding at work (cmf retire-deks): the key is gone on purpose; nothing can open it. */
+		cmf_reply_error(resp, 500,
+				"stored data for %s is sealed under a retired data key and can never be decrypted; write "
+				"it again (see the server log)",
+				what);
+		return;
 	default:
 		cmf_reply_error(resp, 500, "internal error");
 		return;

@@ -79,6 +79,7 @@ MATRIX = {
     "GET /cmf/api/v1/audit-events": (API + "/audit-events", None, 200),
     "GET /cmf/api/v1/encryption": (API + "/encryption", None, 200),
     "POST /cmf/api/v1/encryption/rotate": (API + "/encryption/rotate", {"target": "dek"}, 200),
+    "POST /cmf/api/v1/encryption/rewrap": (API + "/encryption/rewrap", {}, 202),
     "GET /cmf/api/v1/role-bindings": (API + "/role-bindings", None, 200),
     "POST /cmf/api/v1/role-bindings": (API + "/role-bindings", ROLE_BINDING, 200),
     "GET /cmf/api/v1/role-bindings/*": (API + "/role-bindings/matrix-binding", None, 200),
