@@ -24,7 +24,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRCS))
 SAN_BINS  := $(patsubst tests/unit/%.c,build/san/%,$(UNIT_SRCS))
 HEADERS := $(wildcard cmf/*.h cmf/*/*.h db/*.h crypto/*.h k8s/*.h tests/unit/*.h tests/fuzz/*.h)
 
-.PHONY: all run test unit unit-san api deps clean bench fuzz fuzz-replay clang-check include-check image image-test
+.PHONY: all run test unit unit-san api deps clean bench bench-rotate fuzz fuzz-replay clang-check include-check image image-test
 
 all: build/cmf
 
@@ -108,6 +108,11 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/bench.sh
+
+# The rewrap of 100,000 secrets to a new data key, and the resolution's throughput while it runs (issue 14).
+bench-rotate: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/bench-rotate.sh
 
 clean:
 	rm -rf build

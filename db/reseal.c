@@ -5,10 +5,13 @@
  * term to the newest (db_rewrap, db/rewrap.c). Rows are opened and sealed again here, in the process: no
  * plaintext leaves it.
  */
+#include <openssl/crypto.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/buf.h"
 #include "crypto/log.h"
 #include "db/internal.h"
 
@@ -36,8 +39,11 @@ static const struct db_statement st_reseal_batch = {
 	" ORDER BY name LIMIT $3::integer FOR UPDATE",
 	3,
 };
+/* A batch's new ciphertexts in one statement (arrays), not one round trip and one trigger call per row. */
 static const struct db_statement st_reseal_update = {
-	"reseal_update", "UPDATE cmf_secrets SET data = $2::bytea WHERE name = $1", 2,
+	"reseal_update",
+	"UPDATE cmf_secrets s SET data = u.data FROM unnest($1::text[], $2::bytea[]) AS u(name, data) WHERE s.name = u.name",
+	2,
 };
 /* Then the kept versions (the current one among them: its own copy), keyset order by (name, version). */
 static const struct db_statement st_reseal_versions_batch = {
@@ -48,7 +54,9 @@ static const struct db_statement st_reseal_versions_batch = {
 	4,
 };
 static const struct db_statement st_reseal_versions_update = {
-	"reseal_versions_update", "UPDATE cmf_secret_versions SET data = $3::bytea WHERE name = $1 AND version = $2::bigint",
+	"reseal_versions_update",
+	"UPDATE cmf_secret_versions v SET data = u.data FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS "
+	"u(name, version, data) WHERE v.name = u.name AND v.version = u.version",
 	3,
 };
 static const struct db_statement st_reseal_count = {
@@ -81,17 +89,53 @@ struct reseal_tx {
 	int seal, min; /* the database's versions after the last batch */
 };
 
-/* Open and seal again one row of the batch; a row that does not open is counted and left as it is. */
+/* A batch's updates as PostgreSQL array literals (text form): names, versions, ciphertexts (hex). */
+struct reseal_arrays {
+	struct crypto_buf *names, *versions, *data;
+};
+
+/* Append `s` as a quoted array element: '"' and '\\' escaped, as array input requires. */
 static int
-reseal_row(struct db_conn *c, struct reseal_tx *t, PGresult *rows, int i)
+put_quoted(struct crypto_buf *b, const char *s)
+{
+	int r = crypto_buf_put(b, crypto_buf_len(b) > 1 ? ",\"" : "\"", crypto_buf_len(b) > 1 ? 2 : 1);
+
+	for (; r == CRYPTO_OK && *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			r = crypto_buf_put(b, "\\", 1);
+		if (r == CRYPTO_OK)
+			r = crypto_buf_put(b, s, 1);
+	}
+	return r == CRYPTO_OK ? crypto_buf_put(b, "\"", 1) : r;
+}
+
+/* Append a ciphertext as a bytea element in hex form ("\\x..." inside the quotes). */
+static int
+put_bytea(struct crypto_buf *b, const uint8_t *data, size_t len)
+{
+	uint8_t *dp = NULL;
+	size_t hexlen = 0;
+	int r = crypto_buf_put_str(b, crypto_buf_len(b) > 1 ? ",\"\\\\x" : "\"\\\\x");
+
+	if (r == CRYPTO_OK)
+		r = crypto_buf_reserve(b, 2 * len + 1, &dp);
+	if (r == CRYPTO_OK && OPENSSL_buf2hexstr_ex((char *)dp, 2 * len + 1, &hexlen, data, len, '\0') != 1)
+		r = CRYPTO_ERR_INTERNAL;
+	if (r == CRYPTO_OK)
+		r = crypto_buf_commit(b, hexlen > 0 ? hexlen - 1 : 0);
+	return r == CRYPTO_OK ? crypto_buf_put(b, "\"", 1) : r;
+}
+
+/* Open and seal again one row of the batch, into the arrays; a row that does not open is counted and left. */
+static int
+reseal_row(struct reseal_tx *t, struct reseal_arrays *a, PGresult *rows, int i)
 {
 	const char *name = PQgetvalue(rows, i, 0), *uid = PQgetvalue(rows, i, 1);
 	long long version = strtoll(PQgetvalue(rows, i, 2), NULL, 10);
 	json_t *data = NULL;
 	uint8_t *blob = NULL;
 	size_t bloblen = 0;
-	PGresult *res = NULL;
-	int r;
+	int r, cr = CRYPTO_OK;
 
 	r = db_secret_data_open(t->sl, name, uid, version, true, PQgetvalue(rows, i, 3), &data);
 	if (r == DB_ERR_CORRUPT || r == DB_ERR_RETIRED) {
@@ -103,17 +147,43 @@ reseal_row(struct db_conn *c, struct reseal_tx *t, PGresult *rows, int i)
 	r = db_seal_data(t->sl, name, uid, version, data, &blob, &bloblen);
 	json_decref(data); /* wiped as it is freed (jansson's free hook, cmf/cli/main.c) */
 	if (r == DB_OK) {
-		struct db_param p[] = { { name, 0, 0 }, { (const char *)blob, (int)bloblen, 1 } };
-		struct db_param pv[] = { { name, 0, 0 }, { PQgetvalue(rows, i, 2), 0, 0 },
-					 { (const char *)blob, (int)bloblen, 1 } };
-
-		r = t->versions ? db_exec_stmt(c, &st_reseal_versions_update, pv, 3, &res)
-				: db_exec_stmt(c, &st_reseal_update, p, 2, &res);
-		PQclear(res);
+		cr = put_quoted(a->names, name);
+		if (cr == CRYPTO_OK && t->versions)
+			cr = crypto_buf_put_str(a->versions, crypto_buf_len(a->versions) > 1 ? "," : "");
+		if (cr == CRYPTO_OK && t->versions)
+			cr = crypto_buf_put_str(a->versions, PQgetvalue(rows, i, 2));
+		if (cr == CRYPTO_OK)
+			cr = put_bytea(a->data, blob, bloblen);
+		if (cr != CRYPTO_OK)
+			r = cr == CRYPTO_ERR_ALLOC || cr == CRYPTO_ERR_TOO_LARGE ? DB_ERR_ALLOC : DB_ERR_INTERNAL;
 	}
 	crypto_freezero(blob, bloblen);
 	if (r == DB_OK)
 		t->resealed++;
+	return r;
+}
+
+/* The batch's one UPDATE. */
+static int
+reseal_store(struct db_conn *c, struct reseal_tx *t, struct reseal_arrays *a)
+{
+	PGresult *res = NULL;
+	int r;
+
+	if (crypto_buf_put_str(a->names, "}") != CRYPTO_OK || crypto_buf_put_str(a->versions, "}") != CRYPTO_OK ||
+	    crypto_buf_put_str(a->data, "}") != CRYPTO_OK)
+		return DB_ERR_ALLOC;
+	if (t->versions) {
+		struct db_param p[] = { { crypto_buf_str(a->names), 0, 0 }, { crypto_buf_str(a->versions), 0, 0 },
+					{ crypto_buf_str(a->data), 0, 0 } };
+
+		r = db_exec_stmt(c, &st_reseal_versions_update, p, 3, &res);
+	} else {
+		struct db_param p[] = { { crypto_buf_str(a->names), 0, 0 }, { crypto_buf_str(a->data), 0, 0 } };
+
+		r = db_exec_stmt(c, &st_reseal_update, p, 2, &res);
+	}
+	PQclear(res);
 	return r;
 }
 
@@ -175,8 +245,22 @@ batch_body(struct db_conn *c, void *cls)
 	if (r != DB_OK)
 		return r;
 	n = PQntuples(rows);
-	for (int i = 0; i < n && r == DB_OK; i++)
-		r = reseal_row(c, t, rows, i);
+	{
+		struct reseal_arrays a = { NULL, NULL, NULL };
+
+		/* Caps far above a batch: the cap is a guard, not a limit (rows are at most 16 MiB sealed). */
+		if (crypto_buf_new(SIZE_MAX / 4, &a.names) != CRYPTO_OK || crypto_buf_new(SIZE_MAX / 4, &a.versions) != CRYPTO_OK ||
+		    crypto_buf_new(SIZE_MAX / 4, &a.data) != CRYPTO_OK || crypto_buf_put_str(a.names, "{") != CRYPTO_OK ||
+		    crypto_buf_put_str(a.versions, "{") != CRYPTO_OK || crypto_buf_put_str(a.data, "{") != CRYPTO_OK)
+			r = DB_ERR_ALLOC;
+		for (int i = 0; i < n && r == DB_OK; i++)
+			r = reseal_row(t, &a, rows, i);
+		if (r == DB_OK && t->resealed > 0)
+			r = reseal_store(c, t, &a);
+		crypto_buf_free(a.names);
+		crypto_buf_free(a.versions);
+		crypto_buf_free(a.data);
+	}
 	if (r == DB_OK && n > 0) {
 		snprintf(t->last, sizeof(t->last), "%s", PQgetvalue(rows, n - 1, 0));
 		snprintf(t->last_version, sizeof(t->last_version), "%s", PQgetvalue(rows, n - 1, 2));
