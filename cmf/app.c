@@ -67,6 +67,7 @@ cmf_app_init(struct cmf_app *app, const struct cmf_config *cfg)
 	app->keyring = NULL;
 	app->key_unavailable_reason[0] = '\0';
 	app->master = NULL;
+	app->previous = NULL;
 	pthread_mutex_init(&app->key_mutex, NULL);
 	pthread_mutex_init(&app->reload_mutex, NULL);
 }
@@ -89,23 +90,53 @@ cmf_app_cleanup(struct cmf_app *app)
 	app->keyring = NULL;
 	crypto_key_free(app->master);
 	app->master = NULL;
+	crypto_key_free(app->previous);
+	app->previous = NULL;
 	pthread_mutex_unlock(&app->key_mutex);
 	pthread_mutex_destroy(&app->key_mutex);
 	pthread_mutex_destroy(&app->reload_mutex);
 }
 
-/* A copy of the kept master key (NULL: none kept, or out of memory), so no lock is held while it is used. */
+/* A copy of a kept key (NULL: none kept, or out of memory), so no lock is held while it is used. */
 static struct crypto_key *
-master_copy(struct cmf_app *app)
+key_copy(struct cmf_app *app, struct crypto_key *const *slot)
 {
 	struct crypto_key *k = NULL;
 
 	pthread_mutex_lock(&app->key_mutex);
-	if (app->master != NULL &&
-	    crypto_key_from_bytes(crypto_key_bytes(app->master), crypto_key_len(app->master), &k) != CRYPTO_OK)
+	if (*slot != NULL && crypto_key_from_bytes(crypto_key_bytes(*slot), crypto_key_len(*slot), &k) != CRYPTO_OK)
 		k = NULL;
 	pthread_mutex_unlock(&app->key_mutex);
 	return k;
+}
+
+static struct crypto_key *
+master_copy(struct cmf_app *app)
+{
+	return key_copy(app, &app->master);
+}
+
+struct crypto_key *
+cmf_app_master_copy(struct cmf_app *app)
+{
+	return master_copy(app);
+}
+
+int
+cmf_app_previous_set(struct cmf_app *app, const struct crypto_key *previous)
+{
+	struct crypto_key *k = NULL;
+
+	if (previous != NULL &&
+	    crypto_key_from_bytes(crypto_key_bytes(previous), crypto_key_len(previous), &k) != CRYPTO_OK) {
+		cmf_error("%s: cannot keep the previous master key (out of secure memory?)", __func__);
+		return -1;
+	}
+	pthread_mutex_lock(&app->key_mutex);
+	crypto_key_free(app->previous);
+	app->previous = k;
+	pthread_mutex_unlock(&app->key_mutex);
+	return 0;
 }
 
 int
@@ -200,7 +231,7 @@ int
 cmf_app_dek_rotate(struct cmf_app *app, struct db_conn *c, uint32_t expect, const struct db_audit *audit, uint32_t *term,
 		   bool *created, char *why, size_t len)
 {
-	struct crypto_key *master = master_copy(app);
+	struct crypto_key *master = master_copy(app), *previous = NULL;
 	int r;
 
 	*term = 0;
@@ -210,8 +241,10 @@ cmf_app_dek_rotate(struct cmf_app *app, struct db_conn *c, uint32_t expect, cons
 			snprintf(why, len, "the master key is not available (revoked, or not yet restored)");
 		return DB_ERR_KEY_UNAVAILABLE;
 	}
-	r = db_dek_rotate(c, master, expect, audit, term, created, why, len);
+	previous = key_copy(app, &app->previous);
+	r = db_dek_rotate(c, master, previous, expect, audit, term, created, why, len);
 	crypto_key_free(master);
+	crypto_key_free(previous);
 	if (r != DB_OK)
 		return r;
 	if (cmf_app_keyring_reload(app, *term, why, len) != 0)
@@ -342,6 +375,8 @@ cmf_app_keyring_revoke(struct cmf_app *app, const char *reason)
 	app->keyring = NULL;
 	crypto_key_free(app->master);
 	app->master = NULL;
+	crypto_key_free(app->previous);
+	app->previous = NULL;
 	snprintf(app->key_unavailable_reason, sizeof(app->key_unavailable_reason), "%s", reason);
 	pthread_mutex_unlock(&app->key_mutex);
 	return was_loaded;

@@ -26,6 +26,9 @@ struct cmf_app {
 	/* The master key, kept (in the secure heap) while the keyring is loaded: new DEK terms are wrapped
 	 * by it and reloaded keyrings unwrapped. Wiped with the keyring on revocation. */
 	struct crypto_key *master;
+	/* During a master-key rotation, the previous key (encryption.key.previousFile), so new data-key terms
+	 * are wrapped by it too and replicas that still have only it keep up. NULL otherwise. */
+	struct crypto_key *previous;
 	pthread_mutex_t reload_mutex; /* one keyring reload at a time (not key_mutex: requests never wait) */
 };
 
@@ -74,6 +77,12 @@ bool cmf_app_keyring_revoke(struct cmf_app *app, const char *reason);
 
 /* Keep a copy of `master` (borrowed) for rotations and reloads, replacing any kept one. 0, or -1 (logged). */
 int cmf_app_master_set(struct cmf_app *app, const struct crypto_key *master);
+
+/* A copy of the kept master key (free with crypto_key_free), or NULL when none is kept. */
+struct crypto_key *cmf_app_master_copy(struct cmf_app *app);
+
+/* Keep a copy of the previous key of a master-key rotation (borrowed; NULL forgets it). 0, or -1 (logged). */
+int cmf_app_previous_set(struct cmf_app *app, const struct crypto_key *previous);
 
 /*
  * Load the keyring again from the database with the kept master key, on a connection of its own, and

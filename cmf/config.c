@@ -70,6 +70,9 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "encryption.enabled", "CMF_ENCRYPTION_ENABLED", CFG_BOOL, 0, 1, NULL, 1, CFG_OFF(encryption_enabled) },
 	{ "encryption.key.file", "CMF_ENCRYPTION_KEY_FILE", CFG_STRING, 0, 0, "", 0,
 	  CFG_OFF(encryption_key_file) },
+	/* The previous master key during a rotation (a second property of the same Secret); may be absent. */
+	{ "encryption.key.previousFile", "CMF_ENCRYPTION_KEY_PREVIOUS_FILE", CFG_STRING, 0, 0, "", 0,
+	  CFG_OFF(encryption_key_previous_file) },
 	/* 1..100000: caps file descriptors and per-connection memory under a connection flood. */
 	{ "server.maxConnections", "CMF_SERVER_MAX_CONNECTIONS", CFG_INT, 1, 100000, NULL, 1000,
 	  CFG_OFF(max_connections) },

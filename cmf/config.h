@@ -58,6 +58,7 @@ struct cmf_config {
 	int database_startup_timeout_seconds;
 	bool encryption_enabled;
 	char *encryption_key_file;
+	char *encryption_key_previous_file; /* "" when not configured; the file itself may be absent */
 	int encryption_key_reload_interval_seconds;
 	long encryption_dek_rotate_after;
 	char *log_level;

@@ -1,9 +1,11 @@
-/* cmf key watch: re-reads mounted secrets — the master key (keyring revoked/reloaded) and the admin token. */
+/* cmf key watch: re-reads mounted secrets — the master key (keyring revoked/reloaded, rotated through the
+ * previous-key file) and the admin token. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmf/app.h"
 #include "cmf/cache.h"
@@ -18,7 +20,7 @@ static pthread_t watch_thread;
 static bool watch_started, watch_stopping;
 
 static void
-revoke(struct cmf_app *app, const char *reason)
+key_revoke(struct cmf_app *app, const char *reason)
 {
 	/* What was read under the key goes with it (the snapshots hold only sealed values, but all the same). */
 	cmf_cache_invalidate();
@@ -41,7 +43,7 @@ restore(struct cmf_app *app, const struct crypto_key *master, struct db_conn **c
 	r = db_keyring_load(*conn, master, &kr, why, sizeof(why));
 	if (r != DB_OK) {
 		snprintf(reason, sizeof(reason), "the key file is back but the keyring cannot be loaded: %s", why);
-		revoke(app, reason);
+		key_revoke(app, reason);
 		cmf_warn("%s; retrying", reason);
 		return -1;
 	}
@@ -55,25 +57,146 @@ restore(struct cmf_app *app, const struct crypto_key *master, struct db_conn **c
 	return 0;
 }
 
+/* The previous key of a master-key rotation, as last read from encryption.key.previousFile (NULL: absent). */
+struct previous_state {
+	struct k8s_watch *w;
+	struct crypto_key *key;
+};
+
+/* Follow the previous-key file: mounted during a rotation only; absent or invalid means none. */
 static void
-poll_once(struct cmf_app *app, struct k8s_watch *w, struct db_conn **conn)
+poll_previous(struct cmf_app *app, struct previous_state *ps)
+{
+	struct crypto_key *key = NULL;
+	char why[512];
+	int r;
+
+	if (ps->w == NULL)
+		return;
+	r = k8s_master_key_poll(ps->w, &key, NULL, why, sizeof(why));
+	if (r == K8S_WATCH_UNCHANGED)
+		return;
+	crypto_key_free(ps->key);
+	ps->key = r == K8S_WATCH_CHANGED ? key : NULL;
+	if (r == K8S_ERR_KEY_INVALID)
+		cmf_warn("the previous key file %s does not hold a valid key (ignored): %s",
+			 app->cfg->encryption_key_previous_file, why);
+	/* Kept only while it is the database's previous key: new data-key terms are wrapped by it too. */
+	(void)cmf_app_previous_set(app, ps->key);
+}
+
+/*
+ * The mounted key is a new one, `key` (id `kid`): a master-key rotation when the previous-key file holds the
+ * key this process serves with (the kubelet swaps both properties at once), or when another replica (or
+ * `cmf rotate master-key`) already rotated the database from it. Returns true when this process now serves
+ * with `key`.
+ */
+static bool
+follow_rotation(struct cmf_app *app, const struct crypto_key *key, const char *kid, struct previous_state *ps,
+		struct db_conn **conn)
+{
+	char why[512], old_id[CRYPTO_KEY_ID_SIZE], pid[CRYPTO_KEY_ID_SIZE] = "";
+	struct db_audit a = { .principal = "cmf", .outcome = "success", .route = "" };
+	bool rotated = false;
+	int r;
+
+	if (*conn == NULL && db_conn_open(app->cfg->database_url, cmf_app_db_password(), conn) == DB_ERR_ALLOC)
+		return false;
+	if (ps->key != NULL)
+		crypto_key_id(ps->key, pid);
+	snprintf(old_id, sizeof(old_id), "%s", app->key_id);
+	if (strcmp(pid, old_id) == 0) {
+		r = db_master_rotate(*conn, ps->key, key, &a, &rotated, why, sizeof(why));
+		if (r != DB_OK) {
+			cmf_warn("the mounted key (key id %s) is new and the previous key file holds key id %s, but the "
+				 "master key cannot be rotated: %s",
+				 kid, pid, why);
+			return false;
+		}
+	} else {
+		/* No previous file beside it: follow only a rotation the database already records from our key. */
+		struct db_master_state st;
+
+		if (db_master_state_get(*conn, &st) != DB_OK || strcmp(st.key_id, kid) != 0 ||
+		    strcmp(st.previous_key_id, old_id) != 0)
+			return false;
+	}
+	if (cmf_app_master_set(app, key) != 0)
+		return false;
+	snprintf(app->key_id, sizeof(app->key_id), "%s", kid);
+	if (cmf_app_keyring_reload(app, 0, why, sizeof(why)) != 0)
+		cmf_warn("master key changed to key id %s but the keyring cannot be reloaded yet: %s", kid, why);
+	cmf_info("master key %s: key id %s -> %s; the keyring stays wrapped by the previous key too until no replica "
+		 "serves with it and its file is removed (or `cmf rotate finish`)",
+		 rotated ? "rotated" : "followed the rotation", old_id, kid);
+	return true;
+}
+
+/*
+ * During a rotation, say which key this replica serves with, and end the rotation once nobody needs the
+ * previous key any more: this replica serves with the new key, its previous-key file is gone (the operator
+ * removed the property), no other replica was seen serving with the previous key for three polls, and the
+ * rotation is older than that. Then the keyring's wrapping by the previous key is destroyed.
+ */
+static void
+beat(struct cmf_app *app, struct previous_state *ps, struct db_conn **conn)
+{
+	char holder[300], host[256] = "", why[512];
+	int window = 3 * app->cfg->encryption_key_reload_interval_seconds + 2;
+	struct db_master_state st;
+	long long others = 0;
+	struct crypto_key *master;
+	bool finished = false;
+
+	if (!cmf_app_keyring_loaded(app, NULL, 0))
+		return;
+	if (*conn == NULL && db_conn_open(app->cfg->database_url, cmf_app_db_password(), conn) == DB_ERR_ALLOC)
+		return;
+	gethostname(host, sizeof(host) - 1);
+	snprintf(holder, sizeof(holder), "%s:%ld", host, (long)getpid());
+	if (db_key_holder_beat(*conn, holder, app->key_id, window, &st, &others) != DB_OK)
+		return;
+	if (st.previous_key_id[0] == '\0' || strcmp(st.key_id, app->key_id) != 0 || ps->key != NULL || others > 0 ||
+	    st.rotated_seconds_ago < window)
+		return;
+	master = cmf_app_master_copy(app);
+	if (master == NULL)
+		return;
+	{
+		struct db_audit a = { .principal = "cmf", .outcome = "success", .route = "" };
+
+		if (db_master_finish(*conn, master, &a, &finished, why, sizeof(why)) != DB_OK)
+			cmf_warn("cannot finish the master-key rotation: %s", why);
+		else if (finished)
+			cmf_info("master-key rotation finished: the previous key (key id %s) is gone from every replica, and "
+				 "the keyring's wrapping by it is destroyed",
+				 st.previous_key_id);
+	}
+	crypto_key_free(master);
+}
+
+static void
+poll_once(struct cmf_app *app, struct k8s_watch *w, struct previous_state *ps, struct db_conn **conn)
 {
 	char why[512], reason[640], kid[CRYPTO_KEY_ID_SIZE];
 	struct crypto_key *key = NULL;
 	int r;
 
+	poll_previous(app, ps);
 	r = k8s_master_key_poll(w, &key, NULL, why, sizeof(why));
-	if (r == K8S_WATCH_UNCHANGED)
+	if (r == K8S_WATCH_UNCHANGED) {
+		beat(app, ps, conn);
 		return;
+	}
 	if (r == K8S_ERR_KEY_INVALID) {
 		snprintf(reason, sizeof(reason), "the key file %s no longer holds a valid key: %s",
 			 app->cfg->encryption_key_file, why);
-		revoke(app, reason);
+		key_revoke(app, reason);
 		return;
 	}
 	if (r < 0) {
 		snprintf(reason, sizeof(reason), "the key file cannot be read: %s", why);
-		revoke(app, reason);
+		key_revoke(app, reason);
 		return;
 	}
 	if (crypto_key_id(key, kid) != CRYPTO_OK) {
@@ -81,11 +204,14 @@ poll_once(struct cmf_app *app, struct k8s_watch *w, struct db_conn **conn)
 		k8s_watch_forget(w);
 		return;
 	}
-	if (strcmp(kid, app->key_id) != 0) {
+	if (strcmp(kid, app->key_id) != 0 && cmf_app_keyring_loaded(app, NULL, 0) &&
+	    follow_rotation(app, key, kid, ps, conn)) {
+		/* rotated or followed: serving with the new key */
+	} else if (strcmp(kid, app->key_id) != 0) {
 		snprintf(reason, sizeof(reason),
 			 "the mounted key (key id %s) is not the key this database was initialized with (key id %s)", kid,
 			 app->key_id);
-		revoke(app, reason);
+		key_revoke(app, reason);
 	} else if (!cmf_app_keyring_loaded(app, NULL, 0)) {
 		if (restore(app, key, conn) != 0)
 			k8s_watch_forget(w);
@@ -140,6 +266,7 @@ watch_main(void *arg)
 	struct cmf_app *app = arg;
 	const struct cmf_config *cfg = app->cfg;
 	struct k8s_watch *w = NULL, *tw = NULL;
+	struct previous_state ps = { NULL, NULL };
 	struct db_conn *conn = NULL;
 	bool token_first = true, token_valid = true;
 
@@ -149,13 +276,16 @@ watch_main(void *arg)
 		k8s_watch_free(w);
 		return NULL;
 	}
+	if (cfg->encryption_enabled && cfg->encryption_key_previous_file[0] != '\0' &&
+	    k8s_watch_new(cfg->encryption_key_previous_file, CMF_KEY_FILE_MAX, &ps.w) != K8S_OK)
+		cmf_warn("%s: cannot watch the previous key file %s", __func__, cfg->encryption_key_previous_file);
 	pthread_mutex_lock(&watch_mutex);
 	while (!watch_stopping) {
 		struct timespec deadline;
 
 		pthread_mutex_unlock(&watch_mutex);
 		if (w != NULL)
-			poll_once(app, w, &conn);
+			poll_once(app, w, &ps, &conn);
 		if (tw != NULL)
 			poll_admin_token(app, tw, &token_first, &token_valid);
 		pthread_mutex_lock(&watch_mutex);
@@ -167,6 +297,8 @@ watch_main(void *arg)
 	pthread_mutex_unlock(&watch_mutex);
 	k8s_watch_free(w);
 	k8s_watch_free(tw);
+	k8s_watch_free(ps.w);
+	crypto_key_free(ps.key);
 	db_conn_close(conn);
 	return NULL;
 }

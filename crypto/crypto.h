@@ -160,6 +160,14 @@ int crypto_keyring_add_wrapped(struct crypto_keyring *kr, const struct crypto_ke
 int crypto_keyring_create(struct crypto_keyring *kr, const struct crypto_key *master, uint32_t term,
 			  uint8_t **wrapped, size_t *wrappedlen);
 
+/*
+ * The DEK of `term` wrapped by `from` (as stored), wrapped again by `to`: a master-key rotation moves the
+ * keyring without any data key leaving this function (it is wiped here). *out as crypto_keyring_create's
+ * *wrapped. CRYPTO_ERR_MAC_INVALID when `from` does not open it.
+ */
+int crypto_keyring_rewrap(const struct crypto_key *from, const struct crypto_key *to, uint32_t term,
+			  const uint8_t *wrapped, size_t wrappedlen, uint8_t **out, size_t *outlen);
+
 /* The highest term held, 0 if empty. */
 uint32_t crypto_keyring_current_term(const struct crypto_keyring *kr);
 

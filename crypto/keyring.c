@@ -170,6 +170,31 @@ out:
 }
 
 int
+crypto_keyring_rewrap(const struct crypto_key *from, const struct crypto_key *to, uint32_t term,
+		      const uint8_t *wrapped, size_t wrappedlen, uint8_t **out, size_t *outlen)
+{
+	char ident[KEYRING_IDENT_SIZE];
+	uint8_t *raw = NULL;
+	size_t rawlen = 0, identlen;
+	int r;
+
+	if (out == NULL || outlen == NULL)
+		return CRYPTO_ERR_INVALID_ARG;
+	*out = NULL;
+	*outlen = 0;
+	if (from == NULL || to == NULL || term == 0 || (wrapped == NULL && wrappedlen > 0))
+		return CRYPTO_ERR_INVALID_ARG;
+	identlen = keyring_ident(term, ident);
+	r = crypto_aead_open(from, (const uint8_t *)ident, identlen, wrapped, wrappedlen, &raw, &rawlen);
+	if (r == CRYPTO_OK && rawlen != KEYRING_DEK_LEN)
+		r = CRYPTO_ERR_KEY_FORMAT;
+	if (r == CRYPTO_OK)
+		r = crypto_aead_seal(to, term, (const uint8_t *)ident, identlen, raw, rawlen, out, outlen);
+	crypto_freezero(raw, rawlen);
+	return r;
+}
+
+int
 crypto_keyring_seal(const struct crypto_keyring *kr, uint8_t format, const uint8_t *ident, size_t identlen,
 		    const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen)
 {

@@ -259,7 +259,8 @@ void db_seal_rotate_after_set(uint64_t encryptions);
 
 /*
  * Create the next DEK term, wrapped by `master` (borrowed; must be the database's key, else
- * DB_ERR_KEY_MISMATCH), in one transaction under the initialization lock, with `audit` (borrowed; its
+ * DB_ERR_KEY_MISMATCH), and during a master-key rotation also by `previous` (borrowed, may be NULL) when
+ * it is the rotation's previous key, in one transaction under the initialization lock, with `audit` (borrowed; its
  * action stored as "encryption.rotate", its resource as "dek/<term>"; NULL: none) when a term is made. With `expect` > 0 the term is made only while
  * `expect` is still the highest: of several processes crossing the threshold together, exactly one
  * creates it and the others find it (*created false). `expect` 0: always a new term (on demand).
@@ -267,8 +268,8 @@ void db_seal_rotate_after_set(uint64_t encryptions);
  * `why` (may be NULL) receives a sentence on failure.
  */
 struct db_audit;
-int db_dek_rotate(struct db_conn *c, const struct crypto_key *master, uint32_t expect, const struct db_audit *audit,
-		  uint32_t *term, bool *created, char *why, size_t whylen);
+int db_dek_rotate(struct db_conn *c, const struct crypto_key *master, const struct crypto_key *previous, uint32_t expect,
+		  const struct db_audit *audit, uint32_t *term, bool *created, char *why, size_t whylen);
 
 /*
  * The encryption status as stored (*out, new reference): {"enabled", "keyId", "sealVersion",
@@ -298,6 +299,48 @@ struct db_rewrap_progress {
 int db_rewrap(struct db_conn *c, const struct db_sealer *sl, const char *started_by, const struct db_audit *audit,
 	      void (*progress)(void *cls, const struct db_rewrap_progress *p), void *cls, struct db_rewrap_progress *out,
 	      char *why, size_t whylen);
+
+/* ---- Master-key rotation (db/master.c) ---------------------------------------------------------- */
+
+/* The recorded master keys: the current one and, while a rotation is under way, the previous one (""). */
+struct db_master_state {
+	char key_id[CRYPTO_KEY_ID_SIZE];
+	char previous_key_id[CRYPTO_KEY_ID_SIZE];
+	double rotated_seconds_ago; /* since the last rotation (0 if none) */
+};
+
+/*
+ * Rotate the master key from `from` (the database's key) to `to`, both borrowed: in one transaction under
+ * the initialization lock, every DEK term is wrapped by `to` (cmf_deks.wrapped) and keeps its wrapping by
+ * `from` (wrapped_previous), and the state records `to` as the key and `from` as the previous key, so
+ * replicas still holding only `from` keep loading the keyring. No DEK changes, no secret is touched.
+ * *rotated false when another process already made this rotation (nothing done). An audit event
+ * "encryption.rotate" (resource "master-key/<new key id>") with it. DB_ERR_KEY_MISMATCH (`why`) when
+ * `from` is not the database's key.
+ */
+int db_master_rotate(struct db_conn *c, const struct crypto_key *from, const struct crypto_key *to,
+		     const struct db_audit *audit, bool *rotated, char *why, size_t whylen);
+
+/*
+ * End a master-key rotation: destroy every DEK's wrapping by the previous key and forget that key, so it
+ * opens nothing any more (a restart with only it exits 78). `current` (borrowed) must be the database's
+ * current key (DB_ERR_KEY_MISMATCH otherwise: a replica without the new key would lock itself out).
+ * *finished false when no rotation was under way. Audit event "encryption.rotate" (resource
+ * "master-key/<previous key id>/previous-destroyed").
+ */
+int db_master_finish(struct db_conn *c, const struct crypto_key *current, const struct db_audit *audit, bool *finished,
+		     char *why, size_t whylen);
+
+/* The recorded master keys (DB_ERR_NOT_INITIALIZED, DB_ERR_MODE_MISMATCH when there are none). */
+int db_master_state_get(struct db_conn *c, struct db_master_state *st);
+
+/*
+ * A replica's poll during a rotation: read the state (*st); while a rotation is under way, record that
+ * `holder` serves with key `key_id` now and count (*previous_holders) the other replicas seen serving with
+ * the previous key within `within_seconds`. Outside a rotation it writes nothing.
+ */
+int db_key_holder_beat(struct db_conn *c, const char *holder, const char *key_id, int within_seconds,
+		       struct db_master_state *st, long long *previous_holders);
 
 /*
  * Retire (crypto-shred) every data-key term below the current one that no stored ciphertext uses (counting

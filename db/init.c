@@ -16,7 +16,11 @@ static const struct db_statement st_mig_insert = {
 	"mig_insert", "INSERT INTO cmf_schema_migrations (version, name) VALUES ($1::integer, $2)", 2,
 };
 static const struct db_statement st_state_get = {
-	"state_get", "SELECT enabled, key_id FROM cmf_encryption_state WHERE id = 1", 0,
+	"state_get", "SELECT enabled, key_id, '' FROM cmf_encryption_state WHERE id = 1", 0,
+};
+/* From schema 10: the key the keyring is also wrapped by while a master-key rotation is under way. */
+static const struct db_statement st_state_get10 = {
+	"state_get10", "SELECT enabled, key_id, coalesce(previous_key_id, '') FROM cmf_encryption_state WHERE id = 1", 0,
 };
 static const struct db_statement st_state_insert = {
 	"state_insert", "INSERT INTO cmf_encryption_state (id, enabled, key_id) VALUES (1, $1::boolean, $2)", 2,
@@ -30,6 +34,9 @@ static const struct db_statement st_leftovers = {
 	"leftovers", "SELECT (SELECT count(*) FROM cmf_secrets), (SELECT count(*) FROM cmf_deks)", 0,
 };
 static const struct db_statement st_deks_get = { "deks_get", "SELECT term, wrapped FROM cmf_deks ORDER BY term", 0 };
+static const struct db_statement st_deks_get_previous = {
+	"deks_get_previous", "SELECT term, wrapped_previous FROM cmf_deks ORDER BY term", 0,
+};
 static const struct db_statement st_dek_insert = {
 	"dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2,
 };
@@ -46,6 +53,7 @@ struct init_tx {
 	bool check_only;
 	char *why;
 	size_t whylen;
+	bool on_previous; /* `master` is the previous key of a rotation under way: its wrapping is loaded */
 	/* outputs, reset at the start of every attempt */
 	struct crypto_keyring *kr;
 	struct db_init_result res;
@@ -93,14 +101,25 @@ load_keyring(struct init_tx *t, struct db_conn *c)
 	r = crypto_keyring_new(&t->kr);
 	if (r != CRYPTO_OK)
 		return DB_ERR_ALLOC;
-	r = db_exec_stmt(c, &st_deks_get, NULL, 0, &res);
+	r = db_exec_stmt(c, t->on_previous ? &st_deks_get_previous : &st_deks_get, NULL, 0, &res);
 	if (r != DB_OK)
 		return r;
 	for (int i = 0; i < PQntuples(res); i++) {
 		long term = strtol(PQgetvalue(res, i, 0), NULL, 10);
 		size_t len = 0;
-		unsigned char *wrapped = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 1), &len);
+		unsigned char *wrapped;
 		int cr;
+
+		/* A term made during the rotation by a replica without the previous key: this one cannot open it. */
+		if (PQgetisnull(res, i, 1)) {
+			snprintf(t->why, t->whylen,
+				 "data key term %ld is not wrapped by the previous master key this replica still has: "
+				 "mount the new key",
+				 term);
+			r = DB_ERR_KEY_MISMATCH;
+			break;
+		}
+		wrapped = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 1), &len);
 
 		if (wrapped == NULL) {
 			r = DB_ERR_ALLOC;
@@ -173,7 +192,7 @@ check_mode(struct init_tx *t, struct db_conn *c, bool *recorded)
 	r = has_table(c, "cmf_encryption_state", &exists);
 	if (r != DB_OK || !exists)
 		return r;
-	r = db_exec_stmt(c, &st_state_get, NULL, 0, &res);
+	r = db_exec_stmt(c, t->res.schema_version >= 10 ? &st_state_get10 : &st_state_get, NULL, 0, &res);
 	if (r != DB_OK)
 		return r;
 	if (PQntuples(res) == 0) {
@@ -196,7 +215,16 @@ check_mode(struct init_tx *t, struct db_conn *c, bool *recorded)
 		r = DB_ERR_INTERNAL;
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), kid) != 0) {
+	/*
+	 * The key a master-key rotation is moving away from, while the keyring is still wrapped by it too: a
+	 * replica whose kubelet has not yet delivered the new key keeps serving (db_master_rotate).
+	 */
+	t->on_previous = strcmp(PQgetvalue(res, 0, 1), kid) != 0 && strcmp(PQgetvalue(res, 0, 2), kid) == 0;
+	if (t->on_previous)
+		crypto_log_warn("the configured encryption key (key id %s) is the previous key of a master-key rotation "
+				"to key id %s: serving with it until the new key is mounted",
+				kid, PQgetvalue(res, 0, 1));
+	if (strcmp(PQgetvalue(res, 0, 1), kid) != 0 && !t->on_previous) {
 		snprintf(t->why, t->whylen,
 			 "cannot change the encryption key: the database was initialized with the key whose key id "
 			 "is %s, the configured key has key id %s",
@@ -393,7 +421,9 @@ keyring_body(struct db_conn *c, void *cls)
 
 	crypto_keyring_free(t->kr);
 	t->kr = NULL;
-	r = check_mode(t, c, &recorded);
+	r = schema_version(c, &t->res.schema_version);
+	if (r == DB_OK)
+		r = check_mode(t, c, &recorded);
 	if (r == DB_OK && !recorded) {
 		snprintf(t->why, t->whylen, "the database has not been initialized");
 		r = DB_ERR_NOT_INITIALIZED;

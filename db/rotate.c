@@ -9,11 +9,12 @@
 #include "db/internal.h"
 
 static const struct db_statement st_rot_state = {
-	"rot_state", "SELECT enabled, key_id FROM cmf_encryption_state WHERE id = 1", 0,
+	"rot_state", "SELECT enabled, key_id, coalesce(previous_key_id, '') FROM cmf_encryption_state WHERE id = 1", 0,
 };
 static const struct db_statement st_rot_max = { "rot_max", "SELECT coalesce(max(term), 0) FROM cmf_deks", 0 };
 static const struct db_statement st_rot_insert = {
-	"rot_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2,
+	"rot_insert", "INSERT INTO cmf_deks (term, wrapped, wrapped_previous) VALUES ($1::integer, $2::bytea, $3::bytea)",
+	3,
 };
 static const struct db_statement st_status_state = {
 	"status_state",
@@ -68,7 +69,8 @@ static const struct db_statement st_status_rows = {
 };
 
 struct rotate_tx {
-	const struct crypto_key *master;
+	const struct crypto_key *master, *previous;
+	bool wrap_previous; /* a master-key rotation is under way and `previous` is its previous key */
 	uint32_t expect;
 	const struct db_audit *audit;
 	uint32_t term;
@@ -96,12 +98,30 @@ rotate_check_key(struct rotate_tx *t, struct db_conn *c)
 	} else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		snprintf(t->why, t->whylen, "the database was initialized with encryption disabled: it has no data key");
 		r = DB_ERR_MODE_MISMATCH;
+	} else if (strcmp(PQgetvalue(res, 0, 2), kid) == 0) {
+		snprintf(t->why, t->whylen,
+			 "this process still has the previous master key (key id %s) of a rotation to key id %s: a new "
+			 "data key is made by a process that has the new key",
+			 kid, PQgetvalue(res, 0, 1));
+		r = DB_ERR_KEY_MISMATCH;
 	} else if (strcmp(PQgetvalue(res, 0, 1), kid) != 0) {
 		snprintf(t->why, t->whylen,
 			 "the configured key (key id %s) is not the database's key (key id %s): a data key wrapped by it "
 			 "could never be opened",
 			 kid, PQgetvalue(res, 0, 1));
 		r = DB_ERR_KEY_MISMATCH;
+	} else if (PQgetvalue(res, 0, 2)[0] != '\0') {
+		/* During a master-key rotation the new term is wrapped by the previous key too, when this process
+		 * has it, so replicas still holding only that key load it; otherwise they cannot until they get
+		 * the new key (logged). */
+		char pid[CRYPTO_KEY_ID_SIZE];
+
+		t->wrap_previous = t->previous != NULL && crypto_key_id(t->previous, pid) == CRYPTO_OK &&
+				   strcmp(pid, PQgetvalue(res, 0, 2)) == 0;
+		if (!t->wrap_previous)
+			crypto_log_warn("a data key is made during a master-key rotation without the previous key (key id "
+					"%s): replicas that still have only that key cannot load it until they get the new one",
+					PQgetvalue(res, 0, 2));
 	}
 	PQclear(res);
 	return r;
@@ -112,8 +132,8 @@ rotate_body(struct db_conn *c, void *cls)
 {
 	struct rotate_tx *t = cls;
 	struct crypto_keyring *kr = NULL;
-	uint8_t *wrapped = NULL;
-	size_t wlen = 0;
+	uint8_t *wrapped = NULL, *wprev = NULL;
+	size_t wlen = 0, wprevlen = 0;
 	PGresult *res = NULL;
 	char term_s[16], resource[32];
 	uint32_t max;
@@ -121,6 +141,7 @@ rotate_body(struct db_conn *c, void *cls)
 
 	t->term = 0;
 	t->created = false;
+	t->wrap_previous = false;
 	/* Replicas crossing the threshold together queue here; each then sees the term the first one made. */
 	r = db_exec_stmt(c, &db_st_init_lock, NULL, 0, &res);
 	PQclear(res);
@@ -153,13 +174,23 @@ rotate_body(struct db_conn *c, void *cls)
 		return cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_INTERNAL;
 	}
 	snprintf(term_s, sizeof(term_s), "%" PRIu32, max + 1);
+	if (t->wrap_previous &&
+	    (cr = crypto_keyring_rewrap(t->master, t->previous, max + 1, wrapped, wlen, &wprev, &wprevlen)) != CRYPTO_OK) {
+		free(wrapped);
+		snprintf(t->why, t->whylen, "cannot wrap data key term %" PRIu32 " by the previous master key: %s", max + 1,
+			 crypto_strerror(cr));
+		return cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_INTERNAL;
+	}
 	{
-		struct db_param p[] = { { term_s, 0, 0 }, { (const char *)wrapped, (int)wlen, 1 } };
+		struct db_param p[] = { { term_s, 0, 0 },
+					{ (const char *)wrapped, (int)wlen, 1 },
+					{ (const char *)wprev, (int)wprevlen, 1 } };
 
-		r = db_exec_stmt(c, &st_rot_insert, p, 2, &res);
+		r = db_exec_stmt(c, &st_rot_insert, p, 3, &res);
 		PQclear(res);
 	}
 	free(wrapped);
+	free(wprev);
 	if (r != DB_OK)
 		return r;
 	snprintf(resource, sizeof(resource), "dek/%" PRIu32, max + 1);
@@ -178,12 +209,13 @@ rotate_body(struct db_conn *c, void *cls)
 }
 
 int
-db_dek_rotate(struct db_conn *c, const struct crypto_key *master, uint32_t expect, const struct db_audit *audit,
-	      uint32_t *term, bool *created, char *why, size_t whylen)
+db_dek_rotate(struct db_conn *c, const struct crypto_key *master, const struct crypto_key *previous, uint32_t expect,
+	      const struct db_audit *audit, uint32_t *term, bool *created, char *why, size_t whylen)
 {
 	char scratch[8];
 	struct rotate_tx t = {
 		.master = master,
+		.previous = previous,
 		.expect = expect,
 		.audit = audit,
 		.why = why != NULL ? why : scratch,

@@ -62,6 +62,8 @@ usage(FILE *f)
 		   "       cmf init [--config FILE]     apply migrations and record the encryption mode, then exit\n"
 		   "       cmf check [--config FILE]    validate configuration, key and database; change nothing\n"
 		   "       cmf rotate dek [--config FILE]   create a new data-key term; running servers load it\n"
+		   "       cmf rotate master-key --new-key FILE [--config FILE]   wrap the keyring by a new master key\n"
+		   "       cmf rotate finish [--config FILE]   destroy the keyring's wrapping by the previous master key\n"
 		   "       cmf rewrap [--retire] [--config FILE]   move every stored secret to the newest data key\n"
 		   "       cmf retire-deks [--config FILE]  destroy the data keys no stored secret uses any more\n"
 		   "       cmf keygen --bits 128|256 --out FILE   write a new random AES key (raw bytes, mode 0600)\n"
@@ -147,7 +149,7 @@ out:
  * file); every refusal names the file and the rule broken.
  */
 static int
-load_master_key(const struct cmf_config *cfg, struct crypto_key **key)
+load_key_file(const char *path, const char *setting, bool optional, struct crypto_key **key)
 {
 	struct k8s_watch *w = NULL;
 	char why[512];
@@ -155,23 +157,31 @@ load_master_key(const struct cmf_config *cfg, struct crypto_key **key)
 
 	*key = NULL;
 	why[0] = '\0';
-	if ((r = k8s_watch_new(cfg->encryption_key_file, CMF_KEY_FILE_MAX, &w)) != K8S_OK)
+	if ((r = k8s_watch_new(path, CMF_KEY_FILE_MAX, &w)) != K8S_OK)
 		snprintf(why, sizeof(why), "%s", k8s_strerror(r));
 	else
 		r = k8s_master_key_poll(w, key, &loose, why, sizeof(why));
 	k8s_watch_free(w);
+	/* The previous key of a rotation is mounted only during it: absent is its normal state. */
+	if (optional && r == K8S_ERR_NOT_FOUND)
+		return 0;
 	if (r != K8S_WATCH_CHANGED && r != K8S_ERR_KEY_INVALID) {
-		cmf_error("cannot read the encryption key (encryption.key.file): %s", why);
+		cmf_error("cannot read the encryption key (%s): %s", setting, why);
 		return -1;
 	}
 	if (loose)
-		cmf_warn("encryption key file %s is readable by other users: restrict it to mode 0400 or 0440",
-			 cfg->encryption_key_file);
+		cmf_warn("encryption key file %s is readable by other users: restrict it to mode 0400 or 0440", path);
 	if (r == K8S_ERR_KEY_INVALID) {
-		cmf_error("invalid encryption key in %s: %s", cfg->encryption_key_file, why);
+		cmf_error("invalid encryption key in %s (%s): %s", path, setting, why);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+load_master_key(const struct cmf_config *cfg, struct crypto_key **key)
+{
+	return load_key_file(cfg->encryption_key_file, "encryption.key.file", false, key);
 }
 
 static char *
@@ -320,7 +330,7 @@ rotate_dek(struct db_conn *conn, const struct crypto_key *master)
 		cmf_error("encryption is disabled: there is no data key to rotate");
 		return EXIT_CONFIG;
 	}
-	r = db_dek_rotate(conn, master, 0, &a, &term, &created, why, sizeof(why));
+	r = db_dek_rotate(conn, master, NULL, 0, &a, &term, &created, why, sizeof(why));
 	if (r != DB_OK) {
 		cmf_error("%s", why);
 		return r == DB_ERR_UNAVAILABLE || r == DB_ERR_OUTCOME_UNKNOWN || r == DB_ERR_BUSY ? EXIT_UNAVAILABLE
@@ -433,16 +443,65 @@ maintain(struct cmf_app *app, struct db_conn *conn, const struct crypto_key *mas
 	return EXIT_OK;
 }
 
+/*
+ * `cmf rotate master-key --new-key FILE` (the configured key is the database's; the keyring is wrapped by the
+ * new one as well) and `cmf rotate finish` (the configured key is the new one; the previous wrapping goes).
+ */
+static int
+rotate_master(struct db_conn *conn, const struct crypto_key *master, const char *new_key_path)
+{
+	struct db_audit a = { .principal = "cmf rotate", .outcome = "success", .route = "" };
+	struct crypto_key *nk = NULL;
+	char why[512], kid[CRYPTO_KEY_ID_SIZE];
+	bool done = false;
+	int r;
+
+	if (master == NULL) {
+		cmf_error("encryption is disabled: there is no master key to rotate");
+		return EXIT_CONFIG;
+	}
+	if (new_key_path == NULL) {
+		r = db_master_finish(conn, master, &a, &done, why, sizeof(why));
+		if (r != DB_OK) {
+			cmf_error("%s", why);
+			return maintain_exit(r);
+		}
+		printf(done ? "rotate: finished: the keyring is no longer wrapped by the previous master key, which now "
+			      "opens nothing\n"
+			    : "rotate: no master-key rotation is under way: nothing to finish\n");
+		return EXIT_OK;
+	}
+	if (load_key_file(new_key_path, "--new-key", false, &nk) != 0)
+		return EXIT_CONFIG;
+	crypto_key_id(nk, kid);
+	r = crypto_key_equal(nk, master) ? DB_ERR_INVALID : db_master_rotate(conn, master, nk, &a, &done, why, sizeof(why));
+	crypto_key_free(nk);
+	if (r == DB_ERR_INVALID) {
+		cmf_error("the new key is the configured key: nothing to rotate");
+		return EXIT_CONFIG;
+	}
+	if (r != DB_OK) {
+		cmf_error("%s", why);
+		return maintain_exit(r);
+	}
+	printf("rotate: the keyring is wrapped by the new master key (key id %s) and still by the previous one: mount "
+	       "the new key as encryption.key.file on every replica (the old one as encryption.key.previousFile until "
+	       "all have it), move encryption.key.id if pinned, then run `cmf rotate finish`\n",
+	       kid);
+	return EXIT_OK;
+}
+
 /* Connect and initialize (or check), retrying while PostgreSQL is unreachable up to the timeout. */
 static int
-start_database(struct cmf_app *app, const struct crypto_key *master, int check_only, struct db_conn **conn,
-	       struct db_init_result *res)
+start_database(struct cmf_app *app, const struct crypto_key *master, const struct crypto_key *previous, int check_only,
+	       struct db_conn **conn, struct db_init_result *res)
 {
 	const struct cmf_config *cfg = app->cfg;
 	struct timespec start, now;
 	struct db_conn *c = cmf_app_conn(app);
 	char why[1024];
 	int r, warned = 0;
+	bool rotated = false;
 
 	*conn = NULL;
 	if (c == NULL)
@@ -458,6 +517,29 @@ start_database(struct cmf_app *app, const struct crypto_key *master, int check_o
 			return r == DB_OK ? EXIT_OK : -1;
 		}
 		crypto_keyring_free(kr);
+		/*
+		 * A new key with the previous one beside it (a master-key rotation, at start): wrap the keyring by
+		 * the new key too, then initialize again. Not for `cmf check`, which changes nothing.
+		 */
+		if (r == DB_ERR_KEY_MISMATCH && previous != NULL && !check_only && !rotated) {
+			struct db_audit a = { .principal = "cmf", .outcome = "success", .route = "" };
+			char why2[512];
+			bool done = false;
+
+			rotated = true;
+			r = db_master_rotate(c, previous, master, &a, &done, why2, sizeof(why2));
+			if (r == DB_OK) {
+				if (done)
+					cmf_info("master key rotated to key id %s: the keyring is wrapped by it, and still by the "
+						 "previous key until the rotation finishes",
+						 app->key_id);
+				continue;
+			}
+			if (r != DB_ERR_UNAVAILABLE) {
+				cmf_error("%s; and the previous key file cannot rotate it: %s", why, why2);
+				return EXIT_CONFIG;
+			}
+		}
 		if (r != DB_ERR_UNAVAILABLE) {
 			cmf_error("%s", why);
 			return r == DB_ERR_MODE_MISMATCH || r == DB_ERR_KEY_MISMATCH || r == DB_ERR_SCHEMA_NEWER ||
@@ -506,7 +588,8 @@ cmd_run(const char *cmd, int argc, char **argv)
 {
 	const char *config_path = NULL;
 	struct cmf_config *cfg = NULL;
-	struct crypto_key *master = NULL;
+	struct crypto_key *master = NULL, *previous = NULL;
+	char previous_id[CRYPTO_KEY_ID_SIZE] = "";
 	struct cmf_app app;
 	struct db_conn *conn = NULL;
 	struct db_init_result res;
@@ -516,23 +599,27 @@ cmd_run(const char *cmd, int argc, char **argv)
 	int check_only = strcmp(cmd, "check") == 0 || strcmp(cmd, "rotate") == 0 || strcmp(cmd, "rewrap") == 0 ||
 			 strcmp(cmd, "retire-deks") == 0;
 	bool retire = strcmp(cmd, "retire-deks") == 0;
+	const char *target = "", *new_key_path = NULL;
 	int rc = EXIT_SOFTWARE, failed = 0;
 	sigset_t set;
 
 	memset(&app, 0, sizeof(app));
 	if (strcmp(cmd, "rotate") == 0) {
-		/* Only the data key for now; the target is named so more can follow without a new command. */
-		if (argc < 1 || strcmp(argv[0], "dek") != 0) {
-			fprintf(stderr, "cmf rotate: the target must be 'dek' (the only one supported)\n");
+		if (argc < 1 || (strcmp(argv[0], "dek") != 0 && strcmp(argv[0], "master-key") != 0 &&
+				 strcmp(argv[0], "finish") != 0)) {
+			fprintf(stderr, "cmf rotate: the target must be 'dek', 'master-key' or 'finish'\n");
 			usage(stderr);
 			return EXIT_USAGE;
 		}
+		target = argv[0];
 		argc--;
 		argv++;
 	}
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			config_path = argv[++i];
+		} else if (strcmp(argv[i], "--new-key") == 0 && i + 1 < argc && strcmp(target, "master-key") == 0) {
+			new_key_path = argv[++i];
 		} else if (strcmp(argv[i], "--retire") == 0 && strcmp(cmd, "rewrap") == 0) {
 			retire = true;
 		} else {
@@ -540,6 +627,11 @@ cmd_run(const char *cmd, int argc, char **argv)
 			usage(stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if (strcmp(target, "master-key") == 0 && new_key_path == NULL) {
+		fprintf(stderr, "cmf rotate master-key: --new-key FILE is required (the configured key is the current one)\n");
+		usage(stderr);
+		return EXIT_USAGE;
 	}
 	if (cmf_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
 		cmf_error("configuration refused: %s", err);
@@ -569,8 +661,23 @@ cmd_run(const char *cmd, int argc, char **argv)
 		crypto_key_id(master, app.key_id);
 		cmf_info("encryption enabled: AES-%zu-GCM master key loaded from %s, key id %s",
 			 crypto_key_len(master) * 8, cfg->encryption_key_file, app.key_id);
-		/* The pin is checked before the database is touched: a wrong key cannot even initialize it. */
-		if (cfg->encryption_key_id[0] != '\0' && strcmp(cfg->encryption_key_id, app.key_id) != 0) {
+		if (cfg->encryption_key_previous_file[0] != '\0' &&
+		    load_key_file(cfg->encryption_key_previous_file, "encryption.key.previousFile", true, &previous) != 0) {
+			rc = EXIT_CONFIG;
+			goto out;
+		}
+		if (previous != NULL) {
+			crypto_key_id(previous, previous_id);
+			cmf_info("previous master key loaded from %s, key id %s (a master-key rotation)",
+				 cfg->encryption_key_previous_file, previous_id);
+		}
+		/*
+		 * The pin is checked before the database is touched: a wrong key cannot even initialize it. During
+		 * a rotation the new key is accepted while the previous file holds the pinned key (the pin moves
+		 * to the new key in the same upgrade).
+		 */
+		if (cfg->encryption_key_id[0] != '\0' && strcmp(cfg->encryption_key_id, app.key_id) != 0 &&
+		    strcmp(cfg->encryption_key_id, previous_id) != 0) {
 			cmf_error("the encryption key in %s has key id %s, but encryption.key.id pins key id %s: mount the "
 				  "pinned key (a new key and its pin change together)",
 				  cfg->encryption_key_file, app.key_id, cfg->encryption_key_id);
@@ -603,12 +710,13 @@ cmd_run(const char *cmd, int argc, char **argv)
 	cmf_app_set_db_password(password);
 
 	db_seal_rotate_after_set((uint64_t)cfg->encryption_dek_rotate_after);
-	rc = start_database(&app, master, check_only, &conn, &res);
+	rc = start_database(&app, master, previous, check_only, &conn, &res);
 	if (rc > 0)
 		goto out;
 	if (strcmp(cmd, "rotate") == 0) {
-		rc = rc < 0 ? (cmf_error("the database has not been initialized: run `cmf init` first"), EXIT_CONFIG)
-			    : rotate_dek(conn, master);
+		rc = rc < 0			       ? (cmf_error("the database has not been initialized: run `cmf init` first"), EXIT_CONFIG)
+		     : strcmp(target, "dek") == 0 ? rotate_dek(conn, master)
+						   : rotate_master(conn, master, new_key_path);
 		goto out;
 	}
 	if (strcmp(cmd, "rewrap") == 0 || strcmp(cmd, "retire-deks") == 0) {
@@ -644,7 +752,8 @@ cmd_run(const char *cmd, int argc, char **argv)
 	 * The server keeps a copy of the master key (secure heap, app.master) while the keyring is loaded:
 	 * it wraps new data-key terms and unwraps the keyring when another process rotated. This one goes.
 	 */
-	if (master != NULL && cmf_app_master_set(&app, master) != 0) {
+	if (master != NULL && (cmf_app_master_set(&app, master) != 0 ||
+			       (previous != NULL && cmf_app_previous_set(&app, previous) != 0))) {
 		rc = EXIT_SOFTWARE;
 		goto out;
 	}
@@ -675,6 +784,7 @@ cmd_run(const char *cmd, int argc, char **argv)
 	cmf_keywatch_stop();
 out:
 	crypto_key_free(master);
+	crypto_key_free(previous);
 	if (app.cfg != NULL)
 		cmf_app_cleanup(&app);
 	if (password != NULL)

@@ -71,3 +71,11 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- During a master-key rotation, each replica says which key it serves with (db_key_holder_beat), so the
+-- previous key's wrapping is destroyed only once no live replica still depends on it.
+CREATE TABLE cmf_key_holders (
+    holder  text PRIMARY KEY,
+    key_id  text NOT NULL,
+    seen_at timestamptz NOT NULL
+);
