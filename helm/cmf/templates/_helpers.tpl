@@ -122,6 +122,9 @@ rendering with a message naming the value to set.
 {{- if not $key.kubernetesSecretProperty -}}
 {{- fail (printf "encryption.enabled is true, so encryption.key.kubernetesSecretProperty must name the property of Secret %q that holds the AES key (with: kubectl create secret generic %s --from-file=encryption-key=cmf.key, the property is encryption-key)" $key.kubernetesSecretName $key.kubernetesSecretName) -}}
 {{- end -}}
+{{- if and $key.previousKubernetesSecretProperty (eq $key.previousKubernetesSecretProperty $key.kubernetesSecretProperty) -}}
+{{- fail (printf "encryption.key.previousKubernetesSecretProperty must differ from encryption.key.kubernetesSecretProperty (both are %q): the new key and the previous key are two properties of the Secret" $key.kubernetesSecretProperty) -}}
+{{- end -}}
 {{- end -}}
 {{- if not .Values.database.host -}}
 {{- fail "database.host is required: set it to the PostgreSQL host name (e.g. --set database.host=postgres.example.svc)" -}}
@@ -176,6 +179,7 @@ rendering with a message naming the value to set.
   "CMF_ENCRYPTION_ENABLED" "encryption.enabled"
   "CMF_ENCRYPTION_KEY_FILE" "encryption.key.kubernetesSecretName and encryption.key.kubernetesSecretProperty"
   "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS" "encryption.key.reloadIntervalSeconds"
+  "CMF_ENCRYPTION_KEY_PREVIOUS_FILE" "encryption.key.previousKubernetesSecretProperty"
   "CMF_LOG_LEVEL" "log.level"
   "CMF_METRICS_ENABLED" "metrics.enabled" -}}
 {{- range $i, $e := .Values.extraEnv -}}
