@@ -135,12 +135,15 @@ poll_admin_token(struct cmf_app *app, struct k8s_watch *w, bool *first, bool *va
 	*first = false;
 }
 
+/* What the JWKS watch last saw, to log changes of state rather than every poll. */
+enum jwks_state { JWKS_FIRST, JWKS_GOOD, JWKS_UNREADABLE, JWKS_UNUSABLE };
+
 /*
  * The OIDC provider's JWKS (a Secret or ConfigMap): a good new document replaces the keys; an unreadable
- * or bad one keeps the keys in use, with one line per change of state (`*bad`), not one per poll.
+ * or bad one keeps the keys in use, with one line when that starts, not one per poll.
  */
 static void
-poll_jwks(struct cmf_app *app, struct k8s_watch *w, bool *first, bool *bad)
+poll_jwks(struct cmf_app *app, struct k8s_watch *w, enum jwks_state *state)
 {
 	const char *path = app->cfg->auth_oauth_jwks_file;
 	char why[512];
@@ -152,10 +155,9 @@ poll_jwks(struct cmf_app *app, struct k8s_watch *w, bool *first, bool *bad)
 	if (r == K8S_WATCH_UNCHANGED)
 		return;
 	if (r < 0) {
-		if (!*bad)
+		if (*state != JWKS_UNREADABLE)
 			cmf_warn("JWKS file %s cannot be read (%s): the keys read before stay in use", path, why);
-		*bad = true;
-		*first = false;
+		*state = JWKS_UNREADABLE;
 		return;
 	}
 	r = cmf_oidc_jwks_update(buf, len, why, sizeof(why));
@@ -163,13 +165,13 @@ poll_jwks(struct cmf_app *app, struct k8s_watch *w, bool *first, bool *bad)
 	if (r != 0) {
 		/* The watch keeps this file's identity: the same bad content is not parsed (nor logged) again. */
 		cmf_warn("JWKS file %s changed but is not usable (%s): the keys read before stay in use", path, why);
-		*bad = true;
-	} else {
-		if (!*first || *bad)
-			cmf_info("JWKS file %s changed: its keys are in effect", path);
-		*bad = false;
+		*state = JWKS_UNUSABLE;
+		return;
 	}
-	*first = false;
+	/* The first poll reads what cmf_oidc_init read a moment ago: nothing to announce. */
+	if (*state != JWKS_FIRST)
+		cmf_info("JWKS file %s changed: its keys are in effect", path);
+	*state = JWKS_GOOD;
 }
 
 static void *
@@ -179,7 +181,8 @@ watch_main(void *arg)
 	const struct cmf_config *cfg = app->cfg;
 	struct k8s_watch *w = NULL, *tw = NULL, *jw = NULL;
 	struct db_conn *conn = NULL;
-	bool token_first = true, token_valid = true, jwks_first = true, jwks_bad = false;
+	bool token_first = true, token_valid = true;
+	enum jwks_state jwks = JWKS_FIRST;
 
 	if ((cfg->encryption_enabled && k8s_watch_new(cfg->encryption_key_file, CMF_KEY_FILE_MAX, &w) != K8S_OK) ||
 	    (cfg->auth_enabled && k8s_watch_new(cfg->auth_admin_token_file, CMF_KEY_FILE_MAX, &tw) != K8S_OK) ||
@@ -199,7 +202,7 @@ watch_main(void *arg)
 		if (tw != NULL)
 			poll_admin_token(app, tw, &token_first, &token_valid);
 		if (jw != NULL)
-			poll_jwks(app, jw, &jwks_first, &jwks_bad);
+			poll_jwks(app, jw, &jwks);
 		pthread_mutex_lock(&watch_mutex);
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += app->cfg->encryption_key_reload_interval_seconds;
