@@ -501,7 +501,8 @@ audience_check(json_t *aud, const char *want)
 
 /* The claims of a token whose signature verified, checked against `pol` at `now`. */
 static int
-claims_check(json_t *claims, const struct cmf_oidc_policy *pol, time_t now, char *principal, size_t plen)
+claims_check(json_t *claims, const struct cmf_oidc_policy *pol, time_t now, char *principal, size_t plen,
+	     double *until)
 {
 	const char *iss = pol->issuer;
 	json_t *sub = json_object_get(claims, pol->principal_claim);
@@ -528,12 +529,14 @@ claims_check(json_t *claims, const struct cmf_oidc_policy *pol, time_t now, char
 			return CMF_OIDC_MALFORMED;
 	if ((size_t)snprintf(principal, plen, "oidc:%s#%s", iss, json_string_value(sub)) >= plen)
 		return CMF_OIDC_MALFORMED;
+	*until = exp + skew;
 	return CMF_OIDC_OK;
 }
 
-int
-cmf_oidc_verify(const struct cmf_oidc_keys *keys, const struct cmf_oidc_policy *pol, const char *tok, size_t len,
-		time_t now, char *principal, size_t plen)
+/* cmf_oidc_verify, also giving the time until which the verdict holds (exp + skew) on CMF_OIDC_OK. */
+static int
+verify(const struct cmf_oidc_keys *keys, const struct cmf_oidc_policy *pol, const char *tok, size_t len, time_t now,
+       char *principal, size_t plen, double *until)
 {
 	json_t *header = NULL, *claims = NULL, *kid;
 	const struct oidc_key *key;
@@ -575,7 +578,7 @@ cmf_oidc_verify(const struct cmf_oidc_keys *keys, const struct cmf_oidc_policy *
 		r = CMF_OIDC_MALFORMED;
 		goto out;
 	}
-	r = claims_check(claims, pol, now, principal, plen);
+	r = claims_check(claims, pol, now, principal, plen, until);
 out:
 	if (r != CMF_OIDC_OK && plen > 0)
 		principal[0] = '\0';
@@ -585,9 +588,73 @@ out:
 	return r;
 }
 
+int
+cmf_oidc_verify(const struct cmf_oidc_keys *keys, const struct cmf_oidc_policy *pol, const char *tok, size_t len,
+		time_t now, char *principal, size_t plen)
+{
+	double until;
+
+	return verify(keys, pol, tok, len, now, principal, plen, &until);
+}
+
 /* The process's state: keys swapped under the write lock, read (verifications) under the read lock. */
 static pthread_rwlock_t keys_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct cmf_oidc_keys *keys_current;
+/* Bumped with every swap of the keys: a verdict reached under other keys no longer counts. */
+static uint64_t keys_gen;
+
+/*
+ * Verified tokens by the SHA-256 of their text, so that a client sending one token many times pays one
+ * RSA/ECDSA verification, not one per request. Direct-mapped on the hash's first byte (a collision
+ * evicts): 256 slots bound the memory to ~150 KiB. An entry holds until the token's exp + skew and only
+ * under the keys it was verified with; refusals are never kept (a bad token costs its parse each time).
+ */
+#define VERIFIED_SLOTS 256
+/* The longest principal kept: struct cmf_principal's name holds 300 bytes. */
+#define VERIFIED_PRINCIPAL_MAX 512
+
+struct verified {
+	bool used;
+	uint8_t hash[32];
+	uint64_t gen;
+	double until;
+	char principal[VERIFIED_PRINCIPAL_MAX];
+};
+
+static pthread_mutex_t verified_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct verified verified[VERIFIED_SLOTS];
+
+/* A verdict for `hash` under keys `gen` still good at `now`: 1 with `principal` filled, else 0. */
+static int
+verified_lookup(const uint8_t hash[32], uint64_t gen, double now, char *principal, size_t plen)
+{
+	struct verified *v = &verified[hash[0]];
+	int hit;
+
+	pthread_mutex_lock(&verified_mutex);
+	hit = v->used && v->gen == gen && now < v->until && CRYPTO_memcmp(v->hash, hash, 32) == 0 &&
+	      strlen(v->principal) < plen;
+	if (hit)
+		memcpy(principal, v->principal, strlen(v->principal) + 1);
+	pthread_mutex_unlock(&verified_mutex);
+	return hit;
+}
+
+static void
+verified_store(const uint8_t hash[32], uint64_t gen, double until, const char *principal)
+{
+	struct verified *v = &verified[hash[0]];
+
+	if (strlen(principal) >= sizeof(v->principal))
+		return;
+	pthread_mutex_lock(&verified_mutex);
+	v->used = true;
+	memcpy(v->hash, hash, 32);
+	v->gen = gen;
+	v->until = until;
+	snprintf(v->principal, sizeof(v->principal), "%s", principal);
+	pthread_mutex_unlock(&verified_mutex);
+}
 static bool oidc_on;
 static struct cmf_oidc_policy policy;
 
@@ -607,6 +674,7 @@ cmf_oidc_jwks_update(const uint8_t *buf, size_t len, char *why, size_t whylen)
 	pthread_rwlock_wrlock(&keys_lock);
 	old = keys_current;
 	keys_current = k;
+	keys_gen++;
 	pthread_rwlock_unlock(&keys_lock);
 	cmf_oidc_keys_free(old);
 	return 0;
@@ -650,11 +718,25 @@ out:
 int
 cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen)
 {
+	uint8_t hash[32];
+	double until;
+	time_t now = time(NULL);
 	int r;
 
+	if (len > CMF_OIDC_TOKEN_MAX)
+		return CMF_OIDC_MALFORMED;
+	if (crypto_sha256(tok, len, hash) != CRYPTO_OK)
+		return CMF_OIDC_INTERNAL;
 	pthread_rwlock_rdlock(&keys_lock);
-	r = keys_current == NULL ? CMF_OIDC_KID
-				 : cmf_oidc_verify(keys_current, &policy, tok, len, time(NULL), principal, plen);
+	if (keys_current == NULL) {
+		r = CMF_OIDC_KID;
+	} else if (verified_lookup(hash, keys_gen, (double)now, principal, plen)) {
+		r = CMF_OIDC_OK;
+	} else {
+		r = verify(keys_current, &policy, tok, len, now, principal, plen, &until);
+		if (r == CMF_OIDC_OK)
+			verified_store(hash, keys_gen, until, principal);
+	}
 	pthread_rwlock_unlock(&keys_lock);
 	return r;
 }
@@ -665,5 +747,9 @@ cmf_oidc_shutdown(void)
 	pthread_rwlock_wrlock(&keys_lock);
 	cmf_oidc_keys_free(keys_current);
 	keys_current = NULL;
+	keys_gen++;
 	pthread_rwlock_unlock(&keys_lock);
+	pthread_mutex_lock(&verified_mutex);
+	memset(verified, 0, sizeof(verified));
+	pthread_mutex_unlock(&verified_mutex);
 }

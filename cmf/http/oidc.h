@@ -90,10 +90,14 @@ bool cmf_oidc_enabled(void);
  */
 int cmf_oidc_jwks_update(const uint8_t *buf, size_t len, char *why, size_t whylen);
 
-/* cmf_oidc_verify with the process's keys and policy, at the current time. */
+/*
+ * cmf_oidc_verify with the process's keys and policy, at the current time. A verdict of CMF_OIDC_OK is
+ * kept (by the token's SHA-256, in a bounded table) until the token's exp + skew or the next change of
+ * keys, so a client repeating a token is not verified again; refusals are not kept.
+ */
 int cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen);
 
-/* Free the process's keys (at exit, for leak checkers). */
+/* Free the process's keys and forget the verdicts kept (at exit, for leak checkers). */
 void cmf_oidc_shutdown(void);
 
 #endif

@@ -474,6 +474,48 @@ START_TEST(test_malformed)
 }
 END_TEST
 
+START_TEST(test_verified_cache)
+{
+	char a[4096], doc_r[8192], doc_e[8192], claims[256], t[16384], bad[16384], p[300], why[512];
+	time_t now = time(NULL);
+	uint8_t h[32], h2[32];
+
+	jwk(rsa_key, "r1", "", a, sizeof(a));
+	snprintf(doc_r, sizeof(doc_r), "{\"keys\":[%s]}", a);
+	jwk(ec_key, "e1", "", a, sizeof(a));
+	snprintf(doc_e, sizeof(doc_e), "{\"keys\":[%s]}", a);
+	policy = POL;
+	oidc_on = true;
+	ck_assert_int_eq(cmf_oidc_jwks_update((const uint8_t *)doc_r, strlen(doc_r), why, sizeof(why)), 0);
+	snprintf(claims, sizeof(claims), "{\"iss\":\"https://idp.example\",\"aud\":\"cmf\",\"sub\":\"alice\",\"exp\":%lld}",
+		 (long long)now + 100);
+	snprintf(t, sizeof(t), "%s", token(rsa_key, RS_HDR, claims, NULL));
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_OK);
+	ck_assert_str_eq(p, "oidc:https://idp.example#alice");
+	/* Kept until exp + skew, for a buffer it fits. */
+	ck_assert_int_eq(crypto_sha256(t, strlen(t), h), CRYPTO_OK);
+	ck_assert(verified[h[0]].used);
+	ck_assert(verified_lookup(h, keys_gen, (double)now + 159, p, sizeof(p)));
+	ck_assert(!verified_lookup(h, keys_gen, (double)now + 160, p, sizeof(p)));
+	ck_assert(!verified_lookup(h, keys_gen, (double)now, p, 5));
+	memset(p, 0, sizeof(p));
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_OK);
+	ck_assert_str_eq(p, "oidc:https://idp.example#alice");
+	/* A refusal is not kept. */
+	snprintf(bad, sizeof(bad), "%s", token(rsa_other, RS_HDR, claims, NULL));
+	ck_assert_int_eq(cmf_oidc_authenticate(bad, strlen(bad), p, sizeof(p)), CMF_OIDC_SIGNATURE);
+	ck_assert_int_eq(crypto_sha256(bad, strlen(bad), h2), CRYPTO_OK);
+	ck_assert(!verified_lookup(h2, keys_gen, (double)now, p, sizeof(p)));
+	/* New keys: what was verified under the old ones counts no more. */
+	ck_assert_int_eq(cmf_oidc_jwks_update((const uint8_t *)doc_e, strlen(doc_e), why, sizeof(why)), 0);
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_KID);
+	ck_assert_str_eq(p, "");
+	cmf_oidc_shutdown();
+	ck_assert(!verified[h[0]].used);
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_KID);
+}
+END_TEST
+
 START_TEST(test_strerror)
 {
 	ck_assert_str_eq(cmf_oidc_strerror(CMF_OIDC_SIGNATURE), "bad-signature");
@@ -485,4 +527,4 @@ END_TEST
 static const struct cmf_check_opts opts = { .setup = setup, .teardown = teardown, .timeout = 60 };
 
 CMF_CHECK_SUITE_WITH("oidc", &opts, test_b64url, test_jwks_parse, test_verify_good, test_verify_alg_and_kid,
-		     test_verify_signature, test_verify_claims, test_malformed, test_strerror)
+		     test_verify_signature, test_verify_claims, test_malformed, test_verified_cache, test_strerror)
