@@ -1,4 +1,4 @@
-/* cmf key watch: re-reads mounted files — the master key (keyring revoked/reloaded), the admin token, the OIDC JWKS. */
+/* cmf key watch: re-reads mounted files — the master key (keyring revoked/reloaded), admin token and OIDC JWKS. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -29,7 +29,8 @@ principal_ok(const char *p)
 {
 	size_t n = p != NULL ? strlen(p) : 0;
 
-	if (n < 6 || n >= sizeof(((struct cmf_principal *)0)->name) || (strncmp(p, "cert:", 5) != 0 && strncmp(p, "oidc:", 5) != 0))
+	if (n < 6 || n >= sizeof(((struct cmf_principal *)0)->name) ||
+	    (strncmp(p, "cert:", 5) != 0 && strncmp(p, "oidc:", 5) != 0))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
@@ -108,6 +109,7 @@ const struct cmf_kind cmf_kind_role_binding = {
 	.actions = { [CMF_OP_CREATE] = "role-binding.create", [CMF_OP_UPDATE] = "role-binding.update",
 		     [CMF_OP_DELETE] = "role-binding.delete" },
 	.create = DB_WRITE_CREATE, .store = &db_kind_role_binding, .spec_keys = spec_keys,
-	.spec_hint = " (spec.principal: cert:<name> or oidc:<issuer>#<subject>; spec.role: admin, environment-reader or metrics-reader)",
+	.spec_hint = " (spec.principal: cert:<name> or oidc:<issuer>#<subject>; spec.role: admin, "
+		     "environment-reader or metrics-reader)",
 	.input = binding_input, .prepare = binding_prepare, .to_json = binding_json, .name_first = true,
 };

@@ -310,11 +310,11 @@ cmf_oidc_keys_parse(const uint8_t *buf, size_t len, struct cmf_oidc_keys **out, 
 	json_array_foreach(keys, i, jwk) {
 		struct oidc_key *key = &k->k[k->n];
 		int u = jwk_parse(jwk, key, reason, sizeof(reason));
+		const char *kid = json_string_value(json_object_get(jwk, "kid"));
 
 		if (u < 0) {
-			snprintf(why, whylen, "key %zu%s%s%s: %s", i + 1, json_is_string(json_object_get(jwk, "kid")) ? " (kid " : "",
-				 json_is_string(json_object_get(jwk, "kid")) ? json_string_value(json_object_get(jwk, "kid")) : "",
-				 json_is_string(json_object_get(jwk, "kid")) ? ")" : "", reason);
+			snprintf(why, whylen, "key %zu%s%s%s: %s", i + 1, kid != NULL ? " (kid " : "", kid != NULL ? kid : "",
+				 kid != NULL ? ")" : "", reason);
 			goto out;
 		}
 		if (u == 0)
@@ -522,7 +522,8 @@ claims_check(json_t *claims, const struct cmf_oidc_policy *pol, time_t now, char
 		return CMF_OIDC_EXPIRED;
 	if ((has_nbf && t + skew < nbf) || (has_iat && iat > t + skew))
 		return CMF_OIDC_NOT_YET_VALID;
-	if (!json_is_string(sub) || json_string_length(sub) == 0 || strlen(json_string_value(sub)) != json_string_length(sub))
+	if (!json_is_string(sub) || json_string_length(sub) == 0 ||
+	    strlen(json_string_value(sub)) != json_string_length(sub))
 		return CMF_OIDC_MALFORMED;
 	for (const char *c = json_string_value(sub); *c != '\0'; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
@@ -554,7 +555,7 @@ verify(const struct cmf_oidc_keys *keys, const struct cmf_oidc_policy *pol, cons
 		goto out;
 	alg = json_string_value(json_object_get(header, "alg"));
 	kid = json_object_get(header, "kid");
-	if (alg == NULL || (kid != NULL && (!json_is_string(kid) || strlen(json_string_value(kid)) != json_string_length(kid))))
+	if (alg == NULL || (kid != NULL && !json_is_string(kid)))
 		goto out;
 	/* Only asymmetric algorithms: "none" and HS* (the public key as an HMAC secret) never verify. */
 	if (strcmp(alg, "RS256") != 0 && strcmp(alg, "ES256") != 0) {

@@ -12,8 +12,9 @@
 #include "cmf/log.h"
 #include "tests/fuzz/fuzz.h"
 
-static const char JWKS[] = "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"f1\",\"x\":\"6ALLUhDwK4l-wdTJQntvf7cNMr4SiiCC2M"
-			   "gpAC8dJX0\",\"y\":\"tQkEu6q306dbGLn2MirfsOrFf_v-zv_KjGTYAggUmTA\"}]}";
+static const char JWKS[] = "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"f1\","
+			   "\"x\":\"6ALLUhDwK4l-wdTJQntvf7cNMr4SiiCC2MgpAC8dJX0\","
+			   "\"y\":\"tQkEu6q306dbGLn2MirfsOrFf_v-zv_KjGTYAggUmTA\"}]}";
 static const struct cmf_oidc_policy POL = { "https://idp.example", "cmf", "sub", 60 };
 
 int
