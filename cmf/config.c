@@ -97,6 +97,16 @@ static const struct cfg_setting cfg_settings[] = {
 	{ "auth.mtls.principal", "CMF_AUTH_MTLS_PRINCIPAL", CFG_BOOL, 0, 1, NULL, 0, CFG_OFF(auth_mtls_principal) },
 	{ "auth.mtls.principalMappingRules", "CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES", CFG_STRING, 0, 0, "DEFAULT", 0,
 	  CFG_OFF(auth_mtls_principal_mapping_rules) },
+	/* Off: a JWT is an unknown cmf token (401). */
+	{ "auth.oauth.enabled", "CMF_AUTH_OAUTH_ENABLED", CFG_BOOL, 0, 1, NULL, 0, CFG_OFF(auth_oauth_enabled) },
+	{ "auth.oauth.jwksFile", "CMF_AUTH_OAUTH_JWKS_FILE", CFG_STRING, 0, 0, "", 0, CFG_OFF(auth_oauth_jwks_file) },
+	{ "auth.oauth.issuer", "CMF_AUTH_OAUTH_ISSUER", CFG_STRING, 0, 0, "", 0, CFG_OFF(auth_oauth_issuer) },
+	{ "auth.oauth.audience", "CMF_AUTH_OAUTH_AUDIENCE", CFG_STRING, 0, 0, "", 0, CFG_OFF(auth_oauth_audience) },
+	{ "auth.oauth.principalClaim", "CMF_AUTH_OAUTH_PRINCIPAL_CLAIM", CFG_STRING, 0, 0, "sub", 0,
+	  CFG_OFF(auth_oauth_principal_claim) },
+	/* Clocks of provider and cmf drift; 5 minutes is the most any provider's guidance allows (Kerberos' default). */
+	{ "auth.oauth.clockSkewSeconds", "CMF_AUTH_OAUTH_CLOCK_SKEW_SECONDS", CFG_INT, 0, 300, NULL, 60,
+	  CFG_OFF(auth_oauth_clock_skew_seconds) },
 	/* 1..60 s: how often the mounted key is re-checked; revocation is noticed within one interval. */
 	{ "encryption.key.reloadIntervalSeconds", "CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS", CFG_INT, 1, 60, NULL, 2,
 	  CFG_OFF(encryption_key_reload_interval_seconds) },
@@ -809,6 +819,30 @@ cfg_validate(struct cfg_loader *ld)
 	if (cfg->auth_mtls_principal && !cfg->auth_enabled) {
 		cfg_err(ld, "auth.mtls.principal needs auth.enabled: with authentication off there are no principals");
 		return -1;
+	}
+	if (cfg->auth_oauth_enabled && !cfg->auth_enabled) {
+		cfg_err(ld, "auth.oauth.enabled needs auth.enabled: with authentication off there are no principals");
+		return -1;
+	}
+	if (cfg->auth_oauth_enabled) {
+		static const struct {
+			const char *key, *env;
+			size_t offset;
+		} need[] = {
+			{ "auth.oauth.jwksFile", "CMF_AUTH_OAUTH_JWKS_FILE", CFG_OFF(auth_oauth_jwks_file) },
+			{ "auth.oauth.issuer", "CMF_AUTH_OAUTH_ISSUER", CFG_OFF(auth_oauth_issuer) },
+			{ "auth.oauth.audience", "CMF_AUTH_OAUTH_AUDIENCE", CFG_OFF(auth_oauth_audience) },
+			{ "auth.oauth.principalClaim", "CMF_AUTH_OAUTH_PRINCIPAL_CLAIM", CFG_OFF(auth_oauth_principal_claim) },
+		};
+
+		for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+			if (**(char *const *)((const char *)cfg + need[i].offset) == '\0') {
+				cfg_err(ld, "%s is required when auth.oauth.enabled is true: set it in the configuration file "
+					    "or %s",
+					need[i].key, need[i].env);
+				return -1;
+			}
+		}
 	}
 	/* The rules are checked whether or not they are in use: a mistake shows before the day they are. */
 	{

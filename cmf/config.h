@@ -31,6 +31,12 @@
  *   auth.adminTokenFile            CMF_AUTH_ADMIN_TOKEN_FILE      ""  (required when auth.enabled)
  *   auth.mtls.principal            CMF_AUTH_MTLS_PRINCIPAL        false (a verified client certificate without a token is a principal; needs clientCaFile)
  *   auth.mtls.principalMappingRules CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES "DEFAULT" (Kafka's ssl.principal.mapping.rules; cmf/http/principal.h)
+ *   auth.oauth.enabled             CMF_AUTH_OAUTH_ENABLED         false (bearer JWTs from an OIDC provider; cmf/http/oidc.h)
+ *   auth.oauth.jwksFile            CMF_AUTH_OAUTH_JWKS_FILE       "" (the provider's JWKS, a mounted file; re-read on change)
+ *   auth.oauth.issuer              CMF_AUTH_OAUTH_ISSUER          "" (a token's iss must be exactly this)
+ *   auth.oauth.audience            CMF_AUTH_OAUTH_AUDIENCE        "" (a token's aud must contain this)
+ *   auth.oauth.principalClaim      CMF_AUTH_OAUTH_PRINCIPAL_CLAIM "sub" (the principal is oidc:<iss>#<claim>)
+ *   auth.oauth.clockSkewSeconds    CMF_AUTH_OAUTH_CLOCK_SKEW_SECONDS 60 (0..300, on exp, nbf and iat)
  *   log.level                      CMF_LOG_LEVEL                  "info" (debug|info|warn|error)
  *   database.listenUrl             CMF_DATABASE_LISTEN_URL        ""  (LISTEN connection; "" = database.url)
  *   audit.queueCapacity            CMF_AUDIT_QUEUE_CAPACITY       65536 (1024..1048576 queued events)
@@ -72,6 +78,12 @@ struct cmf_config {
 	char *auth_admin_token_file;
 	bool auth_mtls_principal;
 	char *auth_mtls_principal_mapping_rules;
+	bool auth_oauth_enabled;
+	char *auth_oauth_jwks_file;
+	char *auth_oauth_issuer;
+	char *auth_oauth_audience;
+	char *auth_oauth_principal_claim;
+	int auth_oauth_clock_skew_seconds;
 	char *database_listen_url;
 	int audit_queue_capacity;
 	int audit_retention_days;

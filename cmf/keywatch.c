@@ -1,5 +1,5 @@
-/* cmf key watch: re-reads mounted secrets — the master key (keyring revoked/reloaded, rotated through the
- * previous-key file) and the admin token. */
+/* cmf key watch: re-reads mounted files — the master key (keyring revoked/reloaded, rotated through the
+ * previous-key file), the admin token and the OIDC JWKS. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "cmf/app.h"
 #include "cmf/cache.h"
 #include "cmf/http/auth.h"
+#include "cmf/http/oidc.h"
 #include "cmf/log.h"
 #include "crypto/crypto.h"
 #include "k8s/k8s.h"
@@ -260,20 +261,62 @@ poll_admin_token(struct cmf_app *app, struct k8s_watch *w, bool *first, bool *va
 	*first = false;
 }
 
+/* What the JWKS watch last saw, to log changes of state rather than every poll. */
+enum jwks_state { JWKS_FIRST, JWKS_GOOD, JWKS_UNREADABLE, JWKS_UNUSABLE };
+
+/*
+ * The OIDC provider's JWKS (a Secret or ConfigMap): a good new document replaces the keys; an unreadable
+ * or bad one keeps the keys in use, with one line when that starts, not one per poll.
+ */
+static void
+poll_jwks(struct cmf_app *app, struct k8s_watch *w, enum jwks_state *state)
+{
+	const char *path = app->cfg->auth_oauth_jwks_file;
+	char why[512];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int loose = 0, r;
+
+	r = k8s_watch_poll(w, &buf, &len, &loose, why, sizeof(why));
+	if (r == K8S_WATCH_UNCHANGED)
+		return;
+	if (r < 0) {
+		if (*state != JWKS_UNREADABLE)
+			cmf_warn("JWKS file %s cannot be read (%s): the keys read before stay in use", path, why);
+		*state = JWKS_UNREADABLE;
+		return;
+	}
+	r = cmf_oidc_jwks_update(buf, len, why, sizeof(why));
+	crypto_freezero(buf, len);
+	if (r != 0) {
+		/* The watch keeps this file's identity: the same bad content is not parsed (nor logged) again. */
+		cmf_warn("JWKS file %s changed but is not usable (%s): the keys read before stay in use", path, why);
+		*state = JWKS_UNUSABLE;
+		return;
+	}
+	/* The first poll reads what cmf_oidc_init read a moment ago: nothing to announce. */
+	if (*state != JWKS_FIRST)
+		cmf_info("JWKS file %s changed: its keys are in effect", path);
+	*state = JWKS_GOOD;
+}
+
 static void *
 watch_main(void *arg)
 {
 	struct cmf_app *app = arg;
 	const struct cmf_config *cfg = app->cfg;
-	struct k8s_watch *w = NULL, *tw = NULL;
+	struct k8s_watch *w = NULL, *tw = NULL, *jw = NULL;
 	struct previous_state ps = { NULL, NULL };
 	struct db_conn *conn = NULL;
 	bool token_first = true, token_valid = true;
+	enum jwks_state jwks = JWKS_FIRST;
 
 	if ((cfg->encryption_enabled && k8s_watch_new(cfg->encryption_key_file, CMF_KEY_FILE_MAX, &w) != K8S_OK) ||
-	    (cfg->auth_enabled && k8s_watch_new(cfg->auth_admin_token_file, CMF_KEY_FILE_MAX, &tw) != K8S_OK)) {
+	    (cfg->auth_enabled && k8s_watch_new(cfg->auth_admin_token_file, CMF_KEY_FILE_MAX, &tw) != K8S_OK) ||
+	    (cmf_oidc_enabled() && k8s_watch_new(cfg->auth_oauth_jwks_file, CMF_OIDC_JWKS_MAX, &jw) != K8S_OK)) {
 		cmf_error("%s: cannot start watching the mounted secret files", __func__);
 		k8s_watch_free(w);
+		k8s_watch_free(tw);
 		return NULL;
 	}
 	if (cfg->encryption_enabled && cfg->encryption_key_previous_file[0] != '\0' &&
@@ -288,6 +331,8 @@ watch_main(void *arg)
 			poll_once(app, w, &ps, &conn);
 		if (tw != NULL)
 			poll_admin_token(app, tw, &token_first, &token_valid);
+		if (jw != NULL)
+			poll_jwks(app, jw, &jwks);
 		pthread_mutex_lock(&watch_mutex);
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += app->cfg->encryption_key_reload_interval_seconds;
@@ -299,6 +344,7 @@ watch_main(void *arg)
 	k8s_watch_free(tw);
 	k8s_watch_free(ps.w);
 	crypto_key_free(ps.key);
+	k8s_watch_free(jw);
 	db_conn_close(conn);
 	return NULL;
 }
@@ -323,6 +369,9 @@ cmf_keywatch_start(struct cmf_app *app)
 			 app->cfg->encryption_key_reload_interval_seconds);
 	if (app->cfg->auth_enabled)
 		cmf_info("watching the admin token file %s every %d s", app->cfg->auth_admin_token_file,
+			 app->cfg->encryption_key_reload_interval_seconds);
+	if (cmf_oidc_enabled())
+		cmf_info("watching the JWKS file %s every %d s", app->cfg->auth_oauth_jwks_file,
 			 app->cfg->encryption_key_reload_interval_seconds);
 	return 0;
 }

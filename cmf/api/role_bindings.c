@@ -1,6 +1,7 @@
 /*
  * cmf role bindings (/cmf/api/v1/role-bindings, admin only): the role of a principal that is not a cmf
- * token — a client certificate's mapped name, "cert:<name>" (auth.mtls.principal). A principal has one
+ * token — a client certificate's mapped name, "cert:<name>" (auth.mtls.principal), or an OIDC token's
+ * "oidc:<issuer>#<subject>" (auth.oauth). A principal has one
  * binding; without one it is authenticated and refused (403). Same roles and scoping as tokens.
  */
 #include <string.h>
@@ -22,13 +23,14 @@ binding_json(json_t *row, const struct cmf_kind_input *in)
 				 NULL);
 }
 
-/* "cert:" and a name that fits struct cmf_principal's name (the prefix included). */
+/* "cert:" or "oidc:" and a name that fits struct cmf_principal's name (the prefix included). */
 static bool
 principal_ok(const char *p)
 {
 	size_t n = p != NULL ? strlen(p) : 0;
 
-	if (n < 6 || n >= sizeof(((struct cmf_principal *)0)->name) || strncmp(p, "cert:", 5) != 0)
+	if (n < 6 || n >= sizeof(((struct cmf_principal *)0)->name) ||
+	    (strncmp(p, "cert:", 5) != 0 && strncmp(p, "oidc:", 5) != 0))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
@@ -45,8 +47,9 @@ binding_input(struct cmf_call *call, json_t *spec, struct cmf_kind_input *in)
 
 	if (!principal_ok(principal)) {
 		cmf_reply_error(resp, 400,
-				"spec.principal must be \"cert:<name>\": the name a client certificate maps to "
-				"(auth.mtls.principalMappingRules), at most %zu characters",
+				"spec.principal must be \"cert:<name>\" (the name a client certificate maps to, "
+				"auth.mtls.principalMappingRules) or \"oidc:<issuer>#<subject>\" (an OIDC token's, "
+				"auth.oauth), at most %zu characters",
 				sizeof(((struct cmf_principal *)0)->name) - 1);
 		return -1;
 	}
@@ -106,6 +109,7 @@ const struct cmf_kind cmf_kind_role_binding = {
 	.actions = { [CMF_OP_CREATE] = "role-binding.create", [CMF_OP_UPDATE] = "role-binding.update",
 		     [CMF_OP_DELETE] = "role-binding.delete" },
 	.create = DB_WRITE_CREATE, .store = &db_kind_role_binding, .spec_keys = spec_keys,
-	.spec_hint = " (spec.principal: cert:<name>; spec.role: admin, environment-reader or metrics-reader)",
+	.spec_hint = " (spec.principal: cert:<name> or oidc:<issuer>#<subject>; spec.role: admin, "
+		     "environment-reader or metrics-reader)",
 	.input = binding_input, .prepare = binding_prepare, .to_json = binding_json, .name_first = true,
 };

@@ -12,6 +12,7 @@
 #include "cmf/app.h"
 #include "cmf/cache.h"
 #include "cmf/http/auth.h"
+#include "cmf/http/oidc.h"
 #include "cmf/http/principal.h"
 #include "cmf/log.h"
 #include "crypto/log.h"
@@ -110,6 +111,8 @@ cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen)
 		snprintf(why, whylen, "auth.mtls.principalMappingRules: %s", reason);
 		return -1;
 	}
+	if (cmf_oidc_init(cfg, why, whylen) != 0)
+		return -1;
 	if (k8s_secret_read_file(cfg->auth_admin_token_file, TOKEN_FILE_MAX, &buf, &len, &loose, reason,
 				 sizeof(reason)) != K8S_OK) {
 		snprintf(why, whylen, "cannot read the admin token (auth.adminTokenFile): %s", reason);
@@ -193,24 +196,13 @@ out:
 	return r;
 }
 
-/*
- * The principal of a verified client certificate: its subject DN mapped by the rules, then its role from
- * its binding. The DN is the client CA's word, so it is not rate-limited as made-up token ids are.
- */
+/* The role of req->principal.name from its binding; with none, authenticated with no role (the router: 403). */
 static int
-cert_principal(struct cmf_request *req)
+bound_principal(struct cmf_request *req)
 {
-	/* The name and "cert:" fit struct cmf_principal's name. */
-	char name[sizeof(req->principal.name) - 5];
 	struct db_role_binding *b = NULL;
 	int r;
 
-	r = cmf_principal_rules_map(cert_rules, req->client_cert, name, sizeof(name));
-	if (r == CMF_PRINCIPAL_ERROR)
-		return CMF_AUTH_UNAVAILABLE;
-	if (r != CMF_PRINCIPAL_MAPPED)
-		return CMF_AUTH_UNMAPPED;
-	snprintf(req->principal.name, sizeof(req->principal.name), "cert:%s", name);
 	r = cmf_cache_binding(cmf_app_conn(req->app), req->principal.name, &b);
 	if (r == DB_ERR_NOT_FOUND)
 		return CMF_AUTH_OK; /* authenticated, with no role: refused by the router (403) */
@@ -222,6 +214,44 @@ cert_principal(struct cmf_request *req)
 	req->principal.environments = json_incref(b->environments);
 	db_role_binding_free(b);
 	return CMF_AUTH_OK;
+}
+
+/*
+ * The principal of a verified client certificate: its subject DN mapped by the rules, then its role from
+ * its binding. The DN is the client CA's word, so it is not rate-limited as made-up token ids are.
+ */
+static int
+cert_principal(struct cmf_request *req)
+{
+	/* The name and "cert:" fit struct cmf_principal's name. */
+	char name[sizeof(req->principal.name) - 5];
+	int r;
+
+	r = cmf_principal_rules_map(cert_rules, req->client_cert, name, sizeof(name));
+	if (r == CMF_PRINCIPAL_ERROR)
+		return CMF_AUTH_UNAVAILABLE;
+	if (r != CMF_PRINCIPAL_MAPPED)
+		return CMF_AUTH_UNMAPPED;
+	snprintf(req->principal.name, sizeof(req->principal.name), "cert:%s", name);
+	return bound_principal(req);
+}
+
+/*
+ * A bearer JWT: verified against the mounted JWKS, then bound like a certificate principal. Its claims
+ * are the provider's word only once the signature verifies: a refusal names no principal.
+ */
+static int
+oidc_principal(struct cmf_request *req, const char *tok, size_t len)
+{
+	int r = cmf_oidc_authenticate(tok, len, req->principal.name, sizeof(req->principal.name));
+
+	if (r == CMF_OIDC_INTERNAL)
+		return CMF_AUTH_UNAVAILABLE;
+	if (r != CMF_OIDC_OK) {
+		req->principal.name[0] = '\0';
+		return CMF_AUTH_OIDC_MALFORMED + 1 + r;
+	}
+	return bound_principal(req);
 }
 
 int
@@ -265,6 +295,8 @@ cmf_auth_authenticate(struct cmf_request *req)
 		snprintf(req->principal.name, sizeof(req->principal.name), "admin");
 		req->principal.role = CMF_ROLE_ADMIN;
 		r = CMF_AUTH_OK;
+	} else if (cmf_oidc_enabled() && cmf_oidc_is_jwt(h, len)) {
+		r = oidc_principal(req, h, len);
 	} else {
 		r = api_token(req, h, len);
 	}

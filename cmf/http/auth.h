@@ -17,7 +17,8 @@
  * Read the bootstrap admin token (cfg->auth_admin_token_file, trailing whitespace stripped) and keep
  * only its SHA-256; the file content is wiped. It must be at least 43 characters (256 bits as
  * base64). With auth.mtls.principal, compile the mapping rules (kept for the process's life; a second
- * call replaces them). No-op when authentication is disabled. Returns 0, or -1 with `why` naming the problem.
+ * call replaces them); with auth.oauth.enabled, load the JWKS (cmf_oidc_init). No-op when authentication
+ * is disabled. Returns 0, or -1 with `why` naming the problem.
  */
 int cmf_auth_init(const struct cmf_config *cfg, char *why, size_t whylen);
 
@@ -41,6 +42,15 @@ enum {
 	CMF_AUTH_UNAVAILABLE = -5, /* the database could not be asked */
 	CMF_AUTH_AMBIGUOUS = -6,   /* more than one Authorization header */
 	CMF_AUTH_UNMAPPED = -7,    /* no token, and the client certificate's subject maps to no principal */
+	/* A bearer JWT refused (auth.oauth): CMF_AUTH_OIDC_MALFORMED - 1 - n is cmf_oidc's -1 - n (cmf/http/oidc.h). */
+	CMF_AUTH_OIDC_MALFORMED = -8,
+	CMF_AUTH_OIDC_ALG = -9,
+	CMF_AUTH_OIDC_KID = -10,
+	CMF_AUTH_OIDC_SIGNATURE = -11,
+	CMF_AUTH_OIDC_ISSUER = -12,
+	CMF_AUTH_OIDC_AUDIENCE = -13,
+	CMF_AUTH_OIDC_EXPIRED = -14,
+	CMF_AUTH_OIDC_NOT_YET_VALID = -15,
 };
 
 /*
@@ -53,6 +63,11 @@ enum {
  * auth.mtls.principalMappingRules: CMF_AUTH_UNMAPPED when no rule maps it; CMF_AUTH_OK otherwise, with the
  * role of its binding (cmf_cache_binding), or CMF_ROLE_NONE when it has none (the router refuses it, 403).
  * A bearer token, when sent, wins: the certificate is then only the transport's identity.
+ *
+ * With auth.oauth.enabled, a bearer credential that is a JWT (cmf_oidc_is_jwt) and not the bootstrap
+ * token is verified by cmf/http/oidc.c: refused with a CMF_AUTH_OIDC_* reason, or the principal
+ * "oidc:<issuer>#<claim>" with the role of its binding (CMF_ROLE_NONE without one), as a certificate's.
+ * Anything else (and every JWT when auth.oauth is off) goes to cmf's own tokens.
  */
 int cmf_auth_authenticate(struct cmf_request *req);
 

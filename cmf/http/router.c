@@ -122,6 +122,31 @@ cmf_router_authorize(const struct cmf_route *rt, int auth_result, bool auth_enab
 			   "send Authorization: Bearer <token>";
 		*action = "authenticate.unmapped-certificate";
 		break;
+	case CMF_AUTH_OIDC_MALFORMED:
+	case CMF_AUTH_OIDC_ALG:
+	case CMF_AUTH_OIDC_KID:
+	case CMF_AUTH_OIDC_SIGNATURE:
+	case CMF_AUTH_OIDC_ISSUER:
+	case CMF_AUTH_OIDC_AUDIENCE:
+	case CMF_AUTH_OIDC_EXPIRED:
+	case CMF_AUTH_OIDC_NOT_YET_VALID: {
+		/* The reason is the audit action (cmf_oidc_strerror's names); the client learns it too, the token never. */
+		static const char *const why[][2] = {
+			{ "authenticate.oidc-malformed", "invalid token: not a well-formed JWT with exp and the principal claim" },
+			{ "authenticate.oidc-alg-not-allowed", "invalid token: the JWT's alg is not RS256 or ES256 for its key" },
+			{ "authenticate.oidc-unknown-kid", "invalid token: no key in the JWKS for the JWT's kid" },
+			{ "authenticate.oidc-bad-signature", "invalid token: the JWT's signature does not verify" },
+			{ "authenticate.oidc-wrong-issuer", "invalid token: the JWT's issuer is not auth.oauth.issuer" },
+			{ "authenticate.oidc-wrong-audience", "invalid token: the JWT's audience is not auth.oauth.audience" },
+			{ "authenticate.oidc-expired", "the token has expired" },
+			{ "authenticate.oidc-not-yet-valid", "the token is not yet valid (nbf or iat)" },
+		};
+		size_t i = (size_t)(CMF_AUTH_OIDC_MALFORMED - auth_result);
+
+		*action = why[i][0];
+		*message = why[i][1];
+		break;
+	}
 	default:
 		*message = "invalid token";
 		break;
@@ -133,7 +158,7 @@ cmf_router_authorize(const struct cmf_route *rt, int auth_result, bool auth_enab
 	*action = "authorize";
 	*status = 403;
 	if (p->role == CMF_ROLE_NONE) {
-		/* Only a certificate principal is authenticated without a role: it has no binding. */
+		/* Only a certificate or OIDC principal is authenticated without a role: it has no binding. */
 		*message = "this principal has no role binding: an admin can create one at /cmf/api/v1/role-bindings";
 		*action = "authorize.no-role-binding";
 		return -1;

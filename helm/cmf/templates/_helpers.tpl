@@ -52,6 +52,7 @@ helm.sh/chart: {{ include "cmf.chart" . | quote }}
 {{- define "cmf.authDir" -}}/etc/cmf/auth{{- end -}}
 {{- define "cmf.tlsDir" -}}/etc/cmf/tls{{- end -}}
 {{- define "cmf.clientCaDir" -}}/etc/cmf/tls-client-ca{{- end -}}
+{{- define "cmf.oauthDir" -}}/etc/cmf/oauth{{- end -}}
 
 {{/* The name of the container port 8080 (and of the Service port): https with TLS, http without. */}}
 {{- define "cmf.portName" -}}{{ if .Values.tls.enabled }}https{{ else }}http{{ end }}{{- end -}}
@@ -143,6 +144,27 @@ rendering with a message naming the value to set.
 {{- if and $tls.clientCa.secretName (not $tls.enabled) -}}
 {{- fail (printf "tls.clientCa.secretName is set (%q), but client certificates need TLS: set tls.enabled=true and tls.secretName, or leave tls.clientCa.secretName empty" $tls.clientCa.secretName) -}}
 {{- end -}}
+{{- if and $auth.mtls.principal (not (include "cmf.mtls" .)) -}}
+{{- fail "auth.mtls.principal is true, but there are no client certificates without mutual TLS: set tls.enabled=true, tls.secretName and tls.clientCa.secretName, or auth.mtls.principal=false" -}}
+{{- end -}}
+{{- if and $auth.mtls.principal (not $auth.enabled) -}}
+{{- fail "auth.mtls.principal is true but auth.enabled is false: with authentication off there are no principals" -}}
+{{- end -}}
+{{- $oauth := $auth.oauth -}}
+{{- if $oauth.enabled -}}
+{{- if not $auth.enabled -}}
+{{- fail "auth.oauth.enabled is true but auth.enabled is false: with authentication off there are no principals" -}}
+{{- end -}}
+{{- if not $oauth.issuer -}}
+{{- fail "auth.oauth.enabled is true, so auth.oauth.issuer must be your identity provider's issuer (the iss of its tokens, e.g. https://keycloak.example.com/realms/cmf)" -}}
+{{- end -}}
+{{- if not $oauth.audience -}}
+{{- fail "auth.oauth.enabled is true, so auth.oauth.audience must be a value the tokens' aud contains (the client id or API audience at your provider)" -}}
+{{- end -}}
+{{- if eq (empty $oauth.jwks.secretName) (empty $oauth.jwks.configMapName) -}}
+{{- fail (printf "auth.oauth.enabled is true, so exactly one of auth.oauth.jwks.secretName and auth.oauth.jwks.configMapName must name the Secret or ConfigMap holding your provider's JWKS under %q (e.g. curl -sS <jwks_uri> > jwks.json; kubectl create configmap cmf-oidc-jwks --from-file=%s=jwks.json)" $oauth.jwks.key $oauth.jwks.key) -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (int64 .Values.server.probePort) 8080 -}}
 {{- fail "server.probePort is 8080, the API's own port: choose another port for the probe listener (8081 by default), or 0 to probe the API port" -}}
 {{- end -}}
@@ -164,6 +186,14 @@ rendering with a message naming the value to set.
   "CMF_SERVER_TLS_CLIENT_CA_FILE" "tls.clientCa.secretName and tls.clientCa.key"
   "CMF_AUTH_ENABLED" "auth.enabled"
   "CMF_AUTH_ADMIN_TOKEN_FILE" "auth.adminTokenSecret.name and auth.adminTokenSecret.key"
+  "CMF_AUTH_MTLS_PRINCIPAL" "auth.mtls.principal"
+  "CMF_AUTH_MTLS_PRINCIPAL_MAPPING_RULES" "auth.mtls.principalMappingRules"
+  "CMF_AUTH_OAUTH_ENABLED" "auth.oauth.enabled"
+  "CMF_AUTH_OAUTH_JWKS_FILE" "auth.oauth.jwks"
+  "CMF_AUTH_OAUTH_ISSUER" "auth.oauth.issuer"
+  "CMF_AUTH_OAUTH_AUDIENCE" "auth.oauth.audience"
+  "CMF_AUTH_OAUTH_PRINCIPAL_CLAIM" "auth.oauth.principalClaim"
+  "CMF_AUTH_OAUTH_CLOCK_SKEW_SECONDS" "auth.oauth.clockSkewSeconds"
   "CMF_DATABASE_URL" "database.host, database.port, database.name, database.user, database.sslmode"
   "CMF_DATABASE_PASSWORD_FILE" "database.passwordSecret"
   "CMF_DATABASE_STARTUP_TIMEOUT_SECONDS" "database.startupTimeoutSeconds"
