@@ -347,3 +347,11 @@ def test_thousand_idle_watchers_cost_almost_nothing_and_all_wake(cmf_factory):
         for s in socks:
             s.close()
         sel.close()
+
+
+def test_cmf_routes_lists_the_watch_parameters():
+    import subprocess
+    from conftest import CMF
+    out = subprocess.run([CMF, "routes"], capture_output=True, text=True, check=True).stdout
+    line = [l for l in out.splitlines() if l.split()[:2] == ["GET", "/cmf/api/v1/environments/*/client-configs/*/*"]]
+    assert len(line) == 1 and line[0].split()[-1] == "query=format,watch,timeoutSeconds", line
