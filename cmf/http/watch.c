@@ -299,4 +299,5 @@ cmf_watch_stop(void)
 	pthread_mutex_lock(&ws.mu);
 	ws.started = false;
 	pthread_mutex_unlock(&ws.mu);
+	pthread_cond_destroy(&ws.cv);
 }
