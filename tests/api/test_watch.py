@@ -355,3 +355,33 @@ def test_cmf_routes_lists_the_watch_parameters():
     out = subprocess.run([CMF, "routes"], capture_output=True, text=True, check=True).stdout
     line = [l for l in out.splitlines() if l.split()[:2] == ["GET", "/cmf/api/v1/environments/*/client-configs/*/*"]]
     assert len(line) == 1 and line[0].split()[-1] == "query=format,watch,timeoutSeconds", line
+
+
+def test_watch_outlives_the_idle_connection_timeout(cmf_factory):
+    """A held watch is not an idle connection: server.connectionTimeoutSeconds does not cut it."""
+    c = build_world(cmf_factory(env={"CMF_SERVER_CONNECTION_TIMEOUT_SECONDS": "1"}).start())
+    etag = current_etag(c)
+    t0 = time.monotonic()
+    r = c.request("GET", PATH + "?watch=true&timeoutSeconds=3", headers={"If-None-Match": etag}, timeout=10)
+    took = time.monotonic() - t0
+    assert r.status == 304 and r.headers["etag"] == etag, r
+    assert 2.9 <= took < 5.0, took
+
+
+def test_change_that_is_refused_answers_422_at_once(world):
+    """A change after which the resolution is refused (here: the catalog now gives security.protocol another
+    value than the Kafka secret, which one .properties file cannot hold) answers that refusal at once."""
+    p = PATH + "?format=properties"
+    etag = current_etag(world, path=p)
+    w = Watch(world, etag, "format=properties&watch=true")
+    w.start()
+    wait_held(world, 1)
+    ok(world.request("PUT", API + "/catalogs/kafka/main",
+                     body("KafkaCatalog", "main", {"srInstance": {"connectionConfig": {
+                         "schema.registry.url": "http://sr", "security.protocol": "PLAINTEXT"}}})))
+    t0 = time.monotonic()
+    r = w.result(5)
+    assert r.status == 422, r
+    assert "security.protocol" in r.error()
+    assert "etag" not in r.headers
+    assert w.t - t0 < 1.0, w.t - t0
