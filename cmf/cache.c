@@ -97,6 +97,24 @@ static struct {
 	struct cmf_app *app;  /* whose keyring a new data-key term reloads */
 } lis;
 
+/* cmf_cache_on_change's subscriber. */
+static _Atomic(void (*)(void)) changed_fn;
+
+void
+cmf_cache_on_change(void (*fn)(void))
+{
+	atomic_store(&changed_fn, fn);
+}
+
+static void
+changed(void)
+{
+	void (*fn)(void) = atomic_load(&changed_fn);
+
+	if (fn != NULL)
+		fn();
+}
+
 static uint64_t
 key_hash(const char *key, size_t len)
 {
@@ -252,6 +270,7 @@ cmf_cache_invalidate(void)
 	atomic_store(&tokens_reload_wanted, true);
 	table_clear(&snapshots);
 	table_clear(&rows);
+	changed();
 }
 
 static bool tokens_reload(struct db_conn *c);
@@ -283,6 +302,7 @@ cmf_cache_invalidate_write(struct db_conn *c, bool tokens_too)
 	}
 	table_clear(&snapshots);
 	table_clear(&rows);
+	changed();
 }
 
 bool
@@ -335,6 +355,7 @@ set_live(bool on)
 		bindings_clear(); /* never answered from memory while not listening: a binding grants, it never refuses */
 		atomic_store(&stale_since_ns, crypto_mono_ns());
 		atomic_store(&stale_kept, true);
+		changed(); /* no notification comes while it is lost: whoever waits for one must know */
 		return;
 	}
 	cmf_cache_invalidate();
@@ -571,6 +592,7 @@ on_notify(void *cls, const char *table)
 		atomic_store(&bindings_reload_wanted, true);
 	table_clear(&snapshots);
 	table_clear(&rows);
+	changed();
 }
 
 struct token_load {
@@ -648,6 +670,8 @@ tokens_reload(struct db_conn *c)
 	}
 	free(tl.list);
 	pthread_mutex_unlock(&reload_mu);
+	if (installed)
+		changed(); /* a token revoked or expired: its watch requests end now */
 	return installed;
 }
 
@@ -725,6 +749,8 @@ bindings_reload(struct db_conn *c)
 	if (!installed && atomic_load(&live))
 		atomic_store(&bindings_reload_wanted, true);
 	pthread_mutex_unlock(&reload_mu);
+	if (installed)
+		changed();
 	return installed;
 }
 

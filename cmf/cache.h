@@ -43,6 +43,15 @@ void cmf_cache_invalidate(void);
  */
 void cmf_cache_invalidate_write(struct db_conn *c, bool tokens_too);
 
+/*
+ * Have `fn` called after every change the cache takes in: an emptying (a notification, a write of this
+ * process, a resynchronisation, key revocation, the listener lost or back) and every reload of the tokens
+ * or role bindings, once what changed is visible to lookups. One subscriber (the watch requests,
+ * cmf/http/watch.c); NULL removes it. `fn` runs on the thread that made the change, so it must only
+ * signal, never call back into the cache. Set before serving.
+ */
+void cmf_cache_on_change(void (*fn)(void));
+
 /* Whether entries are being cached (the listener is live). */
 bool cmf_cache_live(void);
 

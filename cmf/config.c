@@ -83,6 +83,13 @@ static const struct cfg_setting cfg_settings[] = {
 	 */
 	{ "server.maxConnectionsPerClient", "CMF_SERVER_MAX_CONNECTIONS_PER_CLIENT", CFG_INT, 0, 100000, NULL, 100,
 	  CFG_OFF(max_connections_per_client) },
+	/*
+	 * Watch requests held at once (each a suspended connection, counted in server.maxConnections too). 500,
+	 * half the default connection cap: a fleet of watching sidecars can never take every connection from
+	 * admins and plain calls. 0 holds none (every watch gets 503): a cap, never "unlimited", because an
+	 * unlimited count would let watchers fill server.maxConnections.
+	 */
+	{ "server.maxWatchers", "CMF_SERVER_MAX_WATCHERS", CFG_INT, 0, 100000, NULL, 500, CFG_OFF(max_watchers) },
 	/* Request line + headers must fit: 4 KiB..1 MiB; 32 KiB is libmicrohttpd's own default. */
 	{ "server.maxHeaderBytes", "CMF_SERVER_MAX_HEADER_BYTES", CFG_LONG, 4096, 1048576L, NULL, 32768L,
 	  CFG_OFF(max_header_bytes) },

@@ -23,6 +23,7 @@
  *                                  (16384..1500000000; a new data-key term once the current one reserved this many)
  *   server.maxConnections          CMF_SERVER_MAX_CONNECTIONS     1000    (1..100000)
  *   server.maxConnectionsPerClient CMF_SERVER_MAX_CONNECTIONS_PER_CLIENT 100 (0..100000; 0: no cap)
+ *   server.maxWatchers             CMF_SERVER_MAX_WATCHERS        500     (0..100000; held watch requests; 0: none)
  *   server.maxHeaderBytes          CMF_SERVER_MAX_HEADER_BYTES    32768   (4096..1048576; request line + headers)
  *   server.tls.certFile            CMF_SERVER_TLS_CERT_FILE       ""  (PEM; with keyFile, serve HTTPS)
  *   server.tls.keyFile             CMF_SERVER_TLS_KEY_FILE        ""  (PEM private key)
@@ -70,6 +71,7 @@ struct cmf_config {
 	char *log_level;
 	int max_connections;
 	int max_connections_per_client;
+	int max_watchers;
 	long max_header_bytes;
 	char *tls_cert_file;
 	char *tls_key_file;

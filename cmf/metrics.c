@@ -298,7 +298,9 @@ static const struct {
 	[CMF_G_OPEN_CONNECTIONS] = { "cmf_http_open_connections", "HTTP connections open." },
 	[CMF_G_SUSPENDED_CONNECTIONS] = {
 		"cmf_http_suspended_connections",
-		"HTTP connections suspended until their audit event is committed." },
+		"HTTP connections suspended until their audit event is committed, or held as watch requests." },
+	[CMF_G_WATCHES_HELD] = { "cmf_watch_requests_held",
+				 "Watch requests (watch=true) held until their client configuration changes." },
 };
 
 static _Atomic uint64_t counters[CMF_M__COUNT];

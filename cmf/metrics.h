@@ -81,6 +81,7 @@ enum cmf_gauge {
 	CMF_G_ROW_CACHE_ENTRIES,
 	CMF_G_OPEN_CONNECTIONS,
 	CMF_G_SUSPENDED_CONNECTIONS,
+	CMF_G_WATCHES_HELD, /* watch requests held (cmf/http/watch.c) */
 	CMF_G__COUNT
 };
 

@@ -10,6 +10,7 @@
 #include "cmf/log.h"
 #include "cmf/api/render.h"
 #include "cmf/http/reply.h"
+#include "cmf/http/watch.h"
 #include "cmf/api/resource.h"
 #include "cmf/api/routes.h"
 
@@ -161,7 +162,7 @@ cmf_api_client_config_get(struct cmf_call *call)
 	struct cmf_request *req = call->req;
 	struct cmf_response *resp = call->resp;
 	const char *const *args = call->args;
-	const char *f = cmf_request_query(req, "format");
+	const char *f = cmf_request_query(req, "format"), *watch = cmf_request_query(req, "watch");
 	struct render_ctx rc = { resp, FMT_JSON, args[0], args[1], args[2] };
 	/* If-None-Match lists a poller's cached ETags (34 characters each): 4 KiB holds a hundred. */
 	char salt[64], inm[4096];
@@ -169,6 +170,8 @@ cmf_api_client_config_get(struct cmf_call *call)
 	struct db_resolved res;
 	unsigned status;
 	bool stale = false;
+	unsigned long long epoch;
+	long long timeout = CMF_WATCH_TIMEOUT_DEFAULT;
 	size_t i;
 	int r;
 
@@ -181,12 +184,21 @@ cmf_api_client_config_get(struct cmf_call *call)
 		}
 		rc.fmt = (enum format)i;
 	}
+	if (watch != NULL && strcmp(watch, "true") != 0 && strcmp(watch, "false") != 0) {
+		cmf_reply_error(resp, 400, "watch must be true or false");
+		return;
+	}
+	if (cmf_resource_query_int(req, resp, "timeoutSeconds", 1, CMF_WATCH_TIMEOUT_MAX, CMF_WATCH_TIMEOUT_DEFAULT,
+				   &timeout) != 0)
+		return;
 	if (cmf_resource_path_name(resp, "environment", args[0]) != 0 ||
 	    cmf_resource_path_name(resp, "Kafka catalog", args[1]) != 0 ||
 	    cmf_resource_path_name(resp, "database", args[2]) != 0)
 		return;
 	snprintf(salt, sizeof(salt), "%s/%s", RENDER_VERSION, formats[rc.fmt].name);
 	cmf_call_resource(call, "client-config/%s/%s/%s", args[0], args[1], args[2]);
+	/* Before the snapshot is read: a change after this point wakes the watch below at once. */
+	epoch = cmf_watch_epoch();
 	r = cmf_cache_snapshot(cmf_call_conn(call), args[0], args[1], args[2], &snap, &stale);
 	if (r != DB_OK) {
 		cmf_reply_db_error(resp, r, "the client configuration");
@@ -211,4 +223,14 @@ cmf_api_client_config_get(struct cmf_call *call)
 	/* A 200 carries values: it leaves only once its audit event is committed. Others are queued. */
 	if (status == 200)
 		cmf_call_reply_audited(call);
+	/*
+	 * A watch whose ETag is current waits for a change (cmf/http/watch.h); anything else, a refusal
+	 * included, is answered now. A 304 from what was kept while PostgreSQL is away waits too: a change
+	 * made meanwhile reaches it once PostgreSQL answers again.
+	 */
+	if (status == 304 && watch != NULL && strcmp(watch, "true") == 0 &&
+	    cmf_watch_hold(call, (int)timeout, epoch) == CMF_WATCH_FULL) {
+		cmf_response_clear(resp); /* its ETag header too */
+		cmf_reply_error(resp, 503, "too many watch requests are held (server.maxWatchers); retry later");
+	}
 }

@@ -250,6 +250,25 @@ parse_count(const char *s, long long max)
 }
 
 int
+cmf_resource_query_int(struct cmf_request *req, struct cmf_response *resp, const char *name, long long min,
+		       long long max, long long def, long long *out)
+{
+	const char *s = cmf_request_query(req, name);
+	long long v;
+
+	*out = def;
+	if (s == NULL)
+		return 0;
+	v = parse_count(s, max);
+	if (v < min) {
+		cmf_reply_error(resp, 400, "%s must be an integer from %lld to %lld", name, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
 cmf_resource_page(struct cmf_request *req, struct cmf_response *resp, long long *page, int *size)
 {
 	/* Page numbers beyond 10^9 only ever return empty pages; the bound keeps page*size in range. */

@@ -79,6 +79,13 @@ int cmf_resource_object_check(json_t *obj, const char *field, const char *const 
 int cmf_resource_time(const char *s, long long *t);
 
 /* Read `page` (≥ 0) and `size` (1..CMF_PAGE_SIZE_MAX) query parameters; replies 400 and returns -1 if bad. */
+/*
+ * The query parameter `name` as a decimal integer from `min` (≥ 0) to `max`; *out = `def` when it is
+ * absent. 0, or -1 with the reply set (400 naming the parameter and its range).
+ */
+int cmf_resource_query_int(struct cmf_request *req, struct cmf_response *resp, const char *name, long long min,
+			   long long max, long long def, long long *out);
+
 int cmf_resource_page(struct cmf_request *req, struct cmf_response *resp, long long *page, int *size);
 
 /* {pageable:{page,size,sort:{...}}, metadata:{size:total}, items} — `items` is stolen. */

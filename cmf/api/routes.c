@@ -51,6 +51,15 @@ static const struct {
 	    "client-config.read", cmf_api_client_config_get, NULL, 0 } },
 };
 
+/* The query parameters of the routes of their own that take any, for `cmf routes` (each handler parses its own). */
+static const struct {
+	cmf_handler handler;
+	const char *query;
+} queries[] = {
+	{ cmf_api_client_config_get, "format,watch,timeoutSeconds" },
+	{ cmf_api_audit_list, "principal,resource,since,until,page,size" },
+};
+
 static struct cmf_route routes[ROUTES_MAX];
 static size_t nroutes;
 static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
@@ -80,5 +89,12 @@ cmf_api_routes_print(FILE *f)
 	size_t n;
 	const struct cmf_route *r = cmf_api_routes(&n);
 
-	cmf_router_print(f, r, n);
+	for (size_t i = 0; i < n; i++) {
+		const char *query = NULL;
+
+		for (size_t j = 0; j < sizeof(queries) / sizeof(queries[0]); j++)
+			if (r[i].handler == queries[j].handler)
+				query = queries[j].query;
+		cmf_router_print_line(f, &r[i], query);
+	}
 }

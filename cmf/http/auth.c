@@ -188,6 +188,7 @@ api_token(struct cmf_request *req, const char *tok, size_t len)
 									    : CMF_ROLE_ENV_READER;
 		req->principal.environments = json_incref(t->environments);
 		req->principal.stale = stale;
+		req->principal.expires_at = t->expires_at > 0 ? t->expires_at : 0;
 		r = CMF_AUTH_OK;
 	}
 out:

@@ -28,6 +28,7 @@
 #include "cmf/http/reply.h"
 #include "cmf/api/routes.h"
 #include "cmf/http/dispatch.h"
+#include "cmf/http/watch.h"
 #include "cmf/text.h"
 #include "crypto/buf.h"
 #include "crypto/crypto.h"
@@ -979,6 +980,7 @@ cmf_http_serve(struct cmf_app *app)
 		flags |= MHD_USE_IPv6;
 	if (tls_pem_load(cfg, &pem) != 0)
 		return -1;
+	cmf_watch_start(app); /* without its thread, watch requests are answered at once (logged) */
 	if (pem.cert != NULL) {
 		flags |= MHD_USE_TLS;
 		tls_opts[ntls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, pem.cert };
@@ -1008,6 +1010,7 @@ cmf_http_serve(struct cmf_app *app)
 				  pem.ca != NULL ? cfg->tls_client_ca_file : "", strerror(errno));
 		else
 			cmf_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
+		cmf_watch_stop();
 		tls_pem_free(&pem);
 		return -1;
 	}
@@ -1018,6 +1021,7 @@ cmf_http_serve(struct cmf_app *app)
 	if (cfg->probe_listen != NULL && cfg->probe_listen[0] != '\0') {
 		probes = probe_start(app);
 		if (probes == NULL) {
+			cmf_watch_stop();
 			MHD_stop_daemon(d);
 			tls_pem_free(&pem);
 			return -1;
@@ -1041,6 +1045,8 @@ cmf_http_serve(struct cmf_app *app)
 		if (fd >= 0)
 			close(fd);
 	}
+	/* Held watch requests have nothing left to wait for: each gets its 304 now, not at the drain's end. */
+	cmf_watch_stop();
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += cfg->drain_seconds;
 	for (;;) {

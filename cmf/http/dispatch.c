@@ -200,8 +200,16 @@ cmf_call_complete(struct cmf_call *call)
 {
 	struct cmf_request *req = call->req;
 
-	if (call->deferred && atomic_fetch_sub(&call->holds, 1) != 1)
+	if (call->deferred && atomic_fetch_sub(&call->holds, 1) != 1) {
+		/* A held call whose handler just returned: the waiter alone has it now. */
+		if (call->held && call->armed != NULL) {
+			void (*armed)(struct cmf_call *, void *) = call->armed;
+
+			call->armed = NULL;
+			armed(call, call->armed_cls);
+		}
 		return; /* the other side finishes it */
+	}
 
 	/* A handler that returned without a reply is a bug: answer it as one rather than drop the connection. */
 	if (call->resp->status == 0) {
@@ -348,6 +356,60 @@ cmf_dispatch_run(struct cmf_call *call)
 	r = call->deferred ? 1 : 0;
 	cmf_call_complete(call); /* a deferred call: only the handler's hold; `call` may be gone now */
 	return r;
+}
+
+int
+cmf_call_hold(struct cmf_call *call, void (*armed)(struct cmf_call *call, void *cls), void *cls)
+{
+	if (call->held)
+		return 0;
+	if (cmf_call_defer(call) != 0)
+		return -1;
+	call->held = true;
+	call->armed = armed;
+	call->armed_cls = cls;
+	if (call->sealer_held) {
+		cmf_app_sealer_release(call->req->app, &call->hold);
+		call->sealer_held = false;
+	}
+	return 0;
+}
+
+bool
+cmf_dispatch_again(struct cmf_call *call, unsigned unchanged, bool keep)
+{
+	struct cmf_request *req = call->req;
+	const char *message, *action;
+	unsigned status;
+	int r;
+
+	cmf_response_clear(call->resp);
+	/* Held, the call has one hold left (the waiter's). The handler may defer it again for its audit commit. */
+	call->deferred = false;
+	r = call->route->perm == CMF_PERM_PUBLIC ? CMF_AUTH_OK : cmf_auth_authenticate(req);
+	if (cmf_router_authorize(call->route, r, cmf_auth_enabled(), &req->principal, call->args, &status, &message,
+				 &action) != 0) {
+		refuse(call, status, action, message);
+		req->audited = true;
+	} else if (req->principal.stale && call->route->perm != CMF_PERM_ENV_READ) {
+		cmf_reply_db_error(call->resp, DB_ERR_UNAVAILABLE, NULL);
+	} else {
+		call->route->handler(call);
+	}
+	if (call->deferred) {
+		cmf_call_complete(call); /* the handler's hold; its audit commit completes the call */
+		return true;
+	}
+	call->deferred = true; /* back to the waiter's one hold */
+	if (keep && call->resp->status == unchanged && !req->audited) {
+		if (call->sealer_held) {
+			cmf_app_sealer_release(req->app, &call->hold);
+			call->sealer_held = false;
+		}
+		return false;
+	}
+	cmf_call_complete(call);
+	return true;
 }
 
 void

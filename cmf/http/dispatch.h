@@ -31,6 +31,9 @@ struct cmf_call {
 	char resource[CMF_CALL_RESOURCE_MAX];
 	bool outcome_unknown; /* a store call lost its connection during COMMIT */
 	bool deferred;
+	bool held; /* waiting as a watch request (cmf_call_hold): its handler runs again on each change */
+	void (*armed)(struct cmf_call *call, void *cls);
+	void *armed_cls;
 	atomic_int holds; /* a deferred call ends when both the handler and its completion are done */
 	struct cmf_sealer_hold hold;
 	bool sealer_held;
@@ -123,6 +126,27 @@ void cmf_call_reply_audited(struct cmf_call *call);
  * then reply before it returns.
  */
 int cmf_call_defer(struct cmf_call *call);
+
+/*
+ * Keep a call waiting after its handler returns, as a watch request (cmf/http/watch.c): deferred
+ * (cmf_call_defer), with the keyring released meanwhile (a key revocation never waits for a watcher).
+ * The reply built so far stays in call->resp: it is what cmf_call_complete answers when the wait ends
+ * without news. The handler returns right after this call; once it has, `armed(call, cls)` runs (on the
+ * dispatcher's thread, once): from then on the call belongs to the waiter alone, who ends it with
+ * cmf_dispatch_again or cmf_call_complete (armed may do so itself). 0 (also, doing nothing, for a call
+ * already held: a re-run), or -1 when the transport cannot wait (the handler then answers at once).
+ */
+int cmf_call_hold(struct cmf_call *call, void (*armed)(struct cmf_call *call, void *cls), void *cls);
+
+/*
+ * Run a held call again from its headers, on the calling thread (which needs no MHD context): authenticate
+ * and authorize it anew (a token revoked or expired meanwhile is refused and audited as at the first
+ * call), then run its handler into a cleared call->resp. When the reply's status is `unchanged` and
+ * `keep` is true, nothing is answered or audited: the call stays held and false is returned. Otherwise
+ * the reply is answered as any call's (audited; when it carries values, once its event is committed)
+ * and true is returned: `call` is no longer the caller's.
+ */
+bool cmf_dispatch_again(struct cmf_call *call, unsigned unchanged, bool keep);
 
 /*
  * Finish a deferred call (safe to call before the handler has returned, from any thread): record its audit event if still due (with the status in call->resp), release

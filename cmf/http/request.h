@@ -31,6 +31,8 @@ struct cmf_principal {
 	json_t *environments; /* environment-reader scope: array of names (owned; NULL otherwise) */
 	/* Authenticated from the tokens kept while PostgreSQL is away (cmf_cache_token): good for a 304 only. */
 	bool stale;
+	/* When the credential expires (Unix time, seconds); 0: never. A held watch request ends then (401). */
+	double expires_at;
 };
 
 /* Forget a principal: its scope released, every field zeroed. */

@@ -27,16 +27,21 @@ cmf_router_pattern(const struct cmf_route *rt, char *buf, size_t len)
 }
 
 void
-cmf_router_print(FILE *f, const struct cmf_route *routes, size_t n)
+cmf_router_print_line(FILE *f, const struct cmf_route *route, const char *query)
 {
 	char pattern[CMF_ROUTE_PATTERN_MAX];
 
-	for (size_t i = 0; i < n; i++) {
-		cmf_router_pattern(&routes[i], pattern, sizeof(pattern));
-		fprintf(f, "%s %s %s%s%s\n", routes[i].method, pattern, perm_names[routes[i].perm],
-			routes[i].audit_action != NULL ? " audit=" : "",
-			routes[i].audit_action != NULL ? routes[i].audit_action : "");
-	}
+	cmf_router_pattern(route, pattern, sizeof(pattern));
+	fprintf(f, "%s %s %s%s%s%s%s\n", route->method, pattern, perm_names[route->perm],
+		route->audit_action != NULL ? " audit=" : "", route->audit_action != NULL ? route->audit_action : "",
+		query != NULL ? " query=" : "", query != NULL ? query : "");
+}
+
+void
+cmf_router_print(FILE *f, const struct cmf_route *routes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cmf_router_print_line(f, &routes[i], NULL);
 }
 
 /* 1 when `req`'s path matches `rt`'s pattern, filling args with the "*" segments. */

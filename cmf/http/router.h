@@ -81,4 +81,7 @@ size_t cmf_router_pattern(const struct cmf_route *route, char *buf, size_t len);
 /* Print `routes`, one "METHOD /pattern permission [audit=action]" line each (`cmf routes`). */
 void cmf_router_print(FILE *f, const struct cmf_route *routes, size_t n);
 
+/* Print one route's line as cmf_router_print does, with " query=<query>" added when `query` is not NULL. */
+void cmf_router_print_line(FILE *f, const struct cmf_route *route, const char *query);
+
 #endif

@@ -225,7 +225,8 @@ def test_configmap_holds_the_cmf_config(helm):
     _, docs = template(helm, *REQUIRED)
     assert cmf_config(docs) == {
         "server": {"listen": "0.0.0.0:8080", "threads": 8, "maxBodyBytes": 1048576,
-                   "maxConnections": 1000, "maxHeaderBytes": 32768, "probeListen": "0.0.0.0:8081"},
+                   "maxConnections": 1000, "maxWatchers": 500, "maxHeaderBytes": 32768,
+                   "probeListen": "0.0.0.0:8081"},
         "database": {
             "url": "host=postgres.example.svc port=5432 dbname=cmf user=cmf sslmode=require",
             "startupTimeoutSeconds": 60,
@@ -241,9 +242,10 @@ def test_configmap_holds_the_cmf_config(helm):
 
 
 def test_server_limits_are_rendered_as_integers(helm):
-    _, docs = template(helm, *REQUIRED, "--set", "server.maxConnections=50", "--set", "server.maxHeaderBytes=4096")
+    _, docs = template(helm, *REQUIRED, "--set", "server.maxConnections=50", "--set", "server.maxHeaderBytes=4096",
+                       "--set", "server.maxWatchers=0")
     server = cmf_config(docs)["server"]
-    assert server["maxConnections"] == 50 and server["maxHeaderBytes"] == 4096
+    assert server["maxConnections"] == 50 and server["maxHeaderBytes"] == 4096 and server["maxWatchers"] == 0
 
 
 @pytest.mark.parametrize("args", [
@@ -261,7 +263,8 @@ def test_config_has_only_keys_the_binary_accepts(helm, args):
     config = cmf_config(docs)
     unknown = set(leaf_keys(config)) - accepted_config_keys()
     assert not unknown, f"the binary refuses these keys: {unknown}"
-    for key in ("server.threads", "server.maxBodyBytes", "server.maxConnections", "server.maxHeaderBytes",
+    for key in ("server.threads", "server.maxBodyBytes", "server.maxConnections", "server.maxWatchers",
+                "server.maxHeaderBytes",
                 "database.startupTimeoutSeconds", "database.requestTimeoutSeconds"):
         section, name = key.split(".")
         assert type(config[section][name]) is int, key  # cmf refuses "8"
@@ -417,6 +420,7 @@ def test_extra_env_is_rendered_but_never_a_secret(helm):
     ("CMF_SERVER_TLS_KEY_FILE", "tls.secretName"),
     ("CMF_SERVER_TLS_CLIENT_CA_FILE", "tls.clientCa.secretName"),
     ("CMF_SERVER_MAX_CONNECTIONS", "server.maxConnections"),
+    ("CMF_SERVER_MAX_WATCHERS", "server.maxWatchers"),
     ("CMF_SERVER_MAX_HEADER_BYTES", "server.maxHeaderBytes"),
     ("CMF_DATABASE_REQUEST_TIMEOUT_SECONDS", "database.requestTimeoutSeconds"),
     ("CMF_SERVER_PROBE_LISTEN", "server.probePort"),
@@ -522,6 +526,9 @@ def test_database_host_is_required(helm):
     (["--set-string", "server.maxConnections=10"], "server.maxConnections"),
     (["--set", "server.maxConnections=0"], "server.maxConnections"),
     (["--set", "server.maxConnections=100001"], "server.maxConnections"),
+    (["--set", "server.maxWatchers=-1"], "server.maxWatchers"),
+    (["--set", "server.maxWatchers=100001"], "server.maxWatchers"),
+    (["--set-string", "server.maxWatchers=10"], "server.maxWatchers"),
     (["--set", "server.maxHeaderBytes=4095"], "server.maxHeaderBytes"),
     (["--set", "server.maxHeaderBytes=1048577"], "server.maxHeaderBytes"),
     (["--set-string", "auth.enabled=false"], "auth.enabled"),

@@ -180,6 +180,7 @@ rendering with a message naming the value to set.
   "CMF_SERVER_THREADS" "server.threads"
   "CMF_SERVER_MAX_BODY_BYTES" "server.maxBodyBytes"
   "CMF_SERVER_MAX_CONNECTIONS" "server.maxConnections"
+  "CMF_SERVER_MAX_WATCHERS" "server.maxWatchers"
   "CMF_SERVER_MAX_HEADER_BYTES" "server.maxHeaderBytes"
   "CMF_SERVER_TLS_CERT_FILE" "tls.enabled and tls.secretName"
   "CMF_SERVER_TLS_KEY_FILE" "tls.enabled and tls.secretName"

@@ -24,6 +24,7 @@ static const char *const all_env[] = {
 	"CMF_ENCRYPTION_KEY_FILE",
 	"CMF_ENCRYPTION_KEY_RELOAD_INTERVAL_SECONDS",
 	"CMF_SERVER_MAX_CONNECTIONS",
+	"CMF_SERVER_MAX_WATCHERS",
 	"CMF_SERVER_MAX_HEADER_BYTES",
 	"CMF_SERVER_TLS_CERT_FILE",
 	"CMF_SERVER_TLS_KEY_FILE",
@@ -554,6 +555,26 @@ START_TEST(test_audit_retention)
 }
 END_TEST
 
+/* server.maxWatchers: 500 unless set; 0 (hold none) to 100000, from the file or the environment. */
+START_TEST(test_max_watchers)
+{
+	set_required_env();
+	ck_assert_int_eq(cmf_config_load(NULL, &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg->max_watchers, 500);
+	ck_assert_int_eq(load_yaml("server:\n  maxWatchers: 0\n"), 0);
+	ck_assert_int_eq(cfg->max_watchers, 0);
+	ck_assert_int_eq(load_yaml("server:\n  maxWatchers: 100000\n"), 0);
+	ck_assert_int_eq(cfg->max_watchers, 100000);
+	expect_error("server:\n  maxWatchers: 100001\n",
+		     "cmf.yaml:2: server.maxWatchers: expected an integer from 0 to 100000, found '100001'");
+	expect_error("server:\n  maxWatchers: -1\n",
+		     "cmf.yaml:2: server.maxWatchers: expected an integer from 0 to 100000, found '-1'");
+	setenv("CMF_SERVER_MAX_WATCHERS", "2000", 1);
+	ck_assert_int_eq(load_yaml("server:\n  maxWatchers: 10\n"), 0);
+	ck_assert_int_eq(cfg->max_watchers, 2000);
+}
+END_TEST
+
 /* secrets.maxVersions (1..1000, default 10) and secrets.requireIfMatch (default false). */
 START_TEST(test_secret_versions)
 {
@@ -617,4 +638,4 @@ CMF_CHECK_SUITE_WITH("config", &config_opts, test_defaults_without_file, test_fu
 	test_integer_errors, test_boolean_errors, test_shape_errors, test_yaml_syntax_error,
 	test_strings_never_echoed, test_required_settings, test_listen, test_log_level, test_file_errors,
 	test_empty_files, test_flow_style_and_quoting, test_free_null, test_auth_and_tls, test_audit_retention,
-	test_secret_versions, test_mtls_principal)
+	test_secret_versions, test_mtls_principal, test_max_watchers)
