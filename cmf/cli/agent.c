@@ -779,15 +779,19 @@ apply(struct agent *a)
 	return 0;
 }
 
-/* One line for a failed request: the status and the server's message, or why there was no answer. */
+/*
+ * One line for a failed request: the status and the server's message, or why there was no answer.
+ * `final`: the request is not retried (an error); otherwise cmf's side failing is a warning.
+ */
 static void
-log_failure(struct agent *a, enum fetch_outcome f, long status, const char *msg, const char *tail)
+log_failure(struct agent *a, enum fetch_outcome f, long status, const char *msg, const char *tail, int final)
 {
+	enum cmf_log_level lvl = final || (f == FETCH_HTTP_ERROR && status < 500) ? CMF_LOG_ERROR : CMF_LOG_WARN;
+
 	if (f == FETCH_HTTP_ERROR)
-		cmf_log(status >= 500 ? CMF_LOG_WARN : CMF_LOG_ERROR, "cmf agent: GET %s answered %ld: %s%s", a->url,
-			status, msg, tail);
+		cmf_log(lvl, "cmf agent: GET %s answered %ld: %s%s", a->url, status, msg, tail);
 	else if (f == FETCH_UNREACHABLE)
-		cmf_warn("cmf agent: GET %s: no answer: %s%s", a->url, msg, tail);
+		cmf_log(lvl, "cmf agent: GET %s: no answer: %s%s", a->url, msg, tail);
 	else if (f == FETCH_TOKEN)
 		cmf_error("cmf agent: %s%s", msg, tail);
 	else
@@ -817,7 +821,7 @@ run_once(struct agent *a)
 			return apply(a) == 0 ? CMF_AGENT_EXIT_OK : CMF_AGENT_EXIT_CANTCREAT;
 		if (retryable(f, status) && try < a->o->retries) {
 			snprintf(tail, sizeof(tail), " (try %ld of %ld; next in %lld ms)", try, a->o->retries, backoff);
-			log_failure(a, f, status, msg, tail);
+			log_failure(a, f, status, msg, tail, 0);
 			if (agent_sleep(a, backoff))
 				return CMF_AGENT_EXIT_STOPPED;
 			backoff = backoff * 2 > a->o->backoff_max_ms ? a->o->backoff_max_ms : backoff * 2;
@@ -827,7 +831,7 @@ run_once(struct agent *a)
 			snprintf(tail, sizeof(tail), " (gave up after %ld tries)", try);
 		else
 			tail[0] = '\0';
-		log_failure(a, f, status, msg, tail);
+		log_failure(a, f, status, msg, tail, 1);
 		if (f == FETCH_TOKEN)
 			return CMF_AGENT_EXIT_NOINPUT;
 		if (f == FETCH_INTERNAL)
@@ -900,7 +904,7 @@ run_sidecar(struct agent *a)
 							       : backoff * 2;
 		snprintf(tail, sizeof(tail), "; keeping %s as it is, next try in %lld ms", a->o->out, backoff);
 		if (f != FETCH_OK)
-			log_failure(a, f, status, msg, tail);
+			log_failure(a, f, status, msg, tail, 0);
 		failing = 1;
 		if (agent_sleep(a, backoff))
 			break;
