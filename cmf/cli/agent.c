@@ -756,20 +756,20 @@ run_on_change(const struct agent_opts *o)
 		cmf_warn("cmf agent: the --on-change command was killed by signal %d", WTERMSIG(st));
 }
 
-/* Write a 200's body to --out; 0, or -1 after logging why. */
+/* Write a 200's body to --out (*written: the file changed); 0, or -1 after logging why. */
 static int
-apply(struct agent *a)
+apply(struct agent *a, int *written)
 {
 	char why[1024];
-	int written = 0, replaced = 0;
+	int replaced = 0;
 
-	if (file_update(a->o, crypto_buf_ptr(a->body), crypto_buf_len(a->body), &written, &replaced, why,
+	if (file_update(a->o, crypto_buf_ptr(a->body), crypto_buf_len(a->body), written, &replaced, why,
 			sizeof(why)) != 0) {
 		cmf_error("cmf agent: cannot write %s: %s", a->o->out, why);
 		return -1;
 	}
 	snprintf(a->etag, sizeof(a->etag), "%s", a->resp_etag);
-	if (written)
+	if (*written)
 		cmf_info("cmf agent: wrote %s (%zu bytes, mode %04lo, ETag %s)", a->o->out, crypto_buf_len(a->body),
 			 a->o->mode, a->etag[0] != '\0' ? a->etag : "none");
 	crypto_buf_free(a->body);
@@ -811,6 +811,7 @@ run_once(struct agent *a)
 	long long backoff = a->o->backoff_ms;
 	char msg[MSG_MAX], tail[128];
 	long status;
+	int written;
 
 	for (long try = 1;; try++) {
 		enum fetch_outcome f = fetch(a, 0, &status, msg, sizeof(msg));
@@ -818,7 +819,7 @@ run_once(struct agent *a)
 		if (f == FETCH_STOPPED)
 			return CMF_AGENT_EXIT_STOPPED;
 		if (f == FETCH_OK)
-			return apply(a) == 0 ? CMF_AGENT_EXIT_OK : CMF_AGENT_EXIT_CANTCREAT;
+			return apply(a, &written) == 0 ? CMF_AGENT_EXIT_OK : CMF_AGENT_EXIT_CANTCREAT;
 		if (retryable(f, status) && try < a->o->retries) {
 			snprintf(tail, sizeof(tail), " (try %ld of %ld; next in %lld ms)", try, a->o->retries, backoff);
 			log_failure(a, f, status, msg, tail, 0);
@@ -855,7 +856,7 @@ run_sidecar(struct agent *a)
 {
 	long long backoff = 0, t0;
 	char msg[MSG_MAX], tail[128];
-	int failing = 0, watch_refused = 0, polling_said = 0;
+	int failing = 0, watch_refused = 0, polling_said = 0, written = 0;
 	long status;
 
 	while (!stop_requested(a)) {
@@ -866,11 +867,17 @@ run_sidecar(struct agent *a)
 		f = fetch(a, watch, &status, msg, sizeof(msg));
 		if (f == FETCH_STOPPED)
 			break;
-		if (f == FETCH_OK && apply(a) == 0) {
+		if (f == FETCH_OK && apply(a, &written) == 0) {
 			if (failing)
 				cmf_info("cmf agent: GET %s answered 200 again: %s is current", a->url, a->o->out);
 			failing = 0;
 			backoff = 0;
+			/* A change is watched for again at once; a 200 that changed nothing (something on the way
+			 * dropped If-None-Match) is paced like a 304, never a tight loop. */
+			if (written || now_ms() - t0 >= a->o->poll_interval_ms)
+				continue;
+			if (agent_sleep(a, a->o->poll_interval_ms - (now_ms() - t0)))
+				break;
 			continue;
 		}
 		if (f == FETCH_NOT_MODIFIED) {

@@ -340,8 +340,9 @@ def test_sidecar_token_file_rotation_is_followed(world, workdir):
 
 
 def test_sidecar_without_watch_support_polls_and_backs_off(workdir):
-    """Servers that answer a watch at once (today's cmf), or refuse its parameters with 400, are polled at
-    --poll-interval-ms; 503s are retried with doubling back-off, never in a tight loop."""
+    """Servers that answer a watch at once (today's cmf), refuse its parameters with 400, or answer 200s
+    of unchanged bytes are polled at --poll-interval-ms; 503s are retried with doubling back-off, never
+    in a tight loop."""
     tf = token_file(workdir, "scripted-token")
     state = {"mode": "immediate304", "etag": '"e1"', "body": b"a=1\n"}
 
@@ -350,11 +351,12 @@ def test_sidecar_without_watch_support_polls_and_backs_off(workdir):
             return 503, {"Content-Type": "application/json"}, b'{"errors":[{"message":"unavailable"}]}'
         if state["mode"] == "refuse-watch" and "watch=true" in h.path:
             return 400, {"Content-Type": "application/json"}, b'{"errors":[{"message":"unknown parameter watch"}]}'
-        if h.headers.get("If-None-Match") == state["etag"]:
+        if h.headers.get("If-None-Match") == state["etag"] and state["mode"] != "ignore-inm":
             return 304, {"ETag": state["etag"]}, b""
         return 200, {"ETag": state["etag"], "Content-Type": "text/plain"}, state["body"]
 
-    for mode in ("immediate304", "refuse-watch"):
+    # ignore-inm: something on the way drops If-None-Match, so every answer is a 200 of the same bytes
+    for mode in ("immediate304", "refuse-watch", "ignore-inm"):
         srv = Scripted(answer)
         state.update(mode=mode, etag='"e1"', body=b"a=1\n")
         out = os.path.join(workdir, "out-" + mode)
