@@ -12,8 +12,9 @@ import time
 import pytest
 
 from conftest import CMF, free_port, secret_body, wait_for
-from test_resolve import (API, KAFKA_SECRET, PATH, catalog_body, database_body, mapping_body, ok, reader,  # noqa: F401
-                          world)
+from test_resolve import (API, KAFKA_SECRET, PATH, SR_SECRET, catalog_body, database_body, env_body,  # noqa: F401
+                          mapping_body, ok, reader, world)
+from test_tls import pki, tls_env  # noqa: F401  (pki is the module's fixture)
 
 AGENT_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 # Names of the world fixture; every secret value it holds, which must never reach the agent's stderr.
@@ -396,3 +397,37 @@ def test_sidecar_without_watch_support_polls_and_backs_off(workdir):
                 proc.wait()
             log.close()
             srv.shutdown()
+
+
+def test_once_over_mutual_tls(cmf_factory, pki, workdir):  # noqa: F811
+    """--ca-file verifies cmf's certificate; --cert-file/--key-file present the client's. Without the
+    client certificate cmf answers 401 (77); against another CA the handshake fails (69, no answer)."""
+    c = cmf_factory(env=tls_env(pki, client_ca=True))
+    c.ssl_context = pki.context(client="client")
+    c.start()
+    ok(c.create_secret("kafka-prod-creds", KAFKA_SECRET))
+    ok(c.create_secret("sr-prod-creds", SR_SECRET))
+    ok(c.request("POST", API + "/environments", env_body("prod")))
+    ok(c.request("POST", API + "/environments/prod/secret-mappings", mapping_body("kafka-conn", "kafka-prod-creds")))
+    ok(c.request("POST", API + "/environments/prod/secret-mappings", mapping_body("sr-conn", "sr-prod-creds")))
+    ok(c.request("POST", API + "/catalogs/kafka", catalog_body("main", {"schema.registry.url": "http://sr:8081"},
+                                                                "sr-conn")))
+    ok(c.request("POST", API + "/catalogs/kafka/main/databases",
+                 database_body("orders", {"bootstrap.servers": "b1:9092"}, "kafka-conn")))
+    job = reader(c, "job-prod", ["prod"])
+    tf = token_file(workdir, job)
+    out = os.path.join(workdir, "client.properties")
+    base = agent_argv("https://127.0.0.1:%d" % c.port, tf, out, "--retries", "1")
+    r = run_once(base + ["--ca-file", pki.path("ca.pem"), "--cert-file", pki.path("client.pem"),
+                         "--key-file", pki.path("client.key")])
+    assert r.returncode == 0, r.stderr
+    with open(out, "rb") as f:
+        assert f.read() == ok(c.request("GET", PATH + "?format=properties", token=job)).body
+    os.unlink(out)
+    r = run_once(base + ["--ca-file", pki.path("ca.pem")])
+    assert r.returncode == 77 and "answered 401" in r.stderr, r.stderr
+    r = run_once(base + ["--ca-file", pki.path("other-ca.pem"), "--cert-file", pki.path("client.pem"),
+                         "--key-file", pki.path("client.key")])
+    assert r.returncode == 69 and "no answer" in r.stderr, r.stderr
+    assert not os.path.exists(out)
+    assert job not in r.stderr
