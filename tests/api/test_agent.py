@@ -431,3 +431,35 @@ def test_once_over_mutual_tls(cmf_factory, pki, workdir):  # noqa: F811
     assert r.returncode == 69 and "no answer" in r.stderr, r.stderr
     assert not os.path.exists(out)
     assert job not in r.stderr
+
+
+def test_sidecar_sigterm_ends_a_held_watch_promptly(workdir):
+    """A watch the server holds (as cmf will, up to timeoutSeconds) does not delay SIGTERM."""
+    tf = token_file(workdir, "scripted-token")
+    held = threading.Event()
+
+    def answer(h):
+        if "watch=true" in h.path:
+            held.set()
+            time.sleep(20)
+            return 304, {"ETag": '"e1"'}, b""
+        return 200, {"ETag": '"e1"'}, b"a=1\n"
+
+    srv = Scripted(answer)
+    out = os.path.join(workdir, "out")
+    proc = subprocess.Popen(agent_argv(srv.url, tf, out, "--timeout-seconds", "30"), env=AGENT_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert held.wait(10)
+        time.sleep(0.3)
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.time() - t0 < 2.5
+        assert len(srv.requests) == 2 and "watch=true&timeoutSeconds=30" in srv.requests[1][1]
+        assert open(out, "rb").read() == b"a=1\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        srv.shutdown()
