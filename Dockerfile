@@ -9,7 +9,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc make pkg-config libc6-dev \
-      libmicrohttpd-dev libgnutls28-dev libjansson-dev libyaml-dev libpq-dev libssl-dev \
+      libmicrohttpd-dev libgnutls28-dev libjansson-dev libyaml-dev libpq-dev libssl-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -19,7 +19,7 @@ FROM debian:bookworm-slim
 # Only the runtime libraries build/cmf links (their own dependencies come with them).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libjansson4 libyaml-0-2 libpq5 libssl3 \
+      libmicrohttpd12 libjansson4 libyaml-0-2 libpq5 libssl3 libcurl4 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 cmf \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -1,6 +1,6 @@
 # cmf — build, run and test. `make run` and `make test` are the two set-up commands (README.md).
 CC      ?= cc
-PKGS    := libmicrohttpd gnutls jansson yaml-0.1 libpq libcrypto
+PKGS    := libmicrohttpd gnutls jansson yaml-0.1 libpq libcrypto libcurl
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wimplicit-fallthrough -Wvla
 STD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE

@@ -1,4 +1,4 @@
-/* cmf: the command-line entry point — serve, init, check, keygen, version — and the start-up checks. */
+/* cmf: the command-line entry point — serve, init, check, keygen, agent, version — and the start-up checks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -18,6 +18,7 @@
 
 #include "cmf/app.h"
 #include "cmf/cache.h"
+#include "cmf/cli/agent.h"
 #include "cmf/http/audit.h"
 #include "cmf/http/auth.h"
 #include "cmf/config.h"
@@ -68,6 +69,8 @@ usage(FILE *f)
 		   "       cmf retire-deks [--config FILE]  destroy the data keys no stored secret uses any more\n"
 		   "       cmf keygen --bits 128|256 --out FILE   write a new random AES key (raw bytes, mode 0600)\n"
 		   "       cmf routes                   print the API's routes and who may call them\n"
+		   "       cmf agent --url URL --token-file FILE --environment ENV --catalog CAT --database DB --out FILE\n"
+		   "                [--once] [...]      keep a job's client configuration in a file (cmf agent --help)\n"
 		   "       cmf version\n"
 		   "Settings come from the YAML file and CMF_* environment variables (see README.md).\n");
 }
@@ -841,6 +844,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 2, argv + 2);
+	if (strcmp(argv[1], "agent") == 0)
+		return cmf_agent_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "init") == 0 || strcmp(argv[1], "check") == 0 ||
 	    strcmp(argv[1], "rotate") == 0 || strcmp(argv[1], "rewrap") == 0 || strcmp(argv[1], "retire-deks") == 0)
 		return cmd_run(argv[1], argc - 2, argv + 2);

@@ -374,6 +374,68 @@ def test_resolve_a_client_configuration(pod):
     assert got["schemaRegistry"]["basic.auth.user.info"] == "sr-user:sr-pass", got
 
 
+def example_security_args(spec, container):
+    """podman options for k8s/examples/deployment.yaml's pod and container securityContext (as Pod does
+    for the chart's); a field this does not know fails the test."""
+    pod_sc, sc = dict(spec["securityContext"]), dict(container["securityContext"])
+    for key in ("runAsUser", "runAsGroup", "runAsNonRoot"):
+        if key in sc:
+            pod_sc[key] = sc.pop(key)
+    user, group = pod_sc.pop("runAsUser"), pod_sc.pop("runAsGroup", None)
+    assert user != 0 and pod_sc.pop("runAsNonRoot") is True
+    args = ["--user", "%d:%d" % (user, group if group is not None else user),
+            "--group-add", str(pod_sc.pop("fsGroup"))]
+    assert pod_sc.pop("seccompProfile") == {"type": "RuntimeDefault"}
+    assert not pod_sc, pod_sc
+    assert sc.pop("readOnlyRootFilesystem") is True and sc.pop("allowPrivilegeEscalation") is False
+    args += ["--read-only", "--read-only-tmpfs=false", "--security-opt", "no-new-privileges"]
+    caps = sc.pop("capabilities")
+    args += ["--cap-drop=" + c for c in caps.pop("drop")]
+    assert not caps and not sc, (caps, sc)
+    return args, user, spec["securityContext"]["fsGroup"]
+
+
+def test_agent_once_in_the_examples_pod_shape(pod, world, tmp_path):
+    """k8s/examples/deployment.yaml's `cmf agent --once` init container, run from the image as Flink's
+    uid 9999 with the example's security context, the token as a Secret volume and the config volume
+    group-owned by the fsGroup (as the kubelet prepares an emptyDir): the file it writes holds the
+    resolution's bytes, mode 0440, group fsGroup, so the job's containers (same fsGroup) can read it."""
+    p, c = pod
+    if c.request("GET", RESOLVE)[0] != 200:
+        build_world(c)
+    token = json.loads(ok(c.request("POST", API + "/tokens", {
+        "apiVersion": "cmf.confluent.io/v1", "kind": "ApiToken", "metadata": {"name": "image-agent"},
+        "spec": {"role": "environment-reader", "environments": ["prod"]}}))[1])["status"]["token"]
+    with open(os.path.join(ROOT, "k8s", "examples", "deployment.yaml")) as f:
+        spec = yaml.safe_load(f)["spec"]["template"]["spec"]
+    init = next(x for x in spec["initContainers"] if x["name"] == "cmf-agent-init")
+    args, uid, fs_group = example_security_args(spec, init)
+    mounts = {m["name"]: m for m in init["volumeMounts"]}
+    token_dir = KubeletSecretVolume(str(tmp_path / "token"))
+    token_dir.write({"token": (token + "\n").encode()}, mode=0o440)
+    for dirpath, dirnames, filenames in os.walk(token_dir.path):
+        for n in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, n), 0, fs_group)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    os.chown(conf, 0, fs_group)
+    os.chmod(conf, 0o2777)  # an emptyDir: world-writable, setgid to the fsGroup
+    a = list(init["args"])
+    a[a.index("--url") + 1] = "http://127.0.0.1:%d" % p.api_port
+    i = a.index("--ca-file")  # cmf's plain-HTTP test pod: no CA to give
+    del a[i:i + 2]
+    r = podman("run", "--rm", "--pull=never", "--network=host", *args,
+               "-v", "%s:%s:ro" % (token_dir.path, mounts["cmf-job-token"]["mountPath"]),
+               "-v", "%s:%s" % (conf, mounts["cmf-config"]["mountPath"]), world["image"], *a, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = conf / os.path.relpath(a[a.index("--out") + 1], mounts["cmf-config"]["mountPath"])
+    st = os.stat(out)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (uid, fs_group, 0o440), st
+    fmt = a[a.index("--format") + 1]
+    assert out.read_bytes() == ok(c.request("GET", RESOLVE + "?format=" + fmt, token=token))[1]
+    assert token not in r.stdout + r.stderr and b"jaas-image" not in (r.stdout + r.stderr).encode()
+
+
 def test_key_revocation_and_restore_through_the_mounted_directory(pod, pg, world):
     p, c = pod
     _, files, _ = p.volumes["encryption-key"]
