@@ -248,5 +248,44 @@ START_TEST(test_empty_and_args)
 }
 END_TEST
 
+/* A master-key rotation: the same DEK wrapped by a new key opens what the old wrapping sealed; the old key
+ * cannot open the new wrapping, a wrong `from` refuses, and a wrapping moved to another term does not open. */
+START_TEST(test_rewrap_to_a_new_master)
+{
+	struct crypto_keyring *kr, *kr2;
+	struct crypto_key *old, *new, *other;
+	uint8_t *w, *w2, *ct, *bad = (uint8_t *)1;
+	size_t wlen, w2len, ctlen, badlen = 1;
+
+	ck_assert_int_eq(crypto_key_generate(32, &old), CRYPTO_OK);
+	ck_assert_int_eq(crypto_key_generate(16, &new), CRYPTO_OK);
+	ck_assert_int_eq(crypto_key_generate(32, &other), CRYPTO_OK);
+	ck_assert_int_eq(crypto_keyring_new(&kr), CRYPTO_OK);
+	ck_assert_int_eq(crypto_keyring_create(kr, old, 3, &w, &wlen), CRYPTO_OK);
+	seal_ok(kr, "under term 3", &ct, &ctlen);
+	ck_assert_int_eq(crypto_keyring_rewrap(old, new, 3, w, wlen, &w2, &w2len), CRYPTO_OK);
+	ck_assert_uint_eq(w2len, wlen);
+	ck_assert_int_eq(crypto_keyring_new(&kr2), CRYPTO_OK);
+	ck_assert_int_eq(crypto_keyring_add_wrapped(kr2, old, 3, w2, w2len), CRYPTO_ERR_MAC_INVALID);
+	ck_assert_int_eq(crypto_keyring_add_wrapped(kr2, new, 4, w2, w2len), CRYPTO_ERR_MAC_INVALID);
+	ck_assert_int_eq(crypto_keyring_add_wrapped(kr2, new, 3, w2, w2len), CRYPTO_OK);
+	open_expect(kr2, ct, ctlen, "under term 3");
+	ck_assert_int_eq(crypto_keyring_rewrap(other, new, 3, w, wlen, &bad, &badlen), CRYPTO_ERR_MAC_INVALID);
+	ck_assert_ptr_null(bad);
+	ck_assert_uint_eq(badlen, 0);
+	ck_assert_int_eq(crypto_keyring_rewrap(old, new, 0, w, wlen, &bad, &badlen), CRYPTO_ERR_INVALID_ARG);
+	ck_assert_int_eq(crypto_keyring_rewrap(NULL, new, 3, w, wlen, &bad, &badlen), CRYPTO_ERR_INVALID_ARG);
+	ck_assert_int_eq(crypto_keyring_rewrap(old, new, 3, w, wlen, NULL, &badlen), CRYPTO_ERR_INVALID_ARG);
+	free(w);
+	free(w2);
+	free(ct);
+	crypto_keyring_free(kr);
+	crypto_keyring_free(kr2);
+	crypto_key_free(old);
+	crypto_key_free(new);
+	crypto_key_free(other);
+}
+END_TEST
+
 CMF_CHECK_SUITE("crypto_keyring", test_reload_32, test_reload_16, test_wrong_master, test_rotation,
-	test_empty_and_args)
+	test_empty_and_args, test_rewrap_to_a_new_master)

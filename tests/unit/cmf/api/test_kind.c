@@ -134,10 +134,10 @@ START_TEST(test_real_table_from_kinds)
 	}
 	for (size_t i = 0; i < n; i++)
 		from_kinds += routes[i].target != NULL;
-	/* Every kind's operations, and nine routes of their own (probes, audit trail, ruleSet, resolution, metrics,
-	 * a secret's rollback, the encryption status and its rotation). */
+	/* Every kind's operations, and ten routes of their own (probes, audit trail, ruleSet, resolution, metrics,
+	 * a secret's rollback, the encryption status, its rotation and the rewrap). */
 	ck_assert_uint_eq(from_kinds, served);
-	ck_assert_uint_eq(n, served + 9);
+	ck_assert_uint_eq(n, served + 10);
 }
 END_TEST
 
