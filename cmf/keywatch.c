@@ -86,23 +86,27 @@ poll_previous(struct cmf_app *app, struct previous_state *ps)
 	(void)cmf_app_previous_set(app, ps->key);
 }
 
+enum follow { FOLLOW_DONE, FOLLOW_NO, FOLLOW_RETRY };
+
 /*
  * The mounted key is a new one, `key` (id `kid`): a master-key rotation when the previous-key file holds the
- * key this process serves with (the kubelet swaps both properties at once), or when another replica (or
- * `cmf rotate master-key`) already rotated the database from it. Returns true when this process now serves
- * with `key`.
+ * key this process serves with (the kubelet swaps both properties at once), or when the database already
+ * records `kid` as its key (another replica, or `cmf rotate master-key`, rotated; the keyring reload proves
+ * the key). FOLLOW_DONE: this process now serves with `key`; FOLLOW_NO: `key` is another key (revoke);
+ * FOLLOW_RETRY: PostgreSQL could not say (keep serving, try again at the next poll).
  */
-static bool
+static enum follow
 follow_rotation(struct cmf_app *app, const struct crypto_key *key, const char *kid, struct previous_state *ps,
 		struct db_conn **conn)
 {
 	char why[512], old_id[CRYPTO_KEY_ID_SIZE], pid[CRYPTO_KEY_ID_SIZE] = "";
 	struct db_audit a = { .principal = "cmf", .outcome = "success", .route = "" };
+	struct db_master_state st;
 	bool rotated = false;
 	int r;
 
 	if (*conn == NULL && db_conn_open(app->cfg->database_url, cmf_app_db_password(), conn) == DB_ERR_ALLOC)
-		return false;
+		return FOLLOW_RETRY;
 	if (ps->key != NULL)
 		crypto_key_id(ps->key, pid);
 	snprintf(old_id, sizeof(old_id), "%s", app->key_id);
@@ -112,25 +116,26 @@ follow_rotation(struct cmf_app *app, const struct crypto_key *key, const char *k
 			cmf_warn("the mounted key (key id %s) is new and the previous key file holds key id %s, but the "
 				 "master key cannot be rotated: %s",
 				 kid, pid, why);
-			return false;
+			return r == DB_ERR_KEY_MISMATCH || r == DB_ERR_MODE_MISMATCH ? FOLLOW_NO : FOLLOW_RETRY;
 		}
 	} else {
-		/* No previous file beside it: follow only a rotation the database already records from our key. */
-		struct db_master_state st;
-
-		if (db_master_state_get(*conn, &st) != DB_OK || strcmp(st.key_id, kid) != 0 ||
-		    strcmp(st.previous_key_id, old_id) != 0)
-			return false;
+		r = db_master_state_get(*conn, &st);
+		if (r != DB_OK)
+			return r == DB_ERR_MODE_MISMATCH || r == DB_ERR_NOT_INITIALIZED ? FOLLOW_NO : FOLLOW_RETRY;
+		if (strcmp(st.key_id, kid) != 0)
+			return FOLLOW_NO;
 	}
 	if (cmf_app_master_set(app, key) != 0)
-		return false;
+		return FOLLOW_RETRY;
+	pthread_mutex_lock(&app->key_mutex);
 	snprintf(app->key_id, sizeof(app->key_id), "%s", kid);
+	pthread_mutex_unlock(&app->key_mutex);
 	if (cmf_app_keyring_reload(app, 0, why, sizeof(why)) != 0)
 		cmf_warn("master key changed to key id %s but the keyring cannot be reloaded yet: %s", kid, why);
 	cmf_info("master key %s: key id %s -> %s; the keyring stays wrapped by the previous key too until no replica "
 		 "serves with it and its file is removed (or `cmf rotate finish`)",
 		 rotated ? "rotated" : "followed the rotation", old_id, kid);
-	return true;
+	return FOLLOW_DONE;
 }
 
 /*
@@ -205,14 +210,17 @@ poll_once(struct cmf_app *app, struct k8s_watch *w, struct previous_state *ps, s
 		k8s_watch_forget(w);
 		return;
 	}
-	if (strcmp(kid, app->key_id) != 0 && cmf_app_keyring_loaded(app, NULL, 0) &&
-	    follow_rotation(app, key, kid, ps, conn)) {
-		/* rotated or followed: serving with the new key */
-	} else if (strcmp(kid, app->key_id) != 0) {
-		snprintf(reason, sizeof(reason),
-			 "the mounted key (key id %s) is not the key this database was initialized with (key id %s)", kid,
-			 app->key_id);
-		key_revoke(app, reason);
+	if (strcmp(kid, app->key_id) != 0) {
+		enum follow f = cmf_app_keyring_loaded(app, NULL, 0) ? follow_rotation(app, key, kid, ps, conn) : FOLLOW_NO;
+
+		if (f == FOLLOW_RETRY) {
+			k8s_watch_forget(w); /* read it again at the next poll */
+		} else if (f == FOLLOW_NO) {
+			snprintf(reason, sizeof(reason),
+				 "the mounted key (key id %s) is not the key this database was initialized with (key id %s)",
+				 kid, app->key_id);
+			key_revoke(app, reason);
+		}
 	} else if (!cmf_app_keyring_loaded(app, NULL, 0)) {
 		if (restore(app, key, conn) != 0)
 			k8s_watch_forget(w);

@@ -294,11 +294,14 @@ struct db_rewrap_progress {
  * who runs it. Progress is stored (cmf_rewrap, read by db_encryption_status) and `progress` (may be NULL)
  * called after each committed batch. Killed anywhere, it is run again and goes on: rows moved stay moved.
  * The start and the end (with counts) are audit events (`audit`'s principal and client; may be NULL).
- * `started_by` is stored as is (e.g. "cmf rewrap", "token:ops"). 0 or a DB_ERR_* code with `why`.
+ * `started_by` is stored as is (e.g. "cmf rewrap", "token:ops"). `go_on` (may be NULL) is asked before each
+ * batch: DB_OK goes on; DB_ERR_KEY_UNAVAILABLE stops (the key was revoked: recorded as failed);
+ * DB_ERR_INTERNAL stops (the process is stopping: left to show as interrupted). `sl`'s keyring must stay
+ * valid until this returns. 0 or a DB_ERR_* code with `why`.
  */
 int db_rewrap(struct db_conn *c, const struct db_sealer *sl, const char *started_by, const struct db_audit *audit,
-	      void (*progress)(void *cls, const struct db_rewrap_progress *p), void *cls, struct db_rewrap_progress *out,
-	      char *why, size_t whylen);
+	      void (*progress)(void *cls, const struct db_rewrap_progress *p), int (*go_on)(void *cls), void *cls,
+	      struct db_rewrap_progress *out, char *why, size_t whylen);
 
 /* ---- Master-key rotation (db/master.c) ---------------------------------------------------------- */
 
@@ -343,8 +346,8 @@ int db_key_holder_beat(struct db_conn *c, const char *holder, const char *key_id
 		       struct db_master_state *st, long long *previous_holders);
 
 /*
- * Retire (crypto-shred) every data-key term below the current one that no stored ciphertext uses (counting
- * every kept version): delete their wrapped DEKs and record the lowest term still held, below which the
+ * Retire (crypto-shred) the data-key terms below the lowest one any stored ciphertext uses (counting every
+ * kept version; the current term if none): delete their wrapped DEKs and record the lowest term held, below which the
  * write guard (migration 10) refuses any ciphertext and readers answer DB_ERR_RETIRED. Writers are
  * held back for the count (the tables are locked in SHARE mode), so none slips in under a term being
  * retired. *retired receives the number of terms destroyed, *min_term the lowest term held afterwards.

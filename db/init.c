@@ -34,8 +34,21 @@ static const struct db_statement st_leftovers = {
 	"leftovers", "SELECT (SELECT count(*) FROM cmf_secrets), (SELECT count(*) FROM cmf_deks)", 0,
 };
 static const struct db_statement st_deks_get = { "deks_get", "SELECT term, wrapped FROM cmf_deks ORDER BY term", 0 };
+/*
+ * From schema 10, never a retired term: a wrapped DEK put back from an old backup below min_dek_term is not
+ * loaded, so what it sealed stays unreadable (DB_ERR_RETIRED).
+ */
+static const struct db_statement st_deks_get10 = {
+	"deks_get10",
+	"SELECT term, wrapped FROM cmf_deks WHERE term >= (SELECT min_dek_term FROM cmf_encryption_state WHERE id = 1) "
+	"ORDER BY term",
+	0,
+};
 static const struct db_statement st_deks_get_previous = {
-	"deks_get_previous", "SELECT term, wrapped_previous FROM cmf_deks ORDER BY term", 0,
+	"deks_get_previous",
+	"SELECT term, wrapped_previous FROM cmf_deks WHERE term >= (SELECT min_dek_term FROM cmf_encryption_state "
+	"WHERE id = 1) ORDER BY term",
+	0,
 };
 static const struct db_statement st_dek_insert = {
 	"dek_insert", "INSERT INTO cmf_deks (term, wrapped) VALUES ($1::integer, $2::bytea)", 2,
@@ -101,7 +114,8 @@ load_keyring(struct init_tx *t, struct db_conn *c)
 	r = crypto_keyring_new(&t->kr);
 	if (r != CRYPTO_OK)
 		return DB_ERR_ALLOC;
-	r = db_exec_stmt(c, t->on_previous ? &st_deks_get_previous : &st_deks_get, NULL, 0, &res);
+	r = db_exec_stmt(c, t->on_previous ? &st_deks_get_previous : t->res.schema_version >= 10 ? &st_deks_get10 : &st_deks_get,
+			 NULL, 0, &res);
 	if (r != DB_OK)
 		return r;
 	for (int i = 0; i < PQntuples(res); i++) {

@@ -111,6 +111,15 @@ rotate_body(struct db_conn *c, void *cls)
 			 to_id, from_id, st.key_id);
 		return DB_ERR_KEY_MISMATCH;
 	}
+	/* One rotation at a time: a second would replace the first one's previous wrapping, locking out the
+	 * replicas that still have only that key, without its destruction being recorded. */
+	if (st.previous_key_id[0] != '\0') {
+		snprintf(t->why, t->whylen,
+			 "cannot rotate the master key to key id %s: the rotation from key id %s is not finished (remove the "
+			 "previous key property everywhere, or run `cmf rotate finish`, first)",
+			 to_id, st.previous_key_id);
+		return DB_ERR_CONFLICT;
+	}
 	if ((r = db_exec_stmt(c, &st_master_deks, NULL, 0, &deks)) != DB_OK)
 		return r;
 	for (int i = 0; i < PQntuples(deks) && r == DB_OK; i++) {
@@ -305,9 +314,12 @@ db_key_holder_beat(struct db_conn *c, const char *holder, const char *key_id, in
 	int r;
 
 	*previous_holders = 0;
-	r = db_tx_run(c, DB_TX_WRITE, beat_body, &t);
+	/* Statement by statement: replicas beating together must not abort each other (as SERIALIZABLE would). */
+	r = db_tx_run(c, DB_TX_AUTOCOMMIT, beat_body, &t);
 	if (r == DB_OK)
 		*previous_holders = t.others;
+	else
+		crypto_log_warn("key holder heartbeat failed: %s", db_strerror(r));
 	return r;
 }
 

@@ -163,7 +163,30 @@ reseal_row(struct reseal_tx *t, struct reseal_arrays *a, PGresult *rows, int i)
 	return r;
 }
 
-/* The batch's one UPDATE. */
+/* Hex text per part of a batch: far below PostgreSQL's 1 GB per value, and a bounded memory cost here. */
+#define RESEAL_FLUSH_BYTES (32u * 1024u * 1024u)
+
+static int
+arrays_open(struct reseal_arrays *a)
+{
+	/* Caps far above a part: the cap is a guard, not a limit (one row is at most 16 MiB sealed). */
+	if (crypto_buf_new(SIZE_MAX / 4, &a->names) != CRYPTO_OK || crypto_buf_new(SIZE_MAX / 4, &a->versions) != CRYPTO_OK ||
+	    crypto_buf_new(SIZE_MAX / 4, &a->data) != CRYPTO_OK || crypto_buf_put_str(a->names, "{") != CRYPTO_OK ||
+	    crypto_buf_put_str(a->versions, "{") != CRYPTO_OK || crypto_buf_put_str(a->data, "{") != CRYPTO_OK)
+		return DB_ERR_ALLOC;
+	return DB_OK;
+}
+
+static void
+arrays_close(struct reseal_arrays *a)
+{
+	crypto_buf_free(a->names);
+	crypto_buf_free(a->versions);
+	crypto_buf_free(a->data);
+	a->names = a->versions = a->data = NULL;
+}
+
+/* The batch's UPDATE (one per part). */
 static int
 reseal_store(struct db_conn *c, struct reseal_tx *t, struct reseal_arrays *a)
 {
@@ -247,19 +270,23 @@ batch_body(struct db_conn *c, void *cls)
 	n = PQntuples(rows);
 	{
 		struct reseal_arrays a = { NULL, NULL, NULL };
+		long long stored = 0;
 
-		/* Caps far above a batch: the cap is a guard, not a limit (rows are at most 16 MiB sealed). */
-		if (crypto_buf_new(SIZE_MAX / 4, &a.names) != CRYPTO_OK || crypto_buf_new(SIZE_MAX / 4, &a.versions) != CRYPTO_OK ||
-		    crypto_buf_new(SIZE_MAX / 4, &a.data) != CRYPTO_OK || crypto_buf_put_str(a.names, "{") != CRYPTO_OK ||
-		    crypto_buf_put_str(a.versions, "{") != CRYPTO_OK || crypto_buf_put_str(a.data, "{") != CRYPTO_OK)
-			r = DB_ERR_ALLOC;
-		for (int i = 0; i < n && r == DB_OK; i++)
+		r = arrays_open(&a);
+		for (int i = 0; i < n && r == DB_OK; i++) {
 			r = reseal_row(t, &a, rows, i);
-		if (r == DB_OK && t->resealed > 0)
+			/* PostgreSQL takes no value over 1 GB, and rows may be up to 16 MiB sealed: store in parts. */
+			if (r == DB_OK && t->resealed > stored && crypto_buf_len(a.data) > RESEAL_FLUSH_BYTES) {
+				r = reseal_store(c, t, &a);
+				stored = t->resealed;
+				arrays_close(&a);
+				if (r == DB_OK)
+					r = arrays_open(&a);
+			}
+		}
+		if (r == DB_OK && t->resealed > stored)
 			r = reseal_store(c, t, &a);
-		crypto_buf_free(a.names);
-		crypto_buf_free(a.versions);
-		crypto_buf_free(a.data);
+		arrays_close(&a);
 	}
 	if (r == DB_OK && n > 0) {
 		snprintf(t->last, sizeof(t->last), "%s", PQgetvalue(rows, n - 1, 0));

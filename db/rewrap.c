@@ -69,10 +69,12 @@ struct rewrap_run {
 	long long total;
 	struct db_rewrap_progress p;
 	void (*progress)(void *cls, const struct db_rewrap_progress *p);
+	int (*go_on)(void *cls);
 	void *cls;
 	char *why;
 	size_t whylen;
-	bool lost; /* the lock went to another rewrap (this session lost it) */
+	bool lost;     /* the lock went to another rewrap (this session lost it) */
+	int stopped;   /* go_on's refusal: DB_ERR_KEY_UNAVAILABLE (key revoked) or DB_ERR_INTERNAL (stopping) */
 };
 
 /* One boolean-returning statement, run on its own. */
@@ -136,6 +138,9 @@ batch_begin(void *cls, struct db_conn *c)
 	PGresult *res = NULL;
 	int r;
 
+	/* Between batches: the key may have been revoked, or the process be stopping. */
+	if (t->go_on != NULL && (t->stopped = t->go_on(t->cls)) != DB_OK)
+		return t->stopped;
 	r = db_exec_stmt(c, &st_rewrap_hold, NULL, 0, &res);
 	if (r == DB_OK && (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)) {
 		t->lost = true;
@@ -222,14 +227,15 @@ busy_body(struct db_conn *c, void *cls)
 
 int
 db_rewrap(struct db_conn *c, const struct db_sealer *sl, const char *started_by, const struct db_audit *audit,
-	  void (*progress)(void *cls, const struct db_rewrap_progress *p), void *cls, struct db_rewrap_progress *out,
-	  char *why, size_t whylen)
+	  void (*progress)(void *cls, const struct db_rewrap_progress *p), int (*go_on)(void *cls), void *cls,
+	  struct db_rewrap_progress *out, char *why, size_t whylen)
 {
 	char scratch[8];
 	struct rewrap_run t = {
 		.started_by = started_by,
 		.audit = audit,
 		.progress = progress,
+		.go_on = go_on,
 		.cls = cls,
 		.why = why != NULL ? why : scratch,
 		.whylen = why != NULL ? whylen : sizeof(scratch),
@@ -269,10 +275,15 @@ db_rewrap(struct db_conn *c, const struct db_sealer *sl, const char *started_by,
 			t.target);
 	r = db_reseal_run(c, sl, &o, &res);
 	if (r != DB_OK) {
-		struct failed_tx f = { &t, t.lost ? "another rewrap took over" : db_strerror(r) };
+		struct failed_tx f = { &t, t.lost ? "another rewrap took over"
+					   : t.stopped == DB_ERR_KEY_UNAVAILABLE ? "the encryption key became unavailable"
+										  : db_strerror(r) };
 
 		if (t.lost)
 			(void)db_tx_run(c, DB_TX_READ, busy_body, &t);
+		else if (t.stopped == DB_ERR_INTERNAL)
+			/* The process is stopping: left "running" without its lock, the status says interrupted. */
+			snprintf(t.why, t.whylen, "the rewrap was interrupted by the process stopping; run it again to go on");
 		else
 			(void)db_tx_run(c, DB_TX_WRITE, failed_body, &f);
 		goto out_unlock;

@@ -31,17 +31,22 @@ static const struct db_statement st_status_rewrap = {
 	"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	"coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), coalesce(error, ''), "
 	"EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = 6516071 AND "
-	"objsubid = 1), extract(epoch FROM now() - started_at) "
+	"objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())), extract(epoch FROM now() - started_at) "
 	"FROM cmf_rewrap WHERE id = 1",
 	0,
 };
+/*
+ * Only the terms below the lowest one still used: min_dek_term then describes every retired term, so the
+ * write guard refuses a ciphertext under any of them (a term above it, unused now, could still be written
+ * by a replica that has not loaded the newest term yet, and must stay).
+ */
 static const struct db_statement st_retire_delete = {
-	"retire_delete",
-	"DELETE FROM cmf_deks WHERE term < $1::integer AND NOT (term = ANY ($2::integer[])) RETURNING term",
-	2,
+	"retire_delete", "DELETE FROM cmf_deks WHERE term < $1::integer RETURNING term", 1,
 };
+/* Never lowered: a row put back with the guard disabled does not bring a retired term back. */
 static const struct db_statement st_retire_min = {
-	"retire_min", "UPDATE cmf_encryption_state SET min_dek_term = $1::integer WHERE id = 1", 1,
+	"retire_min", "UPDATE cmf_encryption_state SET min_dek_term = GREATEST(min_dek_term, $1::integer) WHERE id = 1",
+	1,
 };
 static const struct db_statement st_status_deks = {
 	"status_deks",
@@ -261,8 +266,8 @@ retire_body(struct db_conn *c, void *cls)
 {
 	struct retire_tx *t = cls;
 	PGresult *res = NULL, *rows = NULL;
-	char used[2048], current_s[16], min_s[16], resource[256];
-	size_t ulen = 0, rlen = 0;
+	char min_s[16], resource[256];
+	size_t rlen = 0;
 	uint32_t current, min;
 	int r;
 
@@ -285,34 +290,20 @@ retire_body(struct db_conn *c, void *cls)
 	}
 	if ((r = db_exec_stmt(c, &st_status_rows, NULL, 0, &rows)) != DB_OK)
 		return r;
-	/* The terms in use, as an array literal; the lowest of them (or the current term) stays the minimum. */
+	/* The lowest term in use (or the current term) becomes the minimum. */
 	min = current;
-	used[ulen++] = '{';
 	for (int i = 0; i < PQntuples(rows); i++) {
 		long long term = strtoll(PQgetvalue(rows, i, 0), NULL, 10);
-		int n;
 
-		if (term <= 0 || term > UINT32_MAX)
-			continue;
-		if ((uint32_t)term < min)
+		if (term > 0 && term < (long long)min)
 			min = (uint32_t)term;
-		n = snprintf(used + ulen, sizeof(used) - ulen, "%s%lld", ulen > 1 ? "," : "", term);
-		if (n < 0 || (size_t)n >= sizeof(used) - ulen - 1) {
-			PQclear(rows);
-			snprintf(t->why, t->whylen, "too many data key terms in use to retire any: rewrap first");
-			return DB_ERR_INVALID;
-		}
-		ulen += (size_t)n;
 	}
 	PQclear(rows);
-	used[ulen++] = '}';
-	used[ulen] = '\0';
-	snprintf(current_s, sizeof(current_s), "%" PRIu32, current);
 	snprintf(min_s, sizeof(min_s), "%" PRIu32, min);
 	{
-		struct db_param p[] = { { current_s, 0, 0 }, { used, 0, 0 } };
+		struct db_param p[] = { { min_s, 0, 0 } };
 
-		r = db_exec_stmt(c, &st_retire_delete, p, 2, &res);
+		r = db_exec_stmt(c, &st_retire_delete, p, 1, &res);
 	}
 	if (r != DB_OK)
 		return r;

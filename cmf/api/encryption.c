@@ -115,7 +115,11 @@ struct rewrap_job {
 };
 
 /* One rewrap per process at a time (the database lock covers every process; this spares a session). */
-static atomic_bool rewrap_here;
+static atomic_bool rewrap_here, rewrap_stop;
+/* The last rewrap thread, joined before the next starts and when the server stops (cmf_api_encryption_stop). */
+static pthread_mutex_t thread_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t rewrap_thread_id;
+static bool rewrap_joinable;
 
 static void
 job_put(struct rewrap_job *j)
@@ -139,6 +143,17 @@ job_claimed(struct rewrap_job *j, int r, uint32_t target)
 		pthread_cond_signal(&j->cond);
 	}
 	pthread_mutex_unlock(&j->mutex);
+}
+
+/* Before each batch: stop when the process stops, or when the key was revoked (its DEKs go with it). */
+static int
+job_go_on(void *cls)
+{
+	struct rewrap_job *j = cls;
+
+	if (atomic_load(&rewrap_stop))
+		return DB_ERR_INTERNAL;
+	return cmf_app_keyring_loaded(j->app, NULL, 0) ? DB_OK : DB_ERR_KEY_UNAVAILABLE;
 }
 
 /* The first progress report comes once the rewrap's row is stored: the request answers 202 from then on. */
@@ -166,7 +181,7 @@ rewrap_thread(void *arg)
 	r = db_conn_open(j->app->cfg->database_url, cmf_app_db_password(), &c);
 	if (r == DB_OK) {
 		/* Until the first progress report, `why` is the request's to read (under the job's mutex). */
-		r = db_rewrap(c, &hold.sealer, j->principal, &a, job_progress, j, &p, why, sizeof(why));
+		r = db_rewrap(c, &hold.sealer, j->principal, &a, job_progress, job_go_on, j, &p, why, sizeof(why));
 		pthread_mutex_lock(&j->mutex);
 		if (!j->claimed_done)
 			snprintf(j->why, sizeof(j->why), "%s", why);
@@ -174,7 +189,7 @@ rewrap_thread(void *arg)
 		job_claimed(j, r, 0);
 		if (r != DB_OK && r != DB_ERR_CONFLICT)
 			cmf_warn("rewrap started by %s stopped: %s", j->principal, why);
-		if (r == DB_OK && j->retire) {
+		if (r == DB_OK && j->retire && !atomic_load(&rewrap_stop)) {
 			int retired = 0;
 			uint32_t min = 0;
 
@@ -254,11 +269,19 @@ cmf_api_encryption_rewrap(struct cmf_call *call)
 	pthread_mutex_init(&j->mutex, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	atomic_init(&j->refs, 2);
-	if (pthread_create(&th, NULL, rewrap_thread, j) != 0) {
+	pthread_mutex_lock(&thread_mutex);
+	/* The previous rewrap ended (rewrap_here was false): collect its thread before starting the next. */
+	if (rewrap_joinable)
+		pthread_join(rewrap_thread_id, NULL);
+	rewrap_joinable = !atomic_load(&rewrap_stop) && pthread_create(&th, NULL, rewrap_thread, j) == 0;
+	if (rewrap_joinable)
+		rewrap_thread_id = th;
+	pthread_mutex_unlock(&thread_mutex);
+	if (!rewrap_joinable) {
 		atomic_store(&j->refs, 1);
 		job_put(j);
 		atomic_store(&rewrap_here, false);
-		cmf_reply_error(call->resp, 500, "cannot start the rewrap");
+		cmf_reply_error(call->resp, 503, "cannot start the rewrap now (the server is stopping, or out of resources)");
 		return;
 	}
 	pthread_mutex_lock(&j->mutex);
@@ -276,6 +299,16 @@ cmf_api_encryption_rewrap(struct cmf_call *call)
 			       json_pack("{s:s,s:I,s:b,s:s}", "state", "running", "targetTerm", (json_int_t)j->target,
 					 "retire", retire, "progress", "/cmf/api/v1/encryption"));
 	}
-	pthread_detach(th);
 	job_put(j);
+}
+
+void
+cmf_api_encryption_stop(void)
+{
+	atomic_store(&rewrap_stop, true);
+	pthread_mutex_lock(&thread_mutex);
+	if (rewrap_joinable)
+		pthread_join(rewrap_thread_id, NULL);
+	rewrap_joinable = false;
+	pthread_mutex_unlock(&thread_mutex);
 }

@@ -21,6 +21,9 @@ void cmf_api_audit_list(struct cmf_call *call);
 void cmf_api_encryption_get(struct cmf_call *call);
 void cmf_api_encryption_rotate(struct cmf_call *call);
 void cmf_api_encryption_rewrap(struct cmf_call *call);
+/* Stop a rewrap this process runs (at its next batch; it shows as interrupted) and wait for its thread:
+ * before the app it uses is cleaned up. */
+void cmf_api_encryption_stop(void);
 void cmf_api_csfle_ruleset(struct cmf_call *call);
 void cmf_api_client_config_get(struct cmf_call *call);
 /* GET /metrics (cmf/api/metrics.c): 404 when metrics.enabled is false. */

@@ -415,7 +415,7 @@ maintain(struct cmf_app *app, struct db_conn *conn, const struct crypto_key *mas
 
 		clock_gettime(CLOCK_MONOTONIC, &sh.start);
 		cmf_app_sealer_acquire(app, &hold);
-		r = db_rewrap(conn, &hold.sealer, "cmf rewrap", &a, rewrap_progress, &sh, &p, why, sizeof(why));
+		r = db_rewrap(conn, &hold.sealer, "cmf rewrap", &a, rewrap_progress, NULL, &sh, &p, why, sizeof(why));
 		cmf_app_sealer_release(app, &hold);
 		if (sh.tty)
 			fputc('\n', stderr);
@@ -529,19 +529,20 @@ start_database(struct cmf_app *app, const struct crypto_key *master, const struc
 			char why2[512];
 			bool done = false;
 
-			rotated = true;
 			r = db_master_rotate(c, previous, master, &a, &done, why2, sizeof(why2));
 			if (r == DB_OK) {
+				rotated = true;
 				if (done)
 					cmf_info("master key rotated to key id %s: the keyring is wrapped by it, and still by the "
 						 "previous key until the rotation finishes",
 						 app->key_id);
 				continue;
 			}
-			if (r != DB_ERR_UNAVAILABLE) {
+			if (r != DB_ERR_UNAVAILABLE && r != DB_ERR_BUSY && r != DB_ERR_OUTCOME_UNKNOWN) {
 				cmf_error("%s; and the previous key file cannot rotate it: %s", why, why2);
 				return EXIT_CONFIG;
 			}
+			r = DB_ERR_UNAVAILABLE; /* wait and try again, as for any unreachable start */
 		}
 		if (r != DB_ERR_UNAVAILABLE) {
 			cmf_error("%s", why);
@@ -781,6 +782,7 @@ cmd_run(const char *cmd, int argc, char **argv)
 	}
 	/* The HTTP server stops the audit writer itself: suspended replies wait on it (cmf/http/daemon.c). */
 	rc = cmf_http_serve(&app) == 0 ? EXIT_OK : EXIT_CONFIG;
+	cmf_api_encryption_stop();
 	cmf_audit_stop(0);
 	cmf_cache_stop();
 	cmf_ready_stop();

@@ -194,8 +194,10 @@ def test_rotate_after_bounds_and_rotate_usage(cmf_factory):
     c.env["CMF_ENCRYPTION_DEK_ROTATE_AFTER_ENCRYPTIONS"] = "1500000001"
     assert c.run("check").returncode == 78
     c.env["CMF_ENCRYPTION_DEK_ROTATE_AFTER_ENCRYPTIONS"] = "16384"
+    r = subprocess.run(c.argv("rotate") + ["everything"], env=c.env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 64 and "'dek', 'master-key' or 'finish'" in r.stderr
     r = subprocess.run(c.argv("rotate") + ["master-key"], env=c.env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 64 and "'dek'" in r.stderr
+    assert r.returncode == 64 and "--new-key FILE is required" in r.stderr
     # not initialized yet: refused as a configuration problem, nothing created
     r = subprocess.run(c.argv("rotate") + ["dek"], env=c.env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 78, r

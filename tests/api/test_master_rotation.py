@@ -164,7 +164,21 @@ def test_rotation_at_start_with_a_pin_and_the_offline_commands(cmf_factory, work
                        timeout=60)
     assert r.returncode == 0 and key_id(newer) in r.stdout, r
     assert state(pg, db) == key_id(newer) + "|" + key_id(new)
+    # Again: the same rotation is already made (nothing to do).
+    r = subprocess.run(c.argv("rotate") + ["master-key", "--new-key", nk], env=c.env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r
     vn.write({"encryption-key": newer})
     d = replica(cmf_factory, vn).start()
     assert d.get_secret("pin-1").status == 200
     assert d.stop() == 0
+    # A second rotation before the first finished is refused, and changes nothing.
+    fourth = os.path.join(workdir, "fourth.key")
+    with open(fourth, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(fourth, 0o400)
+    c = replica(cmf_factory, vn)
+    r = subprocess.run(c.argv("rotate") + ["master-key", "--new-key", fourth], env=c.env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 78 and "is not finished" in r.stderr, r
+    assert state(pg, db) == key_id(newer) + "|" + key_id(new)

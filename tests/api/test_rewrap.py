@@ -259,3 +259,28 @@ def test_rewrap_refuses_an_uninitialized_or_unmigrated_database(cmf_factory, pg)
     assert r.returncode == 78 and "has not been initialized" in r.stderr, r
     r = run(c, "rewrap", "--bogus")
     assert r.returncode == 64, r
+
+
+def test_retire_keeps_an_unused_term_above_one_still_used(cmf_factory, pg, db):
+    """Terms 1 (used), 2 (unused), 3 (current): nothing below the lowest used term (1) exists, so nothing is
+    retired, and term 2 stays (a replica may still seal under it) until term 1's rows are rewrapped."""
+    a = cmf_factory().start()
+    make_secrets(a, 5)
+    for term in (2, 3):
+        assert run(a, "rotate", "dek").returncode == 0
+        wait_for(lambda: a.request("GET", STATUS).json()["loadedTerm"] == term, 10)
+    r = run(a, "retire-deks")
+    assert r.returncode == 0 and "0 data key term(s) destroyed; the lowest term held is 1" in r.stdout, r
+    assert pg.psql("SELECT string_agg(term::text, ',' ORDER BY term) FROM cmf_deks", db) == "1,2,3"
+    r = run(a, "rewrap", "--retire")
+    assert r.returncode == 0 and "2 data key term(s) destroyed; the lowest term held is 3" in r.stdout, r
+    assert pg.psql("SELECT string_agg(term::text, ',' ORDER BY term) FROM cmf_deks", db) == "3"
+    # A wrapped DEK put back below the minimum (an old backup of cmf_deks) is never loaded again.
+    assert a.stop() == 0
+    wrapped = pg.psql("SELECT encode(wrapped, 'hex') FROM cmf_deks WHERE term = 3", db)
+    pg.psql("INSERT INTO cmf_deks (term, wrapped) VALUES (1, decode('%s', 'hex'))" % wrapped, db)
+    b = cmf_factory().start()
+    assert b.request("GET", STATUS).json()["loadedTerm"] == 3
+    assert "data key term 1" not in b.log() or "retired" in b.log()
+    for i in range(5):
+        assert b.get_secret("s-%04d" % i).status == 200
