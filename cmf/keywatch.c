@@ -296,6 +296,11 @@ poll_jwks(struct cmf_app *app, struct k8s_watch *w, enum jwks_state *state)
 	}
 	r = cmf_oidc_jwks_update(buf, len, why, sizeof(why));
 	crypto_freezero(buf, len);
+	if (r == 1) {
+		cmf_warn("JWKS file %s changed: %s", path, why);
+		*state = JWKS_GOOD;
+		return;
+	}
 	if (r != 0) {
 		/* The watch keeps this file's identity: the same bad content is not parsed (nor logged) again. */
 		cmf_warn("JWKS file %s changed but is not usable (%s): the keys read before stay in use", path, why);

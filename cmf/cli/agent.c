@@ -118,6 +118,7 @@ struct agent {
 	struct k8s_watch *token_watch;
 	char *token; /* wiped when replaced or freed */
 	size_t token_len;
+	unsigned token_gen; /* incremented each time a new token is read from the file */
 	int token_loose_warned;
 	char *url;       /* the resolution route with ?format=... */
 	char *watch_url; /* the same with &watch=true&timeoutSeconds=N */
@@ -418,6 +419,7 @@ token_refresh(struct agent *a, char *why, size_t whylen)
 	buf[len] = '\0';
 	a->token = (char *)buf;
 	a->token_len = len;
+	a->token_gen++;
 	buf = NULL;
 	if (r == K8S_WATCH_CHANGED && a->curl != NULL)
 		cmf_debug("cmf agent: token read from %s", a->o->token_file);
@@ -897,6 +899,21 @@ run_sidecar(struct agent *a)
 			}
 			continue;
 		}
+		/*
+		 * A held watch sent with the token the file held then: revoked after a rotation of the Secret, it
+		 * ends with 401 at once. When the file holds a new token by now, ask again with it, at once.
+		 */
+		if (f == FETCH_HTTP_ERROR && (status == 401 || status == 403)) {
+			unsigned gen = a->token_gen;
+			char why[MSG_MAX];
+
+			if (token_refresh(a, why, sizeof(why)) == 0 && a->token_gen != gen) {
+				cmf_info("cmf agent: cmf answered %ld to a request sent with the previous token; the token file "
+					 "changed meanwhile: asking again with the new token",
+					 status);
+				continue;
+			}
+		}
 		if (f == FETCH_HTTP_ERROR && status == 400 && watch) {
 			watch_refused = 1;
 			cmf_info("cmf agent: cmf refused the watch request (400: %s): polling with conditional GETs "
@@ -949,6 +966,10 @@ cmf_agent_main(int argc, char **argv)
 	}
 	if (o.mode & 0007)
 		cmf_warn("cmf agent: --mode %04lo lets every user of the pod read %s", o.mode, o.out);
+	/* Plain HTTP is for a cmf on the same host or behind a mesh that encrypts: the token goes in clear. */
+	if (strncmp(o.url, "http://", 7) == 0)
+		cmf_warn("cmf agent: --url is plain http://: the token and the configuration cross the network unencrypted "
+			 "unless a service mesh encrypts them; use https:// with --ca-file");
 	rc = o.once ? run_once(&a) : run_sidecar(&a);
 out:
 	if (a.token != NULL)

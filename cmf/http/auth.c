@@ -244,8 +244,11 @@ cert_principal(struct cmf_request *req)
 static int
 oidc_principal(struct cmf_request *req, const char *tok, size_t len)
 {
-	int r = cmf_oidc_authenticate(tok, len, req->principal.name, sizeof(req->principal.name));
+	double until = 0;
+	int r = cmf_oidc_authenticate(tok, len, req->principal.name, sizeof(req->principal.name), &until);
 
+	if (r == CMF_OIDC_OK)
+		req->principal.expires_at = until;
 	if (r == CMF_OIDC_INTERNAL)
 		return CMF_AUTH_UNAVAILABLE;
 	if (r != CMF_OIDC_OK) {

@@ -175,12 +175,16 @@ cmf_call_reply_audited(struct cmf_call *call)
 	call->audit.outcome = "success";
 	call->audit.status = (int)call->resp->status;
 	if (call->on_complete != NULL) {
+		/* The holds before deferring: a held watch has one (its waiter's), which a refused submit keeps. */
+		int holds = atomic_load(&call->holds);
+
 		/* Deferred before submitting: the writer may complete the call before the submit returns. */
 		cmf_call_defer(call);
 		r = cmf_audit_submit(&call->audit, audited_reply_done, call);
 		if (r == 0)
 			return;
 		call->deferred = false;
+		atomic_store(&call->holds, holds);
 	} else {
 		r = cmf_audit_commit(&call->audit);
 	}

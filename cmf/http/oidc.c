@@ -600,6 +600,12 @@ cmf_oidc_verify(const struct cmf_oidc_keys *keys, const struct cmf_oidc_policy *
 
 /* The process's state: keys swapped under the write lock, read (verifications) under the read lock. */
 static pthread_rwlock_t keys_lock = PTHREAD_RWLOCK_INITIALIZER;
+/*
+ * Taken around every acquisition of keys_lock, so a writer waiting for it holds new readers back: a stream
+ * of tokens (each verified under the read lock, refusals included) must not keep a JWKS update, and with it
+ * the key-watch thread, waiting for ever (glibc's rwlock prefers readers).
+ */
+static pthread_mutex_t keys_gate = PTHREAD_MUTEX_INITIALIZER;
 static struct cmf_oidc_keys *keys_current;
 /* Bumped with every swap of the keys: a verdict reached under other keys no longer counts. */
 static uint64_t keys_gen;
@@ -627,7 +633,7 @@ static struct verified verified[VERIFIED_SLOTS];
 
 /* A verdict for `hash` under keys `gen` still good at `now`: 1 with `principal` filled, else 0. */
 static int
-verified_lookup(const uint8_t hash[32], uint64_t gen, double now, char *principal, size_t plen)
+verified_lookup(const uint8_t hash[32], uint64_t gen, double now, char *principal, size_t plen, double *until)
 {
 	struct verified *v = &verified[hash[0]];
 	int hit;
@@ -635,8 +641,10 @@ verified_lookup(const uint8_t hash[32], uint64_t gen, double now, char *principa
 	pthread_mutex_lock(&verified_mutex);
 	hit = v->used && v->gen == gen && now < v->until && CRYPTO_memcmp(v->hash, hash, 32) == 0 &&
 	      strlen(v->principal) < plen;
-	if (hit)
+	if (hit) {
 		memcpy(principal, v->principal, strlen(v->principal) + 1);
+		*until = v->until;
+	}
 	pthread_mutex_unlock(&verified_mutex);
 	return hit;
 }
@@ -665,20 +673,42 @@ cmf_oidc_enabled(void)
 	return oidc_on;
 }
 
+/* {"keys": []}: a well-formed JWKS without any key. */
+static bool
+jwks_empty(const uint8_t *buf, size_t len)
+{
+	json_t *doc = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+	bool empty = json_is_array(json_object_get(doc, "keys")) && json_array_size(json_object_get(doc, "keys")) == 0;
+
+	json_decref(doc);
+	return empty;
+}
+
 int
 cmf_oidc_jwks_update(const uint8_t *buf, size_t len, char *why, size_t whylen)
 {
 	struct cmf_oidc_keys *k = NULL, *old;
+	int r = 0;
 
-	if (cmf_oidc_keys_parse(buf, len, &k, why, whylen) != 0)
-		return -1;
+	if (cmf_oidc_keys_parse(buf, len, &k, why, whylen) != 0) {
+		/*
+		 * A JWKS emptied on purpose ({"keys": []}) while serving is the operator revoking every key: it is
+		 * obeyed (every JWT refused) rather than kept at the keys read before. At start it is refused.
+		 */
+		if (!oidc_on || !jwks_empty(buf, len) || (k = calloc(1, sizeof(*k))) == NULL)
+			return -1;
+		snprintf(why, whylen, "the JWKS holds no key: every JWT is refused until keys are published again");
+		r = 1;
+	}
+	pthread_mutex_lock(&keys_gate);
 	pthread_rwlock_wrlock(&keys_lock);
+	pthread_mutex_unlock(&keys_gate);
 	old = keys_current;
 	keys_current = k;
 	keys_gen++;
 	pthread_rwlock_unlock(&keys_lock);
 	cmf_oidc_keys_free(old);
-	return 0;
+	return r;
 }
 
 int
@@ -717,10 +747,10 @@ out:
 }
 
 int
-cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen)
+cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen, double *expires_at)
 {
 	uint8_t hash[32];
-	double until;
+	double until = 0;
 	time_t now = time(NULL);
 	int r;
 
@@ -728,10 +758,12 @@ cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen)
 		return CMF_OIDC_MALFORMED;
 	if (crypto_sha256(tok, len, hash) != CRYPTO_OK)
 		return CMF_OIDC_INTERNAL;
+	pthread_mutex_lock(&keys_gate);
 	pthread_rwlock_rdlock(&keys_lock);
+	pthread_mutex_unlock(&keys_gate);
 	if (keys_current == NULL) {
 		r = CMF_OIDC_KID;
-	} else if (verified_lookup(hash, keys_gen, (double)now, principal, plen)) {
+	} else if (verified_lookup(hash, keys_gen, (double)now, principal, plen, &until)) {
 		r = CMF_OIDC_OK;
 	} else {
 		r = verify(keys_current, &policy, tok, len, now, principal, plen, &until);
@@ -739,13 +771,17 @@ cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen)
 			verified_store(hash, keys_gen, until, principal);
 	}
 	pthread_rwlock_unlock(&keys_lock);
+	if (expires_at != NULL)
+		*expires_at = r == CMF_OIDC_OK ? until : 0;
 	return r;
 }
 
 void
 cmf_oidc_shutdown(void)
 {
+	pthread_mutex_lock(&keys_gate);
 	pthread_rwlock_wrlock(&keys_lock);
+	pthread_mutex_unlock(&keys_gate);
 	cmf_oidc_keys_free(keys_current);
 	keys_current = NULL;
 	keys_gen++;

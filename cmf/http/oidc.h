@@ -86,16 +86,19 @@ bool cmf_oidc_enabled(void);
 
 /*
  * The JWKS file changed: parse `buf` (borrowed) and, if it is good, use it from the next request on.
- * A bad document keeps the keys in use: -1 with `why`. Returns 0 on a swap.
+ * A bad document keeps the keys in use: -1 with `why`. Returns 0 on a swap; 1 (with `why`) when, while
+ * serving, the document is a JWKS emptied on purpose ({"keys": []}): no key is in use any more.
  */
 int cmf_oidc_jwks_update(const uint8_t *buf, size_t len, char *why, size_t whylen);
 
 /*
  * cmf_oidc_verify with the process's keys and policy, at the current time. A verdict of CMF_OIDC_OK is
  * kept (by the token's SHA-256, in a bounded table) until the token's exp + skew or the next change of
- * keys, so a client repeating a token is not verified again; refusals are not kept.
+ * keys, so a client repeating a token is not verified again; refusals are not kept. On CMF_OIDC_OK,
+ * *expires_at (may be NULL) receives when the token stops being accepted (exp + skew, Unix seconds), so a
+ * held watch ends then; 0 otherwise.
  */
-int cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen);
+int cmf_oidc_authenticate(const char *tok, size_t len, char *principal, size_t plen, double *expires_at);
 
 /* Free the process's keys and forget the verdicts kept (at exit, for leak checkers). */
 void cmf_oidc_shutdown(void);

@@ -331,7 +331,7 @@ def test_sidecar_token_file_rotation_is_followed(world, workdir):
         assert proc.wait(timeout=5) == 0
         with open(os.path.join(workdir, "agent.log"), "rb") as f:
             l = f.read().decode()
-        assert "answered 401" not in l, l
+        assert " ERROR " not in l and "answered 401:" not in l, l
         assert old not in l and new not in l
     finally:
         if proc.poll() is None:

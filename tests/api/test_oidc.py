@@ -269,6 +269,11 @@ def test_jwks_swapped_by_the_kubelet_is_picked_up(cmf_factory, workdir, keys):
                                                               if k != "kid"}]}).encode()})
     wait_for(lambda: c.request("GET", path, token=keys.token(kid=None, signer="rsa1")).status == 200, BOUND)
     assert c.request("GET", path, token=keys.token("rsa2")).status == 401
+    # Emptied on purpose: every key is revoked at once (not kept as an unusable document would be).
+    c.jwks_volume.write({"jwks.json": b'{"keys": []}'})
+    wait_for(lambda: c.request("GET", path, token=keys.token(kid=None, signer="rsa1")).status == 401, BOUND)
+    assert "the JWKS holds no key: every JWT is refused" in c.log()
+    assert c.request("GET", path, token=c.admin_token).status == 200
 
 
 def test_oauth_off_a_jwt_is_an_unknown_token(cmf_factory, keys):

@@ -497,29 +497,41 @@ START_TEST(test_verified_cache)
 	snprintf(claims, sizeof(claims), "{\"iss\":\"https://idp.example\",\"aud\":\"cmf\",\"sub\":\"alice\",\"exp\":%lld}",
 		 (long long)now + 100);
 	snprintf(t, sizeof(t), "%s", token(rsa_key, RS_HDR, claims, NULL));
-	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_OK);
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p), NULL), CMF_OIDC_OK);
 	ck_assert_str_eq(p, "oidc:https://idp.example#alice");
 	/* Kept until exp + skew, for a buffer it fits. */
 	ck_assert_int_eq(crypto_sha256(t, strlen(t), h), CRYPTO_OK);
 	ck_assert(verified[h[0]].used);
-	ck_assert(verified_lookup(h, keys_gen, (double)now + 159, p, sizeof(p)));
-	ck_assert(!verified_lookup(h, keys_gen, (double)now + 160, p, sizeof(p)));
-	ck_assert(!verified_lookup(h, keys_gen, (double)now, p, 5));
+	{
+		double until = 0, expires = 0;
+
+		ck_assert(verified_lookup(h, keys_gen, (double)now + 159, p, sizeof(p), &until));
+		ck_assert(until >= (double)now + 159 && until <= (double)now + 161);
+		ck_assert(!verified_lookup(h, keys_gen, (double)now + 160, p, sizeof(p), &until));
+		ck_assert(!verified_lookup(h, keys_gen, (double)now, p, 5, &until));
+		/* The caller learns when the token stops being accepted (a held watch ends then). */
+		ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p), &expires), CMF_OIDC_OK);
+		ck_assert(expires == until);
+	}
 	memset(p, 0, sizeof(p));
-	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_OK);
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p), NULL), CMF_OIDC_OK);
 	ck_assert_str_eq(p, "oidc:https://idp.example#alice");
 	/* A refusal is not kept. */
 	snprintf(bad, sizeof(bad), "%s", token(rsa_other, RS_HDR, claims, NULL));
-	ck_assert_int_eq(cmf_oidc_authenticate(bad, strlen(bad), p, sizeof(p)), CMF_OIDC_SIGNATURE);
+	ck_assert_int_eq(cmf_oidc_authenticate(bad, strlen(bad), p, sizeof(p), NULL), CMF_OIDC_SIGNATURE);
 	ck_assert_int_eq(crypto_sha256(bad, strlen(bad), h2), CRYPTO_OK);
-	ck_assert(!verified_lookup(h2, keys_gen, (double)now, p, sizeof(p)));
+	{
+		double until = 0;
+
+		ck_assert(!verified_lookup(h2, keys_gen, (double)now, p, sizeof(p), &until));
+	}
 	/* New keys: what was verified under the old ones counts no more. */
 	ck_assert_int_eq(cmf_oidc_jwks_update((const uint8_t *)doc_e, strlen(doc_e), why, sizeof(why)), 0);
-	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_KID);
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p), NULL), CMF_OIDC_KID);
 	ck_assert_str_eq(p, "");
 	cmf_oidc_shutdown();
 	ck_assert(!verified[h[0]].used);
-	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p)), CMF_OIDC_KID);
+	ck_assert_int_eq(cmf_oidc_authenticate(t, strlen(t), p, sizeof(p), NULL), CMF_OIDC_KID);
 }
 END_TEST
 
