@@ -208,8 +208,9 @@ def test_sidecar_follows_changes_atomically_keeps_the_file_through_409_and_stops
     out = os.path.join(confdir, "client.properties")
     changes = os.path.join(workdir, "changes")
     log = open(os.path.join(workdir, "agent.log"), "wb")
-    # Until the server holds watch requests, the agent polls: 100 ms bounds the delay of a change.
-    proc = subprocess.Popen(agent_argv(url(world), tf, out, "--poll-interval-ms", "100", "--backoff-ms", "100",
+    # The server holds the agent's watch: a change arrives at once. The polling fallback is set to 5 s, so
+    # the latency bound below fails if the watch is not held (every change would wait for a poll).
+    proc = subprocess.Popen(agent_argv(url(world), tf, out, "--poll-interval-ms", "5000", "--backoff-ms", "100",
                                        "--backoff-max-ms", "400", "--timeout-seconds", "5",
                                        "--on-change", "echo changed >> " + changes),
                             env=AGENT_ENV, stdout=log, stderr=subprocess.STDOUT)
@@ -257,8 +258,8 @@ def test_sidecar_follows_changes_atomically_keeps_the_file_through_409_and_stops
         p99 = percentile(latencies, 99)
         print("\ncmf agent: secret update -> file, over 50 updates: p50 %.3f s, p99 %.3f s, max %.3f s "
               "(%d reads by the reader thread)" % (percentile(latencies, 50), p99, max(latencies), reads[0]))
-        # Polling at 100 ms until the server's watch lands; then the bound is 1 s.
-        assert p99 < 3.0, latencies
+        # The target is a p99 under 1 s; the bound is that, generous beside the tens of ms measured.
+        assert p99 < 1.0, latencies
         stop.set()
         reader_thread.join()
         assert not bad, bad[:5]
