@@ -86,6 +86,14 @@ int db_secret_data_open(const struct db_sealer *sl, const char *name, const char
 int db_seal_data(const struct db_sealer *sl, const char *name, const char *uid, long long version, json_t *data,
 		 uint8_t **out, size_t *outlen);
 
+/*
+ * A stored ciphertext (`data_escaped`, bytea text form) opened and sealed again as it is, under the current
+ * term and the database's ciphertext version, without a JSON round trip (the re-seal and the rewrap).
+ * Errors as db_secret_data_open (DB_ERR_RETIRED, DB_ERR_CORRUPT) and db_seal_data (DB_ERR_NEED_BUDGET).
+ */
+int db_seal_reseal(const struct db_sealer *sl, const char *name, const char *uid, long long version,
+		   const char *data_escaped, uint8_t **out, size_t *outlen);
+
 /* Reserve a block of encryptions under the sealer's current DEK term, in a transaction of its own. */
 int db_seal_reserve(struct db_conn *c, const struct db_sealer *sl);
 

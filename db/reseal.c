@@ -5,7 +5,6 @@
  * term to the newest (db_rewrap, db/rewrap.c). Rows are opened and sealed again here, in the process: no
  * plaintext leaves it.
  */
-#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,9 +89,49 @@ struct reseal_tx {
 };
 
 /* A batch's updates as PostgreSQL array literals (text form): names, versions, ciphertexts (hex). */
+/*
+ * A batch's updates: the names and versions as array literals (text), the ciphertexts as a bytea[] in
+ * PostgreSQL's binary array format (array_send: ndim, flags, element type, then the dimension and each
+ * element as a length and its bytes), so nothing is hex-encoded here or parsed from hex by the server.
+ * Ciphertexts only: nothing secret is held in these buffers.
+ */
 struct reseal_arrays {
-	struct crypto_buf *names, *versions, *data;
+	struct crypto_buf *names, *versions;
+	uint8_t *data;
+	size_t len, cap, count;
 };
+
+#define BYTEA_OID 17
+#define ARRAY_HEADER_LEN 20
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* Room for `more` bytes in the binary array (doubling, so a batch grows it a few times at most). */
+static int
+data_reserve(struct reseal_arrays *a, size_t more)
+{
+	size_t cap = a->cap > 0 ? a->cap : 65536;
+	uint8_t *p;
+
+	if (more > SIZE_MAX / 2 - a->len)
+		return DB_ERR_ALLOC;
+	while (cap < a->len + more)
+		cap *= 2;
+	if (cap == a->cap)
+		return DB_OK;
+	if ((p = realloc(a->data, cap)) == NULL)
+		return DB_ERR_ALLOC;
+	a->data = p;
+	a->cap = cap;
+	return DB_OK;
+}
 
 /* Append `s` as a quoted array element: '"' and '\\' escaped, as array input requires. */
 static int
@@ -109,21 +148,21 @@ put_quoted(struct crypto_buf *b, const char *s)
 	return r == CRYPTO_OK ? crypto_buf_put(b, "\"", 1) : r;
 }
 
-/* Append a ciphertext as a bytea element in hex form ("\\x..." inside the quotes). */
+/* Append a ciphertext as an element of the binary bytea[]. */
 static int
-put_bytea(struct crypto_buf *b, const uint8_t *data, size_t len)
+put_bytea(struct reseal_arrays *a, const uint8_t *data, size_t len)
 {
-	uint8_t *dp = NULL;
-	size_t hexlen = 0;
-	int r = crypto_buf_put_str(b, crypto_buf_len(b) > 1 ? ",\"\\\\x" : "\"\\\\x");
+	int r;
 
-	if (r == CRYPTO_OK)
-		r = crypto_buf_reserve(b, 2 * len + 1, &dp);
-	if (r == CRYPTO_OK && OPENSSL_buf2hexstr_ex((char *)dp, 2 * len + 1, &hexlen, data, len, '\0') != 1)
-		r = CRYPTO_ERR_INTERNAL;
-	if (r == CRYPTO_OK)
-		r = crypto_buf_commit(b, hexlen > 0 ? hexlen - 1 : 0);
-	return r == CRYPTO_OK ? crypto_buf_put(b, "\"", 1) : r;
+	if (len > INT32_MAX)
+		return DB_ERR_TOO_LARGE;
+	if ((r = data_reserve(a, 4 + len)) != DB_OK)
+		return r;
+	put_be32(a->data + a->len, (uint32_t)len);
+	memcpy(a->data + a->len + 4, data, len);
+	a->len += 4 + len;
+	a->count++;
+	return DB_OK;
 }
 
 /* Open and seal again one row of the batch, into the arrays; a row that does not open is counted and left. */
@@ -132,30 +171,25 @@ reseal_row(struct reseal_tx *t, struct reseal_arrays *a, PGresult *rows, int i)
 {
 	const char *name = PQgetvalue(rows, i, 0), *uid = PQgetvalue(rows, i, 1);
 	long long version = strtoll(PQgetvalue(rows, i, 2), NULL, 10);
-	json_t *data = NULL;
 	uint8_t *blob = NULL;
 	size_t bloblen = 0;
 	int r, cr = CRYPTO_OK;
 
-	r = db_secret_data_open(t->sl, name, uid, version, true, PQgetvalue(rows, i, 3), &data);
+	r = db_seal_reseal(t->sl, name, uid, version, PQgetvalue(rows, i, 3), &blob, &bloblen);
 	if (r == DB_ERR_CORRUPT || r == DB_ERR_RETIRED) {
 		t->unreadable++;
 		return DB_OK;
 	}
-	if (r != DB_OK)
-		return r;
-	r = db_seal_data(t->sl, name, uid, version, data, &blob, &bloblen);
-	json_decref(data); /* wiped as it is freed (jansson's free hook, cmf/cli/main.c) */
 	if (r == DB_OK) {
 		cr = put_quoted(a->names, name);
 		if (cr == CRYPTO_OK && t->versions)
 			cr = crypto_buf_put_str(a->versions, crypto_buf_len(a->versions) > 1 ? "," : "");
 		if (cr == CRYPTO_OK && t->versions)
 			cr = crypto_buf_put_str(a->versions, PQgetvalue(rows, i, 2));
-		if (cr == CRYPTO_OK)
-			cr = put_bytea(a->data, blob, bloblen);
 		if (cr != CRYPTO_OK)
 			r = cr == CRYPTO_ERR_ALLOC || cr == CRYPTO_ERR_TOO_LARGE ? DB_ERR_ALLOC : DB_ERR_INTERNAL;
+		if (r == DB_OK)
+			r = put_bytea(a, blob, bloblen);
 	}
 	crypto_freezero(blob, bloblen);
 	if (r == DB_OK)
@@ -163,17 +197,21 @@ reseal_row(struct reseal_tx *t, struct reseal_arrays *a, PGresult *rows, int i)
 	return r;
 }
 
-/* Hex text per part of a batch: far below PostgreSQL's 1 GB per value, and a bounded memory cost here. */
+/* Bytes per part of a batch: far below PostgreSQL's 1 GB per value, and a bounded memory cost here. */
 #define RESEAL_FLUSH_BYTES (32u * 1024u * 1024u)
 
 static int
-arrays_open(struct reseal_arrays *a)
+arrays_open(struct reseal_arrays *a, size_t expect)
 {
 	/* Caps far above a part: the cap is a guard, not a limit (one row is at most 16 MiB sealed). */
 	if (crypto_buf_new(SIZE_MAX / 4, &a->names) != CRYPTO_OK || crypto_buf_new(SIZE_MAX / 4, &a->versions) != CRYPTO_OK ||
-	    crypto_buf_new(SIZE_MAX / 4, &a->data) != CRYPTO_OK || crypto_buf_put_str(a->names, "{") != CRYPTO_OK ||
-	    crypto_buf_put_str(a->versions, "{") != CRYPTO_OK || crypto_buf_put_str(a->data, "{") != CRYPTO_OK)
+	    crypto_buf_put_str(a->names, "{") != CRYPTO_OK || crypto_buf_put_str(a->versions, "{") != CRYPTO_OK)
 		return DB_ERR_ALLOC;
+	a->len = a->count = 0;
+	/* Sized once for the batch (its rows' stored lengths), not grown row by row. */
+	if (data_reserve(a, ARRAY_HEADER_LEN + (expect < RESEAL_FLUSH_BYTES ? expect : RESEAL_FLUSH_BYTES)) != DB_OK)
+		return DB_ERR_ALLOC;
+	a->len = ARRAY_HEADER_LEN;
 	return DB_OK;
 }
 
@@ -182,8 +220,8 @@ arrays_close(struct reseal_arrays *a)
 {
 	crypto_buf_free(a->names);
 	crypto_buf_free(a->versions);
-	crypto_buf_free(a->data);
-	a->names = a->versions = a->data = NULL;
+	free(a->data);
+	memset(a, 0, sizeof(*a));
 }
 
 /* The batch's UPDATE (one per part). */
@@ -193,16 +231,20 @@ reseal_store(struct db_conn *c, struct reseal_tx *t, struct reseal_arrays *a)
 	PGresult *res = NULL;
 	int r;
 
-	if (crypto_buf_put_str(a->names, "}") != CRYPTO_OK || crypto_buf_put_str(a->versions, "}") != CRYPTO_OK ||
-	    crypto_buf_put_str(a->data, "}") != CRYPTO_OK)
+	if (crypto_buf_put_str(a->names, "}") != CRYPTO_OK || crypto_buf_put_str(a->versions, "}") != CRYPTO_OK)
 		return DB_ERR_ALLOC;
+	put_be32(a->data, 1);			/* one dimension */
+	put_be32(a->data + 4, 0);		/* no NULL element */
+	put_be32(a->data + 8, BYTEA_OID);	/* of bytea */
+	put_be32(a->data + 12, (uint32_t)a->count); /* elements */
+	put_be32(a->data + 16, 1);		/* from index 1 */
 	if (t->versions) {
 		struct db_param p[] = { { crypto_buf_str(a->names), 0, 0 }, { crypto_buf_str(a->versions), 0, 0 },
-					{ crypto_buf_str(a->data), 0, 0 } };
+					{ (const char *)a->data, (int)a->len, 1 } };
 
 		r = db_exec_stmt(c, &st_reseal_versions_update, p, 3, &res);
 	} else {
-		struct db_param p[] = { { crypto_buf_str(a->names), 0, 0 }, { crypto_buf_str(a->data), 0, 0 } };
+		struct db_param p[] = { { crypto_buf_str(a->names), 0, 0 }, { (const char *)a->data, (int)a->len, 1 } };
 
 		r = db_exec_stmt(c, &st_reseal_update, p, 2, &res);
 	}
@@ -269,19 +311,24 @@ batch_body(struct db_conn *c, void *cls)
 		return r;
 	n = PQntuples(rows);
 	{
-		struct reseal_arrays a = { NULL, NULL, NULL };
+		struct reseal_arrays a;
 		long long stored = 0;
+		size_t expect = 0;
 
-		r = arrays_open(&a);
+		/* The stored hex text is 2 + 2 × the bytes; the new ciphertexts are as long, plus a length each. */
+		for (int i = 0; i < n; i++)
+			expect += (size_t)PQgetlength(rows, i, 3) / 2 + 4;
+		memset(&a, 0, sizeof(a));
+		r = arrays_open(&a, expect);
 		for (int i = 0; i < n && r == DB_OK; i++) {
 			r = reseal_row(t, &a, rows, i);
 			/* PostgreSQL takes no value over 1 GB, and rows may be up to 16 MiB sealed: store in parts. */
-			if (r == DB_OK && t->resealed > stored && crypto_buf_len(a.data) > RESEAL_FLUSH_BYTES) {
+			if (r == DB_OK && t->resealed > stored && a.len > RESEAL_FLUSH_BYTES) {
 				r = reseal_store(c, t, &a);
 				stored = t->resealed;
 				arrays_close(&a);
 				if (r == DB_OK)
-					r = arrays_open(&a);
+					r = arrays_open(&a, expect);
 			}
 		}
 		if (r == DB_OK && t->resealed > stored)

@@ -15,7 +15,7 @@
  * COMMIT) stay small beside the rows' own UPDATEs, small enough that a batch holds its row locks only
  * for a few milliseconds and fits well inside database.requestTimeoutSeconds.
  */
-#define REWRAP_BATCH 256
+#define REWRAP_BATCH 512
 
 /*
  * One rewrap at a time: a session-level advisory lock (beside the initialization lock's 6516070).

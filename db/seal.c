@@ -214,15 +214,38 @@ secret_ident(char *buf, size_t len, int format, const char *name, const char *ui
 #define SECRET_NAME_MAX 253
 #define SECRET_IDENT_MAX 340
 
+/* Seal `text` (textlen ≤ CRYPTO_MAX_PLAINTEXT) for the secret under the current term, taking one encryption. */
+static int
+seal_text(const struct db_sealer *sl, const char *name, const char *uid, long long version, const char *text,
+	  size_t textlen, uint8_t **out, size_t *outlen)
+{
+	char ident[SECRET_IDENT_MAX];
+	uint8_t *ct = NULL;
+	size_t ctlen = 0;
+	int format = seal_format, r, cr;
+
+	r = budget_take(crypto_keyring_current_term(sl->keyring));
+	if (r != DB_OK)
+		return r;
+	secret_ident(ident, sizeof(ident), format, name, uid, version);
+	cr = crypto_keyring_seal(sl->keyring, (uint8_t)format, (const uint8_t *)ident, strlen(ident),
+				 (const uint8_t *)text, textlen, &ct, &ctlen);
+	if (cr != CRYPTO_OK) {
+		crypto_log_error("%s: sealing failed: %s", __func__, crypto_strerror(cr));
+		return cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : cr == CRYPTO_ERR_NO_KEY ? DB_ERR_KEY_UNAVAILABLE : DB_ERR_INTERNAL;
+	}
+	*out = ct;
+	*outlen = ctlen;
+	return DB_OK;
+}
+
 int
 db_seal_data(const struct db_sealer *sl, const char *name, const char *uid, long long version, json_t *data,
 	     uint8_t **out, size_t *outlen)
 {
-	char ident[SECRET_IDENT_MAX];
 	char *text = NULL;
-	uint8_t *ct = NULL;
-	size_t ctlen = 0, textlen;
-	int format = seal_format, r = DB_OK, cr;
+	size_t textlen;
+	int r;
 
 	*out = NULL;
 	*outlen = 0;
@@ -243,36 +266,70 @@ db_seal_data(const struct db_sealer *sl, const char *name, const char *uid, long
 		*outlen = textlen;
 		return DB_OK;
 	}
-	r = budget_take(crypto_keyring_current_term(sl->keyring));
-	if (r != DB_OK)
-		goto out;
-	secret_ident(ident, sizeof(ident), format, name, uid, version);
-	cr = crypto_keyring_seal(sl->keyring, (uint8_t)format, (const uint8_t *)ident, strlen(ident),
-				 (const uint8_t *)text, textlen, &ct, &ctlen);
-	if (cr != CRYPTO_OK) {
-		crypto_log_error("%s: sealing failed: %s", __func__, crypto_strerror(cr));
-		r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : cr == CRYPTO_ERR_NO_KEY ? DB_ERR_KEY_UNAVAILABLE
-										    : DB_ERR_INTERNAL;
-		goto out;
-	}
-	*out = ct;
-	*outlen = ctlen;
+	r = seal_text(sl, name, uid, version, text, textlen, out, outlen);
 out:
 	crypto_freezero(text, textlen);
 	return r;
+}
+
+/* Open a sealed secret's ciphertext (`raw`, as stored) into *pt (caller wipes and frees: crypto_freezero). */
+static int
+open_sealed(const struct db_sealer *sl, const char *name, const char *uid, long long version, const uint8_t *raw,
+	    size_t rawlen, uint8_t **pt, size_t *ptlen)
+{
+	char ident[SECRET_IDENT_MAX];
+	uint8_t format = 0;
+	uint32_t term = 0;
+	int cr;
+
+	cr = crypto_aead_format(raw, rawlen, &format);
+	if (cr == CRYPTO_OK && format < min_format) {
+		crypto_log_error("%s: secret %s (uid %s, version %lld) is sealed in ciphertext version %d, below "
+				 "version %d, the lowest this database accepts since every secret was re-sealed: "
+				 "an older ciphertext was put back (a restore, an UPDATE); refused",
+				 __func__, name, uid, version, format, min_format);
+		return DB_ERR_CORRUPT;
+	}
+	if (cr == CRYPTO_OK && strlen(name) > SECRET_NAME_MAX)
+		cr = CRYPTO_ERR_INVALID_ARG;
+	if (cr == CRYPTO_OK) {
+		secret_ident(ident, sizeof(ident), format, name, uid, version);
+		cr = crypto_keyring_open(sl->keyring, (const uint8_t *)ident, strlen(ident), raw, rawlen, pt, ptlen);
+		/* Sealed by a process that already holds a newer term than this request's keyring. */
+		if (cr == CRYPTO_ERR_UNKNOWN_TERM && sl->hooks != NULL && sl->hooks->open_newer != NULL)
+			cr = sl->hooks->open_newer(sl->hooks_cls, (const uint8_t *)ident, strlen(ident), raw, rawlen, pt,
+						   ptlen);
+	}
+	/*
+	 * Terms are made one after another and only ever deleted by their retirement (db_dek_retire): a term
+	 * below the current one that the keyring lacks was retired, and its ciphertext (a row restored from an
+	 * old backup) can never be opened.
+	 */
+	if (cr == CRYPTO_ERR_UNKNOWN_TERM && crypto_aead_term(raw, rawlen, &term) == CRYPTO_OK &&
+	    term < crypto_keyring_current_term(sl->keyring)) {
+		crypto_log_error("%s: secret %s (uid %s, version %lld) is sealed under data key term %" PRIu32
+				 ", which was retired (its key destroyed; the current term is %" PRIu32
+				 "): it can never be decrypted; write the secret again",
+				 __func__, name, uid, version, term, crypto_keyring_current_term(sl->keyring));
+		return DB_ERR_RETIRED;
+	}
+	if (cr != CRYPTO_OK) {
+		crypto_log_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, name, uid, version,
+				 crypto_strerror(cr));
+		return cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_CORRUPT;
+	}
+	return DB_OK;
 }
 
 int
 db_secret_data_open(const struct db_sealer *sl, const char *name, const char *uid, long long version, bool sealed,
 		    const char *data_escaped, json_t **data)
 {
-	char ident[SECRET_IDENT_MAX];
 	unsigned char *raw = NULL;
-	uint8_t *pt = NULL, format = 0;
-	uint32_t term = 0;
+	uint8_t *pt = NULL;
 	size_t rawlen = 0, ptlen = 0;
 	json_error_t jerr;
-	int r = DB_OK, cr;
+	int r = DB_OK;
 
 	*data = NULL;
 	/* The row's form must match the database's mode: a plaintext row in an encrypted database was
@@ -288,46 +345,9 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 	if (raw == NULL)
 		return DB_ERR_ALLOC;
 	if (sealed) {
-		cr = crypto_aead_format(raw, rawlen, &format);
-		if (cr == CRYPTO_OK && format < min_format) {
-			crypto_log_error("%s: secret %s (uid %s, version %lld) is sealed in ciphertext version %d, below "
-					 "version %d, the lowest this database accepts since every secret was re-sealed: "
-					 "an older ciphertext was put back (a restore, an UPDATE); refused",
-					 __func__, name, uid, version, format, min_format);
-			r = DB_ERR_CORRUPT;
+		r = open_sealed(sl, name, uid, version, raw, rawlen, &pt, &ptlen);
+		if (r != DB_OK)
 			goto out;
-		}
-		if (cr == CRYPTO_OK && strlen(name) > SECRET_NAME_MAX)
-			cr = CRYPTO_ERR_INVALID_ARG;
-		if (cr == CRYPTO_OK) {
-			secret_ident(ident, sizeof(ident), format, name, uid, version);
-			cr = crypto_keyring_open(sl->keyring, (const uint8_t *)ident, strlen(ident), raw, rawlen, &pt,
-						 &ptlen);
-			/* Sealed by a process that already holds a newer term than this request's keyring. */
-			if (cr == CRYPTO_ERR_UNKNOWN_TERM && sl->hooks != NULL && sl->hooks->open_newer != NULL)
-				cr = sl->hooks->open_newer(sl->hooks_cls, (const uint8_t *)ident, strlen(ident), raw,
-							   rawlen, &pt, &ptlen);
-		}
-		/*
-		 * Terms are made one after another and only ever deleted by their retirement (db_dek_retire): a
-		 * term below the current one that the keyring lacks was retired, and its ciphertext (a row
-		 * restored from an old backup) can never be opened.
-		 */
-		if (cr == CRYPTO_ERR_UNKNOWN_TERM && crypto_aead_term(raw, rawlen, &term) == CRYPTO_OK &&
-		    term < crypto_keyring_current_term(sl->keyring)) {
-			crypto_log_error("%s: secret %s (uid %s, version %lld) is sealed under data key term %" PRIu32
-					 ", which was retired (its key destroyed; the current term is %" PRIu32
-					 "): it can never be decrypted; write the secret again",
-					 __func__, name, uid, version, term, crypto_keyring_current_term(sl->keyring));
-			r = DB_ERR_RETIRED;
-			goto out;
-		}
-		if (cr != CRYPTO_OK) {
-			crypto_log_error("%s: secret %s (uid %s, version %lld) does not decrypt: %s", __func__, name, uid, version,
-				  crypto_strerror(cr));
-			r = cr == CRYPTO_ERR_ALLOC ? DB_ERR_ALLOC : DB_ERR_CORRUPT;
-			goto out;
-		}
 		*data = json_loadb((const char *)pt, ptlen, 0, &jerr);
 	} else {
 		*data = json_loadb((const char *)raw, rawlen, 0, &jerr);
@@ -339,6 +359,32 @@ db_secret_data_open(const struct db_sealer *sl, const char *name, const char *ui
 		r = DB_ERR_CORRUPT;
 	}
 out:
+	crypto_freezero(pt, ptlen);
+	OPENSSL_cleanse(raw, rawlen);
+	PQfreemem(raw);
+	return r;
+}
+
+int
+db_seal_reseal(const struct db_sealer *sl, const char *name, const char *uid, long long version,
+	       const char *data_escaped, uint8_t **out, size_t *outlen)
+{
+	unsigned char *raw = NULL;
+	uint8_t *pt = NULL;
+	size_t rawlen = 0, ptlen = 0;
+	int r;
+
+	*out = NULL;
+	*outlen = 0;
+	if (!sl->enabled || sl->keyring == NULL)
+		return sl->enabled ? DB_ERR_KEY_UNAVAILABLE : DB_ERR_INVALID;
+	raw = PQunescapeBytea((const unsigned char *)data_escaped, &rawlen);
+	if (raw == NULL)
+		return DB_ERR_ALLOC;
+	/* The plaintext as sealed (cmf's own JSON text, authenticated by the tag): sealed again as it is. */
+	r = open_sealed(sl, name, uid, version, raw, rawlen, &pt, &ptlen);
+	if (r == DB_OK)
+		r = seal_text(sl, name, uid, version, (const char *)pt, ptlen, out, outlen);
 	crypto_freezero(pt, ptlen);
 	OPENSSL_cleanse(raw, rawlen);
 	PQfreemem(raw);

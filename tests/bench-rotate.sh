@@ -10,6 +10,7 @@ N=${BENCH_ROTATE_SECRETS:-100000}
 DUR=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNECTIONS:-16}
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 
 W=$(mktemp -d /tmp/cmf-bench-rotate-XXXXXX)
 chmod 755 "$W"
@@ -59,7 +60,7 @@ rps() { wrk -t2 -c"$CONNS" -d"${1}s" -H "Authorization: Bearer $READER" "$URL" |
 
 before=$(rps "$DUR")
 start=$(date +%s.%N)
-build/cmf rewrap >"$W/rewrap.out" 2>"$W/rewrap.err" &
+/usr/bin/time -f "%U %S" -o "$W/rewrap.time" build/cmf rewrap >"$W/rewrap.out" 2>"$W/rewrap.err" &
 RWPID=$!
 during=$(rps "$DUR")
 wait "$RWPID" || fail "cmf rewrap failed: $(tail -n 3 "$W/rewrap.err")"
@@ -70,13 +71,16 @@ moved=$(sed -n 's/^rewrap: \([0-9]*\) ciphertext(s) moved.*/\1/p' "$W/rewrap.out
 [ "$($PSQL -c "SELECT count(*) FROM cmf_secrets WHERE get_byte(data, 4) = 1")" = 0 ] ||
 	fail "rows were left under term 1 after the rewrap"
 after=$(rps "$DUR")
-python3 - "$N" "$moved" "$secs" "$before" "$during" "$after" "$DUR" <<'PY'
+cpu=$(tail -n 1 "$W/rewrap.time")
+python3 - "$N" "$moved" "$secs" "$before" "$during" "$after" "$DUR" $cpu <<'PY'
 import sys
-n, moved, secs, before, during, after, dur = sys.argv[1:]
+n, moved, secs, before, during, after, dur, user, system = sys.argv[1:]
 secs, before, during, after = float(secs), float(before), float(during), float(after)
 print("bench-rotate: rewrap of %s secrets (%s ciphertexts with their versions) in %.1f s: %.0f ciphertexts/s, "
       "%.0f secrets/s (target: under 30 s for 100,000 secrets: %s)"
       % (n, moved, secs, int(moved) / secs, int(n) / secs, "met" if secs < 30 else "MISSED"))
+print("bench-rotate: cmf rewrap's own CPU: %.1f s user, %.1f s system (the rest of the %.1f s is PostgreSQL and I/O)"
+      % (float(user), float(system), secs))
 print("bench-rotate: resolution 200 throughput: %.0f req/s before, %.0f during the rewrap, %.0f after; "
       "during/before = %.2f%s" % (before, during, after, during / before,
                                  "" if secs >= float(dur) else " (the rewrap ended inside the %s s window)" % dur))
