@@ -52,6 +52,22 @@ or_empty(const char *s)
 }
 
 int
+db_audit_insert_as(struct db_conn *c, const struct db_audit *base, const char *action, const char *outcome,
+		   const char *resource)
+{
+	struct db_audit a;
+
+	if (base == NULL)
+		return DB_OK;
+	a = *base;
+	a.action = action;
+	if (outcome != NULL)
+		a.outcome = outcome;
+	a.resource = resource;
+	return db_audit_insert(c, &a);
+}
+
+int
 db_audit_insert(struct db_conn *c, const struct db_audit *a)
 {
 	char status[16], t[32];

@@ -157,6 +157,13 @@ struct db_kind {
 /* Insert an audit event inside the caller's transaction (no-op when `a` is NULL). */
 int db_audit_insert(struct db_conn *c, const struct db_audit *a);
 
+/*
+ * `base` (the caller's principal and client; NULL: nothing is inserted) as an event of its own: `action`,
+ * `resource`, and `outcome` unless NULL (then base's), inside the caller's transaction.
+ */
+int db_audit_insert_as(struct db_conn *c, const struct db_audit *base, const char *action, const char *outcome,
+		       const char *resource);
+
 /* Embedded migrations, generated from db/migrations/NNNN_name.sql by db/embed.sh. */
 struct db_migration {
 	int version;

@@ -160,13 +160,8 @@ rotate_body(struct db_conn *c, void *cls)
 		PQclear(res);
 	}
 	snprintf(resource, sizeof(resource), "master-key/%s", to_id);
-	if (r == DB_OK && t->audit != NULL) {
-		struct db_audit a = *t->audit;
-
-		a.action = "encryption.rotate";
-		a.resource = resource;
-		r = db_audit_insert(c, &a);
-	}
+	if (r == DB_OK)
+		r = db_audit_insert_as(c, t->audit, "encryption.rotate", NULL, resource);
 	if (r == DB_OK)
 		t->done = true;
 	return r;
@@ -231,13 +226,7 @@ finish_body(struct db_conn *c, void *cls)
 	PQclear(res);
 	res = NULL;
 	snprintf(resource, sizeof(resource), "master-key/%s/previous-destroyed", st.previous_key_id);
-	if (t->audit != NULL) {
-		struct db_audit a = *t->audit;
-
-		a.action = "encryption.rotate";
-		a.resource = resource;
-		r = db_audit_insert(c, &a);
-	}
+	r = db_audit_insert_as(c, t->audit, "encryption.rotate", NULL, resource);
 	if (r == DB_OK)
 		t->done = true;
 	return r;

@@ -97,21 +97,6 @@ bool_body(struct db_conn *c, void *cls)
 }
 
 static int
-audit_event(struct db_conn *c, const struct db_audit *base, const char *action, const char *outcome,
-	    const char *resource)
-{
-	struct db_audit a;
-
-	if (base == NULL)
-		return DB_OK;
-	a = *base;
-	a.action = action;
-	a.outcome = outcome;
-	a.resource = resource;
-	return db_audit_insert(c, &a);
-}
-
-static int
 begin_body(struct db_conn *c, void *cls)
 {
 	struct rewrap_run *t = cls;
@@ -126,7 +111,7 @@ begin_body(struct db_conn *c, void *cls)
 	PQclear(res);
 	snprintf(resource, sizeof(resource), "rewrap/term-%" PRIu32 "/rows-%lld", t->target, t->total);
 	if (r == DB_OK)
-		r = audit_event(c, t->audit, "encryption.rewrap.start", "success", resource);
+		r = db_audit_insert_as(c, t->audit, "encryption.rewrap.start", "success", resource);
 	return r;
 }
 
@@ -166,7 +151,7 @@ batch_end(void *cls, struct db_conn *c, long long moved, long long unreadable, b
 	if (r == DB_OK && last) {
 		snprintf(resource, sizeof(resource), "rewrap/term-%" PRIu32 "/rewrapped-%lld/unreadable-%lld", t->target,
 			 t->p.done + moved, t->p.unreadable + unreadable);
-		r = audit_event(c, t->audit, "encryption.rewrap.end", t->p.unreadable + unreadable == 0 ? "success" : "failure",
+		r = db_audit_insert_as(c, t->audit, "encryption.rewrap.end", t->p.unreadable + unreadable == 0 ? "success" : "failure",
 				resource);
 	}
 	return r;
@@ -201,7 +186,7 @@ failed_body(struct db_conn *c, void *cls)
 	PQclear(res);
 	snprintf(resource, sizeof(resource), "rewrap/term-%" PRIu32 "/rewrapped-%lld", f->t->target, f->t->p.done);
 	if (r == DB_OK)
-		r = audit_event(c, f->t->audit, "encryption.rewrap.end", "failure", resource);
+		r = db_audit_insert_as(c, f->t->audit, "encryption.rewrap.end", "failure", resource);
 	return r;
 }
 

@@ -199,14 +199,7 @@ rotate_body(struct db_conn *c, void *cls)
 	if (r != DB_OK)
 		return r;
 	snprintf(resource, sizeof(resource), "dek/%" PRIu32, max + 1);
-	if (t->audit != NULL) {
-		struct db_audit a = *t->audit;
-
-		a.action = "encryption.rotate";
-		a.resource = resource;
-		r = db_audit_insert(c, &a);
-	}
-	if (r != DB_OK)
+	if ((r = db_audit_insert_as(c, t->audit, "encryption.rotate", NULL, resource)) != DB_OK)
 		return r;
 	t->term = max + 1;
 	t->created = true;
