@@ -167,6 +167,19 @@ rotate_body(struct db_conn *c, void *cls)
 	return r;
 }
 
+/* One locked transaction of `body`; a failure without a sentence of its own gets `what`: the error. */
+static int
+master_run(struct db_conn *c, db_tx_body body, struct master_tx *t, const char *what)
+{
+	int r;
+
+	t->why[0] = '\0';
+	r = db_tx_run(c, DB_TX_LOCKED, body, t);
+	if (r != DB_OK && t->why[0] == '\0')
+		snprintf(t->why, t->whylen, "%s: %s", what, db_strerror(r));
+	return r;
+}
+
 int
 db_master_rotate(struct db_conn *c, const struct crypto_key *from, const struct crypto_key *to,
 		 const struct db_audit *audit, bool *rotated, char *why, size_t whylen)
@@ -177,17 +190,11 @@ db_master_rotate(struct db_conn *c, const struct crypto_key *from, const struct 
 	int r;
 
 	*rotated = false;
-	t.why[0] = '\0';
 	if (from == NULL || to == NULL)
 		return DB_ERR_KEY_UNAVAILABLE;
-	r = db_tx_run(c, DB_TX_LOCKED, rotate_body, &t);
-	if (r != DB_OK) {
-		if (t.why[0] == '\0')
-			snprintf(t.why, t.whylen, "cannot rotate the master key: %s", db_strerror(r));
-		return r;
-	}
-	*rotated = t.done;
-	return DB_OK;
+	r = master_run(c, rotate_body, &t, "cannot rotate the master key");
+	*rotated = r == DB_OK && t.done;
+	return r;
 }
 
 static int
@@ -242,17 +249,11 @@ db_master_finish(struct db_conn *c, const struct crypto_key *current, const stru
 	int r;
 
 	*finished = false;
-	t.why[0] = '\0';
 	if (current == NULL)
 		return DB_ERR_KEY_UNAVAILABLE;
-	r = db_tx_run(c, DB_TX_LOCKED, finish_body, &t);
-	if (r != DB_OK) {
-		if (t.why[0] == '\0')
-			snprintf(t.why, t.whylen, "cannot finish the master-key rotation: %s", db_strerror(r));
-		return r;
-	}
-	*finished = t.done;
-	return DB_OK;
+	r = master_run(c, finish_body, &t, "cannot finish the master-key rotation");
+	*finished = r == DB_OK && t.done;
+	return r;
 }
 
 struct holder_tx {
