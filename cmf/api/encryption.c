@@ -44,23 +44,15 @@ cmf_api_encryption_get(struct cmf_call *call)
 static int
 rotate_input(struct cmf_call *call)
 {
-	static const char *const keys[] = { "target", NULL };
-	json_t *body = NULL;
-	const char *target;
-	int r = -1;
+	json_t *target = NULL;
+	int r;
 
-	if (cmf_resource_body(call->req, call->resp, &body) != 0)
+	if (cmf_resource_body_member(call->req, call->resp, "target", &target) != 0)
 		return -1;
-	if (cmf_resource_object_check(body, "", keys, call->resp) != 0)
-		goto out;
-	target = json_string_value(json_object_get(body, "target"));
-	if (target == NULL || strcmp(target, "dek") != 0) {
+	r = json_is_string(target) && strcmp(json_string_value(target), "dek") == 0 ? 0 : -1;
+	if (r != 0)
 		cmf_reply_error(call->resp, 400, "target must be \"dek\": the data key is the only target that can be rotated");
-		goto out;
-	}
-	r = 0;
-out:
-	json_decref(body);
+	json_decref(target);
 	return r;
 }
 
@@ -211,24 +203,17 @@ rewrap_thread(void *arg)
 static int
 rewrap_input(struct cmf_call *call, bool *retire)
 {
-	static const char *const keys[] = { "retire", NULL };
-	json_t *body = NULL, *v;
-	int r = -1;
+	json_t *v = NULL;
+	int r;
 
 	*retire = false;
-	if (cmf_resource_body(call->req, call->resp, &body) != 0)
+	if (cmf_resource_body_member(call->req, call->resp, "retire", &v) != 0)
 		return -1;
-	if (cmf_resource_object_check(body, "", keys, call->resp) != 0)
-		goto out;
-	v = json_object_get(body, "retire");
-	if (v != NULL && !json_is_boolean(v)) {
+	r = v == NULL || json_is_boolean(v) ? 0 : -1;
+	if (r != 0)
 		cmf_reply_error(call->resp, 400, "retire must be true or false");
-		goto out;
-	}
 	*retire = json_is_true(v);
-	r = 0;
-out:
-	json_decref(body);
+	json_decref(v);
 	return r;
 }
 

@@ -36,6 +36,24 @@ cmf_resource_body(struct cmf_request *req, struct cmf_response *resp, json_t **o
 }
 
 int
+cmf_resource_body_member(struct cmf_request *req, struct cmf_response *resp, const char *name, json_t **value)
+{
+	const char *const keys[] = { name, NULL };
+	json_t *body = NULL;
+	int r = -1;
+
+	*value = NULL;
+	if (cmf_resource_body(req, resp, &body) != 0)
+		return -1;
+	if (cmf_resource_object_check(body, "", keys, resp) == 0) {
+		*value = json_incref(json_object_get(body, name));
+		r = 0;
+	}
+	json_decref(body);
+	return r;
+}
+
+int
 cmf_resource_name_check(const char *field, const char *name, char *why, size_t whylen)
 {
 	size_t len = strlen(name), label = 0;

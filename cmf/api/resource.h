@@ -25,6 +25,12 @@
 int cmf_resource_body(struct cmf_request *req, struct cmf_response *resp, json_t **out);
 
 /*
+ * A body of one member (an action's: {"target": ...}, {"version": N}, {"retire": true}): cmf_resource_body,
+ * no member but `name`, and *value a new reference to it (NULL when absent). 0, or -1 replied.
+ */
+int cmf_resource_body_member(struct cmf_request *req, struct cmf_response *resp, const char *name, json_t **value);
+
+/*
  * 0 when `name` is a valid resource name, else -1 with a sentence in `why` naming `field` and the
  * rule broken, e.g. "metadata.name 'Ab' must be 4 to 253 characters".
  */

@@ -124,23 +124,17 @@ const struct cmf_kind cmf_kind_secret_version = {
 static int
 rollback_input(struct cmf_call *call, long long *version)
 {
-	static const char *const keys[] = { "version", NULL };
-	json_t *body = NULL, *v;
-	int r = -1;
+	json_t *v = NULL;
+	int r;
 
-	if (cmf_resource_body(call->req, call->resp, &body) != 0)
+	if (cmf_resource_body_member(call->req, call->resp, "version", &v) != 0)
 		return -1;
-	if (cmf_resource_object_check(body, "", keys, call->resp) != 0)
-		goto out;
-	v = json_object_get(body, "version");
-	if (!json_is_integer(v) || json_integer_value(v) < 1) {
+	r = json_is_integer(v) && json_integer_value(v) >= 1 ? 0 : -1;
+	if (r != 0)
 		cmf_reply_error(call->resp, 400, "version is required: the positive integer of the version to roll back to");
-		goto out;
-	}
-	*version = (long long)json_integer_value(v);
-	r = 0;
-out:
-	json_decref(body);
+	else
+		*version = (long long)json_integer_value(v);
+	json_decref(v);
 	return r;
 }
 
