@@ -542,6 +542,19 @@ tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 }
 
 int
+db_tx_run_why(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls, char *why, size_t whylen,
+	      const char *what)
+{
+	int r;
+
+	why[0] = '\0';
+	r = db_tx_run(c, mode, body, cls);
+	if (r != DB_OK && why[0] == '\0')
+		snprintf(why, whylen, "%s: %s", what, db_strerror(r));
+	return r;
+}
+
+int
 db_tx_run(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls)
 {
 	return c == NULL ? DB_ERR_ALLOC : health_note(tx_run(c, mode, body, cls));

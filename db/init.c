@@ -412,10 +412,9 @@ db_init(struct db_conn *c, bool encryption_enabled, const struct crypto_key *mas
 	memset(res, 0, sizeof(*res));
 	if (encryption_enabled != (master != NULL))
 		return DB_ERR_INTERNAL;
-	r = db_tx_run(c, check_only ? DB_TX_LOCKED_READ : DB_TX_LOCKED, init_body, &t);
+	r = db_tx_run_why(c, check_only ? DB_TX_LOCKED_READ : DB_TX_LOCKED, init_body, &t, t.why, t.whylen,
+			  "database initialization failed");
 	if (r != DB_OK) {
-		if (t.why[0] == '\0')
-			snprintf(t.why, t.whylen, "database initialization failed: %s", db_strerror(r));
 		crypto_keyring_free(t.kr);
 		return r;
 	}
@@ -459,11 +458,8 @@ db_keyring_load(struct db_conn *c, const struct crypto_key *master, struct crypt
 	int r;
 
 	*keyring = NULL;
-	t.why[0] = '\0';
-	r = db_tx_run(c, DB_TX_READ, keyring_body, &t);
+	r = db_tx_run_why(c, DB_TX_READ, keyring_body, &t, t.why, t.whylen, "cannot load the keyring");
 	if (r != DB_OK) {
-		if (t.why[0] == '\0')
-			snprintf(t.why, t.whylen, "cannot load the keyring: %s", db_strerror(r));
 		crypto_keyring_free(t.kr);
 		return r;
 	}

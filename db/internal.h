@@ -61,6 +61,13 @@ int db_exec_stmt(struct db_conn *c, const struct db_statement *st, const struct 
 /* Run a parameterless SQL script (migrations, BEGIN/COMMIT/ROLLBACK); same error mapping. */
 int db_exec_script(struct db_conn *c, const char *what, const char *sql);
 
+/*
+ * db_tx_run for a call that explains its failures: `why` (size whylen, the body's own sentence buffer) is
+ * emptied first, and a failure the body did not explain gets "<what>: <db_strerror>".
+ */
+int db_tx_run_why(struct db_conn *c, enum db_tx_mode mode, db_tx_body body, void *cls, char *why, size_t whylen,
+		  const char *what);
+
 /* The initialization lock (transaction-scoped): initialization, migrations and the re-seal take it. */
 extern const struct db_statement db_st_init_lock;
 

@@ -167,19 +167,6 @@ rotate_body(struct db_conn *c, void *cls)
 	return r;
 }
 
-/* One locked transaction of `body`; a failure without a sentence of its own gets `what`: the error. */
-static int
-master_run(struct db_conn *c, db_tx_body body, struct master_tx *t, const char *what)
-{
-	int r;
-
-	t->why[0] = '\0';
-	r = db_tx_run(c, DB_TX_LOCKED, body, t);
-	if (r != DB_OK && t->why[0] == '\0')
-		snprintf(t->why, t->whylen, "%s: %s", what, db_strerror(r));
-	return r;
-}
-
 int
 db_master_rotate(struct db_conn *c, const struct crypto_key *from, const struct crypto_key *to,
 		 const struct db_audit *audit, bool *rotated, char *why, size_t whylen)
@@ -192,7 +179,7 @@ db_master_rotate(struct db_conn *c, const struct crypto_key *from, const struct 
 	*rotated = false;
 	if (from == NULL || to == NULL)
 		return DB_ERR_KEY_UNAVAILABLE;
-	r = master_run(c, rotate_body, &t, "cannot rotate the master key");
+	r = db_tx_run_why(c, DB_TX_LOCKED, rotate_body, &t, t.why, t.whylen, "cannot rotate the master key");
 	*rotated = r == DB_OK && t.done;
 	return r;
 }
@@ -251,7 +238,7 @@ db_master_finish(struct db_conn *c, const struct crypto_key *current, const stru
 	*finished = false;
 	if (current == NULL)
 		return DB_ERR_KEY_UNAVAILABLE;
-	r = master_run(c, finish_body, &t, "cannot finish the master-key rotation");
+	r = db_tx_run_why(c, DB_TX_LOCKED, finish_body, &t, t.why, t.whylen, "cannot finish the master-key rotation");
 	*finished = r == DB_OK && t.done;
 	return r;
 }

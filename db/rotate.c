@@ -226,12 +226,9 @@ db_dek_rotate(struct db_conn *c, const struct crypto_key *master, const struct c
 	t.why[0] = '\0';
 	if (master == NULL)
 		return DB_ERR_KEY_UNAVAILABLE;
-	r = db_tx_run(c, DB_TX_LOCKED, rotate_body, &t);
-	if (r != DB_OK) {
-		if (t.why[0] == '\0')
-			snprintf(t.why, t.whylen, "cannot rotate the data key: %s", db_strerror(r));
+	r = db_tx_run_why(c, DB_TX_LOCKED, rotate_body, &t, t.why, t.whylen, "cannot rotate the data key");
+	if (r != DB_OK)
 		return r;
-	}
 	*term = t.term;
 	*created = t.created;
 	if (t.created)
@@ -340,13 +337,9 @@ db_dek_retire(struct db_conn *c, const struct db_audit *audit, int *retired, uin
 
 	*retired = 0;
 	*min_term = 0;
-	t.why[0] = '\0';
-	r = db_tx_run(c, DB_TX_WRITE, retire_body, &t);
-	if (r != DB_OK) {
-		if (t.why[0] == '\0')
-			snprintf(t.why, t.whylen, "cannot retire data keys: %s", db_strerror(r));
+	r = db_tx_run_why(c, DB_TX_WRITE, retire_body, &t, t.why, t.whylen, "cannot retire data keys");
+	if (r != DB_OK)
 		return r;
-	}
 	*retired = t.retired;
 	*min_term = t.min_term;
 	if (t.retired > 0)
